@@ -1,0 +1,100 @@
+"""Training backend for the browser: onnxruntime-web's training API via Pyodide's JS interop.
+
+Only this module (and the page bootstrap) knows about ``ort``. JS errors become
+:class:`TrainerError` with a readable message; proxies we create are destroyed.
+"""
+from __future__ import annotations
+
+from array import array
+from typing import Sequence
+
+from .bundle_source import BundleSource
+from .trainer import TrainerError, check_batch
+
+
+def _u8(data: bytes):
+    import js
+
+    buf = js.Uint8Array.new(len(data))
+    buf.assign(data)
+    return buf
+
+
+class OrtWebTrainer:
+    name = "onnxruntime-web (wasm)"
+
+    def __init__(self, manifest: dict, session) -> None:
+        self.manifest = manifest
+        self.input_shape = list(manifest["head"]["input_shape"])
+        self.num_parameters = int(manifest["num_parameters"])
+        self._session = session
+        self._loss_name = str(session.trainingOutputNames[0])
+        self._logits_name = manifest["head"]["output"]
+        eval_names = [str(n) for n in session.evalOutputNames]
+        self._eval_loss_name = eval_names[0]
+
+    @classmethod
+    async def create(cls, source: BundleSource) -> "OrtWebTrainer":
+        import js
+        from pyodide.ffi import JsException, to_js
+
+        manifest = await source.load_manifest()
+        options = {
+            "checkpointState": _u8(await source.read("checkpoint")),
+            "trainModel": _u8(await source.read("training_model.onnx")),
+            "evalModel": _u8(await source.read("eval_model.onnx")),
+            "optimizerModel": _u8(await source.read("optimizer_model.onnx")),
+        }
+        try:
+            session = await js.ort.TrainingSession.create(to_js(options, dict_converter=js.Object.fromEntries))
+        except JsException as exc:
+            raise TrainerError(f"onnxruntime-web could not load the bundle: {exc}") from None
+        return cls(manifest, session)
+
+    def _feeds(self, inputs: array, labels: Sequence[int]):
+        import js
+        from pyodide.ffi import to_js
+
+        n = check_batch(self, inputs, labels)
+        x = js.Float32Array.new(len(inputs))
+        x.assign(inputs)
+        y = js.BigInt64Array.new(_u8(array("q", labels).tobytes()).buffer)
+        feeds = {
+            "input": js.ort.Tensor.new("float32", x, to_js([n, *self.input_shape])),
+            "labels": js.ort.Tensor.new("int64", y, to_js([n])),
+        }
+        return to_js(feeds, dict_converter=js.Object.fromEntries)
+
+    @staticmethod
+    def _output(results, name: str):
+        import js
+
+        return js.Reflect.get(results, name)
+
+    async def train_step(self, inputs: array, labels: Sequence[int]) -> float:
+        from pyodide.ffi import JsException
+
+        feeds = self._feeds(inputs, labels)
+        try:
+            results = await self._session.runTrainStep(feeds)
+            await self._session.runOptimizerStep()
+            await self._session.lazyResetGrad()
+        except JsException as exc:
+            raise TrainerError(f"training step failed in onnxruntime-web: {exc}") from None
+        return float(self._output(results, self._loss_name).data[0])
+
+    async def eval_step(self, inputs: array, labels: Sequence[int]) -> tuple[float, array]:
+        feeds = self._feeds(inputs, labels)
+        results = await self._session.runEvalStep(feeds)
+        loss = float(self._output(results, self._eval_loss_name).data[0])
+        logits = array("f", self._output(results, self._logits_name).data.to_bytes())
+        return loss, logits
+
+    async def get_parameters(self) -> array:
+        tensor = await self._session.getContiguousParameters(True)
+        return array("f", tensor.data.to_bytes())
+
+    async def set_parameters(self, params: array) -> None:
+        if len(params) != self.num_parameters:
+            raise TrainerError(f"expected {self.num_parameters} parameters, got {len(params)}")
+        await self._session.loadParametersBuffer(_u8(params.tobytes()), True)

