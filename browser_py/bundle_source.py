@@ -52,9 +52,10 @@ class DirectoryBundle(BundleSource):
 class HttpBundle(BundleSource):
     """A task's bundle served by the webfl server (``/api/tasks/<id>/bundle/<name>``)."""
 
-    def __init__(self, base_url: str, task_id: str) -> None:
+    def __init__(self, base_url: str, task_id: str, token: str) -> None:
         super().__init__()
         self.base = f"{base_url.rstrip('/')}/api/tasks/{task_id}"
+        self.headers = {"Authorization": f"Bearer {token}"}
 
     def _url(self, name: str) -> str:
         return f"{self.base}/manifest" if name == "manifest.json" else f"{self.base}/bundle/{name}"
@@ -63,11 +64,12 @@ class HttpBundle(BundleSource):
         if IN_PYODIDE:
             from pyodide.http import pyfetch
 
-            response = await pyfetch(self._url(name))
+            response = await pyfetch(self._url(name), headers=self.headers)
             if not response.ok:
                 raise RuntimeError(f"could not fetch {name}: HTTP {response.status}")
             return await response.bytes()
         import urllib.request
 
-        with urllib.request.urlopen(self._url(name), timeout=60) as response:
+        request = urllib.request.Request(self._url(name), headers=self.headers)
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.read()

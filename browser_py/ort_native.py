@@ -71,4 +71,5 @@ class NativeTrainer:
         from onnxruntime import OrtValue
 
         value = OrtValue.ortvalue_from_numpy(np.frombuffer(params, dtype=np.float32).copy())
-        self._module.copy_buffer_to_parameters(value, trainable_only=True)
+        # The 1.19 wrapper forwards its own OrtValue to the C++ binding, which wants the inner one.
+        self._module.copy_buffer_to_parameters(value._ortvalue, trainable_only=True)

@@ -20,11 +20,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def ensure_admin_token(db) -> str | None:
-    """Create the admin token on first start; return it then (and None ever after)."""
+def ensure_admin_token(db, preset: str = "") -> str | None:
+    """Create the admin token on first start (or take ``preset``); return it then, else None."""
     if db.get_setting(ADMIN_HASH_KEY) is not None:
         return None
-    token = new_token()
+    token = preset or new_token()
     db.set_setting(ADMIN_HASH_KEY, hash_token(token))
     return token
 
@@ -34,11 +34,43 @@ def bearer_token() -> str | None:
     return header[7:].strip() if header.startswith("Bearer ") else None
 
 
-def require_admin(db) -> None:
-    """Refuse the request unless it carries the admin token (compared in constant time)."""
+def require_admin(db, tasks) -> None:
+    """Refuse the request unless it carries the admin token (compared in constant time).
+
+    No token or one nobody issued: 401; a participant's token: 403.
+    """
     token = bearer_token()
     if not token:
         raise Unauthorized("admin token required", "send it as 'Authorization: Bearer <token>'")
+    if is_admin(db, token):
+        return
+    if tasks.client_by_token(token) is not None:
+        raise Forbidden("participants cannot use the admin API")
+    raise Unauthorized("this token is not valid", "use the admin token printed at first start")
+
+
+def is_admin(db, token: str) -> bool:
     stored = db.get_setting(ADMIN_HASH_KEY) or ""
-    if not hmac.compare_digest(hash_token(token), stored):
-        raise Forbidden("this token is not the admin token")
+    return hmac.compare_digest(hash_token(token), stored)
+
+
+def require_task_access(db, tasks, task_id: str, allow_admin: bool = True):
+    """The participant (or, when allowed, the admin) behind this request, for this task.
+
+    No token: 401. A token nobody issued: 401. Another task's participant, or the admin
+    where only participants may act: 403. Returns the Client, or None for the admin.
+    """
+    token = bearer_token()
+    if not token:
+        raise Unauthorized("a token is required", "join the task first; send 'Authorization: Bearer <token>'")
+    tasks.get(task_id)  # 404 for unknown tasks, after the token check so nothing leaks
+    client = tasks.client_by_token(token)
+    if client is not None:
+        if client.task_id != task_id:
+            raise Forbidden("this token belongs to another task")
+        return client
+    if is_admin(db, token):
+        if allow_admin:
+            return None
+        raise Forbidden("only participants can do this")
+    raise Unauthorized("this token is not valid", "join the task again to get a new one")

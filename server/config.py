@@ -26,6 +26,8 @@ SETTINGS = (
     Setting("WWW_DIR", str(ROOT / "www"), "static pages, CSS, the JS bootstrap and vendor/"),
     Setting("MAX_UPDATE_BYTES", 64 * 1024 * 1024, "largest request body accepted, in bytes"),
     Setting("THREADS", 8, "worker threads of the WSGI server"),
+    Setting("ADMIN_TOKEN", "", "use this admin token at first start instead of generating one (automation)"),
+    Setting("TICK_SECONDS", 1, "how often synchronous rounds check their deadline (0 = never)"),
 )
 
 

@@ -17,12 +17,51 @@ CREATE TABLE IF NOT EXISTS tasks (
     join_code TEXT NOT NULL UNIQUE,
     bundle_status TEXT NOT NULL,     -- pending | building | ready | failed
     bundle_error TEXT,
+    bundle_sha256 TEXT,              -- sha256 of the ready bundle's manifest.json
     created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS clients (
+    id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    token_sha256 TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    joined REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS versions (
     task_id TEXT NOT NULL REFERENCES tasks(id),
     version INTEGER NOT NULL,
     params_sha256 TEXT NOT NULL,     -- content address of the parameter file
+    bundle_sha256 TEXT NOT NULL,     -- which bundle's layout the vector follows
+    created REAL NOT NULL,
+    kind TEXT NOT NULL,              -- initial | aggregate
+    params_kept INTEGER NOT NULL DEFAULT 1,  -- 0 once retention deleted the file
+    PRIMARY KEY (task_id, version)
+);
+CREATE TABLE IF NOT EXISTS updates (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- arrival order
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    client_id TEXT NOT NULL REFERENCES clients(id),
+    idempotency_key TEXT NOT NULL,
+    base_version INTEGER NOT NULL,
+    num_samples INTEGER NOT NULL,
+    params_sha256 TEXT NOT NULL,
+    metrics TEXT NOT NULL,           -- JSON reported by the client
+    received REAL NOT NULL,
+    status TEXT NOT NULL,            -- pending | applied | discarded
+    applied_version INTEGER,
+    staleness INTEGER,
+    weight REAL,
+    UNIQUE (client_id, idempotency_key)
+);
+CREATE INDEX IF NOT EXISTS updates_pending ON updates(task_id, status, id);
+CREATE TABLE IF NOT EXISTS evaluations (
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    version INTEGER NOT NULL,
+    accuracy REAL NOT NULL,
+    loss REAL NOT NULL,
+    per_class TEXT NOT NULL,         -- JSON list, one accuracy per class (null if absent)
+    confusion TEXT NOT NULL,         -- JSON matrix [true][predicted]
+    samples INTEGER NOT NULL,
     created REAL NOT NULL,
     PRIMARY KEY (task_id, version)
 );
@@ -50,6 +89,10 @@ class Database:
             self._local.conn = conn
         return conn
 
+    def transaction(self):
+        """``with db.transaction() as conn:`` runs a write transaction (BEGIN IMMEDIATE)."""
+        return _Transaction(self.connect())
+
     def get_setting(self, key: str) -> str | None:
         row = self.connect().execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
         return row["value"] if row else None
@@ -58,3 +101,15 @@ class Database:
         self.connect().execute(
             "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
             (key, value))
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")

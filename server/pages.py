@@ -9,7 +9,8 @@ from __future__ import annotations
 import mimetypes
 from pathlib import Path
 
-from flask import Blueprint, Flask, Response, abort, current_app, request, send_from_directory
+from flask import Blueprint, Flask, Response, current_app, request, send_from_directory
+from werkzeug.security import safe_join
 
 from .client_wheel import WHEEL_NAME
 
@@ -18,9 +19,6 @@ bp = Blueprint("pages", __name__)
 # Python 3.11's table lacks these; a wrong .wasm type makes Pyodide hang forever.
 for ext, kind in ((".wasm", "application/wasm"), (".mjs", "text/javascript"), (".js", "text/javascript")):
     mimetypes.add_type(kind, ext)
-
-APP_PAGES = {"/": "index.html"}
-
 
 def _www() -> Path:
     return Path(current_app.config["WWW_DIR"])
@@ -38,7 +36,20 @@ def static_file(name: str):
 
 @bp.route("/vendor/<path:name>")
 def vendor_file(name: str):
-    return _static_file(f"vendor/{name}", cache_seconds=365 * 24 * 3600, immutable=True)
+    """Pinned files: cached for a year; the gzip twin made at setup when the browser takes it."""
+    year = 365 * 24 * 3600
+    if "gzip" in request.headers.get("Accept-Encoding", "") and not name.endswith(".gz"):
+        packed = safe_join(str(_www() / "vendor"), f"{name}.gz")
+        if packed is not None and Path(packed).is_file():
+            response = _static_file(f"vendor/{name}.gz", cache_seconds=year, immutable=True)
+            response.headers["Content-Encoding"] = "gzip"
+            response.mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            response.headers.pop("Content-Disposition", None)
+            response.vary.add("Accept-Encoding")
+            return response
+    response = _static_file(f"vendor/{name}", cache_seconds=year, immutable=True)
+    response.vary.add("Accept-Encoding")
+    return response
 
 
 @bp.route(f"/client/{WHEEL_NAME}")

@@ -51,3 +51,6 @@ class ParamStore:
 
     def get(self, sha: str) -> np.ndarray:
         return np.frombuffer(self.get_bytes(sha), dtype="<f4")
+
+    def delete(self, sha: str) -> None:
+        self.path(sha).unlink(missing_ok=True)

@@ -1,16 +1,30 @@
-"""The participant API: task info, the bundle, and the current global model."""
+"""The participant API: join a task, fetch its model, send updates, read its metrics."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
 
-from .errors import NotFound
-from .tasks import TaskStore
+from .auth import require_task_access
+from .errors import APIError, NotFound
+from .metrics import task_metrics
+from .updates import decode_body, parse_meta
 
 bp = Blueprint("participant_api", __name__, url_prefix="/api")
 
 
-def _tasks() -> TaskStore:
-    return current_app.extensions["webfl"]["tasks"]
+def _ext() -> dict:
+    return current_app.extensions["webfl"]
+
+
+def _access(task_id: str, allow_admin: bool = True):
+    ext = _ext()
+    return require_task_access(ext["db"], ext["tasks"], task_id, allow_admin)
+
+
+def json_body() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise APIError("the request body must be a JSON object", "send Content-Type: application/json")
+    return data
 
 
 @bp.get("/health")
@@ -18,17 +32,35 @@ def health():
     return jsonify({"status": "ok"})
 
 
-@bp.get("/tasks")
-def list_tasks():
-    return jsonify({"tasks": [t.public() for t in _tasks().list()]})
+@bp.get("/join/<code>")
+def preview(code: str):
+    """What a join link shows before joining: the task, no token needed."""
+    return jsonify(_ext()["tasks"].by_join_code(code).public())
+
+
+@bp.post("/join")
+def join():
+    body = json_body()
+    code = body.get("code")
+    if not isinstance(code, str) or not code.strip():
+        raise APIError("code is required", "the join code from the link or QR code")
+    name = body.get("name", "")
+    if not isinstance(name, str):
+        raise APIError("name must be a string")
+    client, token, task = _ext()["tasks"].join(code, name)
+    response = jsonify({"task_id": task.id, "client_id": client.id, "name": client.name, "token": token,
+                        "task": task.public()})
+    response.status_code = 201
+    return response
 
 
 @bp.get("/tasks/<task_id>")
 def get_task(task_id: str):
-    tasks = _tasks()
+    _access(task_id)
+    tasks = _ext()["tasks"]
     info = tasks.get(task_id).public()
     try:
-        info["version"] = tasks.current_version(task_id)[0]
+        info["version"] = tasks.current_version(task_id).version
     except NotFound:
         info["version"] = None
     return jsonify(info)
@@ -36,16 +68,19 @@ def get_task(task_id: str):
 
 @bp.get("/tasks/<task_id>/manifest")
 def manifest(task_id: str):
-    response = jsonify(_tasks().manifest(task_id))
+    _access(task_id)
+    response = jsonify(_ext()["tasks"].manifest(task_id))
     response.add_etag()
+    response.cache_control.no_cache = True
     return response.make_conditional(request)
 
 
 @bp.get("/tasks/<task_id>/bundle/<name>")
 def bundle_file(task_id: str, name: str):
-    tasks = _tasks()
+    _access(task_id)
+    tasks = _ext()["tasks"]
     files = tasks.manifest(task_id)["files"]
-    if name not in files:
+    if name not in files:  # also refuses any path trickery: only listed names are served
         raise NotFound(f"the bundle has no file {name!r}", sorted(files))
     response = send_from_directory(tasks.bundle_dir(task_id), name, conditional=True, etag=False)
     response.set_etag(files[name]["sha256"])
@@ -55,10 +90,50 @@ def bundle_file(task_id: str, name: str):
 
 @bp.get("/tasks/<task_id>/model")
 def global_model(task_id: str):
-    """The newest global parameters as little-endian float32 bytes."""
-    tasks = _tasks()
-    version, sha = tasks.current_version(task_id)
-    response = Response(tasks.params.get_bytes(sha), mimetype="application/octet-stream")
-    response.headers["X-WebFL-Version"] = str(version)
-    response.set_etag(sha)
+    """The global parameters (newest, or ``?version=N``) as little-endian float32 bytes."""
+    _access(task_id)
+    tasks = _ext()["tasks"]
+    wanted = request.args.get("version")
+    if wanted is None:
+        v = tasks.current_version(task_id)
+    else:
+        if not wanted.isdigit():
+            raise APIError("version must be a whole number")
+        v = tasks.version(task_id, int(wanted))
+        if v is None:
+            raise NotFound(f"no version {wanted}")
+        if not v.params_kept:
+            raise APIError(f"version {wanted} is no longer kept", status=410)
+    response = Response(tasks.params.get_bytes(v.params_sha256), mimetype="application/octet-stream")
+    response.headers["X-WebFL-Version"] = str(v.version)
+    response.headers["Access-Control-Expose-Headers"] = "X-WebFL-Version"
+    response.set_etag(v.params_sha256)
+    response.cache_control.no_cache = True
     return response.make_conditional(request)
+
+
+@bp.post("/tasks/<task_id>/updates")
+def post_update(task_id: str):
+    """One client update: the body is the new local parameters (float32 LE, optionally gzip)."""
+    client = _access(task_id, allow_admin=False)
+    ext = _ext()
+    task = ext["tasks"].get(task_id)
+    manifest = ext["tasks"].manifest(task_id)
+    meta = parse_meta(request.headers)
+    vector = decode_body(request.stream, request.content_length,
+                         request.headers.get("Content-Encoding", "").strip().lower(), manifest["num_parameters"])
+    ack = ext["updates"].submit(task, client, meta, vector)
+    response = jsonify(ack)
+    response.status_code = 200 if ack["duplicate"] else 201
+    return response
+
+
+@bp.get("/tasks/<task_id>/metrics")
+def metrics(task_id: str):
+    _access(task_id)
+    since = request.args.get("since", "-1")
+    try:
+        since_version = int(since)
+    except ValueError:
+        raise APIError("since must be a whole number") from None
+    return jsonify(task_metrics(_ext()["db"], _ext()["tasks"], task_id, since_version))

@@ -1,8 +1,15 @@
-"""``webfl run``: prepare the embedded default and serve the app with waitress."""
+"""``webfl run``: prepare the embedded default and serve the app with gunicorn.
+
+One gunicorn worker process with threads: the per-task locks that order updates live
+in that process. gunicorn hands the app each request after its headers, so an
+oversized update is refused from its Content-Length without the body being read.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
+
+from gunicorn.app.base import BaseApplication
 
 from .auth import ensure_admin_token
 from .config import SETTINGS, from_environment
@@ -34,23 +41,41 @@ def reset_admin_token(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import waitress
-
     from . import create_app
 
     app = create_app()
     ext = app.extensions["webfl"]
-    token = ensure_admin_token(ext["db"])
+    token = ensure_admin_token(ext["db"], app.config["ADMIN_TOKEN"])
     demo = ext["tasks"].ensure_demo()
     cfg = app.config
     url = f"http://{cfg['HOST']}:{cfg['PORT']}/"
     print(f"webfl: serving on {url}", flush=True)
-    print(f"webfl: demo task {demo.title!r}: {url}?task={demo.id} (join code {demo.join_code}, bundle {demo.bundle_status})")
-    if token:
+    print(f"webfl: demo task {demo.title!r}: open {url}?join={demo.join_code} (join code {demo.join_code})")
+    if token and app.config["ADMIN_TOKEN"]:
+        print("webfl: admin token taken from WEBFL_ADMIN_TOKEN")
+    elif token:
         print(f"webfl: admin token (shown once, stored only as a hash): {token}")
     else:
         print("webfl: admin token was shown at first start (`webfl reset-admin-token` makes a new one)")
     sys.stdout.flush()
-    waitress.serve(app, host=cfg["HOST"], port=cfg["PORT"], threads=cfg["THREADS"], ident="webfl",
-                   max_request_body_size=cfg["MAX_UPDATE_BYTES"])
+    _Gunicorn(app, {"bind": f"{cfg['HOST']}:{cfg['PORT']}", "workers": 1, "worker_class": "gthread",
+                    "threads": cfg["THREADS"], "timeout": 120, "graceful_timeout": 5,
+                    "accesslog": None, "errorlog": "-", "loglevel": "warning"}).run()
     return 0
+
+
+
+class _Gunicorn(BaseApplication):
+    """gunicorn run from Python with our app object and options (no config file)."""
+
+    def __init__(self, app, options: dict) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        return self.application

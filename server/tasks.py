@@ -1,38 +1,27 @@
-"""Tasks: their configuration, their bundle, and their history of global versions."""
+"""Tasks: configuration, bundle builds, participants, and the history of global versions."""
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from export import BundleError, build_bundle, load_manifest
-from export.bundle import validate_args
+from export import build_bundle, load_manifest
 
+from . import taskconfig
+from .auth import hash_token, new_token
 from .db import Database
-from .errors import NotFound
+from .errors import Conflict, NotFound
 from .paramstore import ParamStore
 
-DEFAULT_CONFIG = {
-    "model": "digits_cnn",
-    "train_blocks": 0,
-    "lr": 0.01,
-    "batch_size": 32,
-    "local_epochs": 1,
-    "min_labelled": 10,
-    "max_staleness": 50,
-    "aggregator": {"name": "fedasync", "alpha": 0.6, "staleness": "polynomial", "a": 0.5},
-}
-
-DEMO_TASK = {
-    "title": "Handwritten digits (demo)",
-    "config": DEFAULT_CONFIG | {"classes": [str(d) for d in range(10)]},
-}
+DEMO_TASK = {"title": "Handwritten digits (demo)", "config": {"classes": [str(d) for d in range(10)]}}
 
 
 @dataclass
@@ -43,89 +32,220 @@ class Task:
     join_code: str
     bundle_status: str
     bundle_error: str | None
+    bundle_sha256: str | None
+    created: float
 
     def public(self) -> dict:
         """What a participant may see."""
-        return {"id": self.id, "title": self.title, "classes": self.config["classes"],
-                "model": self.config["model"], "bundle_status": self.bundle_status,
-                "training": {k: self.config[k] for k in ("batch_size", "local_epochs", "min_labelled")}}
+        c = self.config
+        return {"id": self.id, "title": self.title, "classes": c["classes"], "model": c["model"],
+                "bundle_status": self.bundle_status,
+                "training": {k: c[k] for k in ("batch_size", "local_epochs", "min_labelled", "lr")}}
+
+    def admin(self) -> dict:
+        return {"id": self.id, "title": self.title, "config": self.config, "join_code": self.join_code,
+                "bundle_status": self.bundle_status, "bundle_error": self.bundle_error,
+                "created": self.created}
+
+
+@dataclass
+class Client:
+    id: str
+    task_id: str
+    name: str
+
+
+@dataclass
+class Version:
+    version: int
+    params_sha256: str
+    bundle_sha256: str
+    created: float
+    kind: str
+    params_kept: bool
 
 
 class TaskStore:
-    def __init__(self, db: Database, data_dir: Path) -> None:
+    """Owns the tasks, clients and versions tables and the bundle directories."""
+
+    def __init__(self, db: Database, data_dir: Path, params: ParamStore) -> None:
         self.db = db
         self.bundles = data_dir / "bundles"
-        self.params = ParamStore(data_dir / "params")
-        self._build_lock = threading.Lock()
+        self.params = params
+        # One export at a time: they are CPU-bound and the machine may have 2 cores.
+        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bundle-build")
+        self._builds: dict[str, Future] = {}
+        self._lock = threading.Lock()
 
-    def _row_to_task(self, row) -> Task:
+    # --- tasks ---------------------------------------------------------------------
+    @staticmethod
+    def _task(row) -> Task:
         return Task(row["id"], row["title"], json.loads(row["config"]), row["join_code"],
-                    row["bundle_status"], row["bundle_error"])
+                    row["bundle_status"], row["bundle_error"], row["bundle_sha256"], row["created"])
 
     def list(self) -> list[Task]:
         rows = self.db.connect().execute("SELECT * FROM tasks ORDER BY created").fetchall()
-        return [self._row_to_task(r) for r in rows]
+        return [self._task(r) for r in rows]
 
     def get(self, task_id: str) -> Task:
         row = self.db.connect().execute("SELECT * FROM tasks WHERE id=?", (task_id,)).fetchone()
         if row is None:
             raise NotFound(f"no task {task_id!r}")
-        return self._row_to_task(row)
+        return self._task(row)
 
-    def create(self, title: str, config: dict) -> Task:
-        """Validate and record a task; its bundle is built by :meth:`build_bundle`."""
-        config = DEFAULT_CONFIG | config
-        validate_args(config["model"], config.get("classes", []), config["lr"], config["train_blocks"])
+    def by_join_code(self, code: str) -> Task:
+        row = self.db.connect().execute("SELECT * FROM tasks WHERE join_code=?", (code.strip().upper(),)).fetchone()
+        if row is None:
+            raise NotFound("no task has this join code", "check the code or ask the organiser for a new link")
+        return self._task(row)
+
+    def create(self, title: str, config: dict, build: bool = True) -> Task:
+        """Validate and record a task, then build its bundle in the background."""
+        title = _clean_title(title)
+        config = taskconfig.validate(config)
         task_id = uuid.uuid4().hex[:12]
         self.db.connect().execute(
             "INSERT INTO tasks(id, title, config, join_code, bundle_status, created) VALUES(?,?,?,?,?,?)",
-            (task_id, title, json.dumps(config), secrets.token_hex(3).upper(), "pending", time.time()))
+            (task_id, title, json.dumps(config), secrets.token_hex(4).upper(), "pending", time.time()))
+        if build:
+            self.start_build(task_id)
         return self.get(task_id)
 
+    def update(self, task_id: str, title: str | None, changes: dict) -> Task:
+        """Edit a task; bundle-shaping changes rebuild the bundle and start a new lineage."""
+        task = self.get(task_id)
+        config = taskconfig.validate(changes, base=task.config)
+        rebuild = taskconfig.needs_new_bundle(task.config, config)
+        if rebuild and task.bundle_status == "building":
+            raise Conflict("the bundle is being built; try again when it is done")
+        self.db.connect().execute("UPDATE tasks SET title=?, config=? WHERE id=?",
+                                  (_clean_title(title) if title is not None else task.title,
+                                   json.dumps(config), task_id))
+        if rebuild:
+            self.start_build(task_id)
+        return self.get(task_id)
+
+    # --- bundles -------------------------------------------------------------------
     def bundle_dir(self, task_id: str) -> Path:
         return self.bundles / task_id
 
-    def build_bundle(self, task_id: str) -> None:
-        """Build the task's bundle and record version 0 from its initial parameters."""
-        task = self.get(task_id)
+    def start_build(self, task_id: str) -> Future:
+        self.db.connect().execute(
+            "UPDATE tasks SET bundle_status='pending', bundle_error=NULL WHERE id=?", (task_id,))
+        with self._lock:
+            future = self._builder.submit(self._build, task_id)
+            self._builds[task_id] = future
+        return future
+
+    def wait_for_build(self, task_id: str, timeout: float | None = None) -> None:
+        with self._lock:
+            future = self._builds.get(task_id)
+        if future is not None:
+            future.result(timeout)
+
+    def _build(self, task_id: str) -> None:
+        """Build the bundle next to the live one, then switch over and add a version."""
         conn = self.db.connect()
-        conn.execute("UPDATE tasks SET bundle_status='building', bundle_error=NULL WHERE id=?", (task_id,))
+        task = self.get(task_id)
+        conn.execute("UPDATE tasks SET bundle_status='building' WHERE id=?", (task_id,))
+        c = task.config
+        staging = self.bundles / f"{task_id}.next"
         try:
-            with self._build_lock:  # one export at a time: they are CPU-bound
-                c = task.config
-                build_bundle(c["model"], c["classes"], self.bundle_dir(task_id), lr=c["lr"],
-                             train_blocks=c["train_blocks"], overwrite=True)
-            initial = np.fromfile(self.bundle_dir(task_id) / "parameters.f32", dtype="<f4")
+            manifest = build_bundle(c["model"], c["classes"], staging, lr=c["lr"],
+                                    train_blocks=c["train_blocks"], overwrite=True)
+            initial = np.fromfile(staging / manifest["initial_parameters"], dtype="<f4")
             sha = self.params.put(initial)
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("DELETE FROM versions WHERE task_id=?", (task_id,))
-            conn.execute("INSERT INTO versions(task_id, version, params_sha256, created) VALUES(?,?,?,?)",
-                         (task_id, 0, sha, time.time()))
-            conn.execute("UPDATE tasks SET bundle_status='ready' WHERE id=?", (task_id,))
-            conn.execute("COMMIT")
-        except (BundleError, OSError, RuntimeError) as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            conn.execute("UPDATE tasks SET bundle_status='failed', bundle_error=? WHERE id=?", (str(exc), task_id))
+            bundle_sha = hashlib.sha256((staging / "manifest.json").read_bytes()).hexdigest()
+            live = self.bundle_dir(task_id)
+            old = self.bundles / f"{task_id}.old"
+            if live.exists():
+                live.rename(old)
+            staging.rename(live)
+            with self.db.transaction() as tx:
+                row = tx.execute("SELECT MAX(version) AS v FROM versions WHERE task_id=?", (task_id,)).fetchone()
+                version = 0 if row["v"] is None else row["v"] + 1
+                tx.execute("INSERT INTO versions(task_id, version, params_sha256, bundle_sha256, created, kind) "
+                           "VALUES(?,?,?,?,?,'initial')", (task_id, version, sha, bundle_sha, time.time()))
+                # Updates waiting for the old bundle can no longer be merged.
+                tx.execute("UPDATE updates SET status='discarded' WHERE task_id=? AND status='pending'", (task_id,))
+                tx.execute("UPDATE tasks SET bundle_status='ready', bundle_sha256=? WHERE id=?", (bundle_sha, task_id))
+            if old.exists():
+                import shutil
+
+                shutil.rmtree(old, ignore_errors=True)
+        except Exception as exc:  # reported on the task, never lost in a thread
+            conn.execute("UPDATE tasks SET bundle_status='failed', bundle_error=? WHERE id=?",
+                         (f"{type(exc).__name__}: {exc}", task_id))
 
     def manifest(self, task_id: str) -> dict:
         task = self.get(task_id)
-        if task.bundle_status != "ready":
-            raise NotFound(f"the bundle of task {task_id} is {task.bundle_status}", task.bundle_error)
+        if task.bundle_status != "ready" and not (self.bundle_dir(task_id) / "manifest.json").exists():
+            raise NotFound(f"the model of this task is not ready yet ({task.bundle_status})", task.bundle_error)
         return load_manifest(self.bundle_dir(task_id))
 
-    def current_version(self, task_id: str) -> tuple[int, str]:
+    # --- participants ----------------------------------------------------------------
+    def join(self, code: str, name: str = "") -> tuple[Client, str, Task]:
+        """Register a participant; the token is returned once and stored as a hash."""
+        task = self.by_join_code(code)
+        client_id = uuid.uuid4().hex[:12]
+        token = new_token()
+        name = (name or "").strip()[:80] or f"participant-{client_id[:4]}"
+        self.db.connect().execute(
+            "INSERT INTO clients(id, task_id, token_sha256, name, joined) VALUES(?,?,?,?,?)",
+            (client_id, task.id, hash_token(token), name, time.time()))
+        return Client(client_id, task.id, name), token, task
+
+    def client_by_token(self, token: str) -> Client | None:
         row = self.db.connect().execute(
-            "SELECT version, params_sha256 FROM versions WHERE task_id=? ORDER BY version DESC LIMIT 1",
-            (task_id,)).fetchone()
+            "SELECT id, task_id, name FROM clients WHERE token_sha256=?", (hash_token(token),)).fetchone()
+        return Client(row["id"], row["task_id"], row["name"]) if row else None
+
+    def clients(self, task_id: str) -> list[dict]:
+        rows = self.db.connect().execute(
+            "SELECT c.id, c.name, c.joined, COUNT(u.id) AS updates FROM clients c "
+            "LEFT JOIN updates u ON u.client_id = c.id AND u.status='applied' "
+            "WHERE c.task_id=? GROUP BY c.id ORDER BY c.joined", (task_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    # --- versions ------------------------------------------------------------------
+    @staticmethod
+    def _version(row) -> Version:
+        return Version(row["version"], row["params_sha256"], row["bundle_sha256"], row["created"],
+                       row["kind"], bool(row["params_kept"]))
+
+    def current_version(self, task_id: str, conn=None) -> Version:
+        row = (conn or self.db.connect()).execute(
+            "SELECT * FROM versions WHERE task_id=? ORDER BY version DESC LIMIT 1", (task_id,)).fetchone()
         if row is None:
-            raise NotFound(f"task {task_id} has no global model yet")
-        return row["version"], row["params_sha256"]
+            raise NotFound("this task has no global model yet", "its bundle is still being built")
+        return self._version(row)
+
+    def version(self, task_id: str, version: int, conn=None) -> Version | None:
+        row = (conn or self.db.connect()).execute(
+            "SELECT * FROM versions WHERE task_id=? AND version=?", (task_id, version)).fetchone()
+        return self._version(row) if row else None
 
     def ensure_demo(self) -> Task:
         """The embedded default: one ready digits task, created on first start."""
         tasks = self.list()
-        task = tasks[0] if tasks else self.create(DEMO_TASK["title"], DEMO_TASK["config"])
-        if task.bundle_status != "ready" or not (self.bundle_dir(task.id) / "manifest.json").exists():
-            self.build_bundle(task.id)
+        task = tasks[0] if tasks else self.create(DEMO_TASK["title"], DEMO_TASK["config"], build=False)
+        if task.bundle_status != "ready":
+            self.start_build(task.id).result()
         return self.get(task.id)
+
+    def resume_builds(self) -> None:
+        """After a restart, finish builds that were interrupted."""
+        for task in self.list():
+            if task.bundle_status in ("pending", "building"):
+                self.start_build(task.id)
+
+    def close(self) -> None:
+        self._builder.shutdown(wait=True)
+
+
+def _clean_title(title: object) -> str:
+    if not isinstance(title, str) or not title.strip():
+        raise taskconfig.ConfigError("title must be a non-empty string")
+    if len(title) > 200:
+        raise taskconfig.ConfigError("title must be at most 200 characters")
+    return title.strip()

@@ -10,6 +10,7 @@ Run it as ``python -m server.vendor`` (``make`` does).
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import os
 import shutil
@@ -23,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENDOR_DIR = ROOT / "www" / "vendor"
+COMPRESSIBLE = {".wasm", ".mjs", ".js", ".json"}
 CACHE_DIR = Path(os.environ.get("WEBFL_CACHE", ROOT / ".cache"))
 
 
@@ -156,9 +158,25 @@ def _extract(pkg: Package, archive: Path) -> None:
     for member, dest in wanted.items():
         out = root / dest
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(out.suffix + ".part")
-        tmp.write_bytes(contents[member])
-        os.replace(tmp, out)
+        _write_atomic(out, contents[member])
+        if pkg.target == "vendor" and out.suffix in COMPRESSIBLE:
+            # Served when the browser accepts gzip: compressed once here, not per request.
+            _write_atomic(out.with_name(out.name + ".gz"), gzip.compress(contents[member], 9, mtime=0))
+
+
+def _write_atomic(out: Path, data: bytes) -> None:
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, out)
+
+
+def _outputs(pkg: Package) -> list[Path]:
+    """Every file the package should leave behind, gzip twins included."""
+    root = _target_root(pkg)
+    outs = [root / d for d in pkg.files.values()]
+    if pkg.target == "vendor":
+        outs += [p.with_name(p.name + ".gz") for p in outs if p.suffix in COMPRESSIBLE]
+    return outs
 
 
 def _stamp(pkg: Package) -> Path:
@@ -170,7 +188,7 @@ def ensure(packages: tuple[Package, ...] = PACKAGES, quiet: bool = False) -> Non
     for pkg in packages:
         stamp = _stamp(pkg)
         root = _target_root(pkg)
-        if stamp.exists() and all((root / d).exists() for d in pkg.files.values()):
+        if stamp.exists() and all(p.exists() for p in _outputs(pkg)):
             continue
         if not quiet:
             print(f"vendor: fetching {pkg.spec} from {pkg.registry}", flush=True)

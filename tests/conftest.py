@@ -48,7 +48,9 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "server.log"
-        env = os.environ | {"WEBFL_PORT": str(self.port), "WEBFL_DATA_DIR": str(data_dir)}
+        self.admin_token = "test-admin-" + os.urandom(8).hex()
+        env = os.environ | {"WEBFL_PORT": str(self.port), "WEBFL_DATA_DIR": str(data_dir),
+                            "WEBFL_ADMIN_TOKEN": self.admin_token}
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen([sys.executable, "-m", "server.cli", "run"], cwd=ROOT, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
@@ -63,6 +65,22 @@ class LiveServer:
                 time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"server did not come up:\n{self.log()}")
+
+    def api(self, method: str, path: str, body: dict | None = None, token: str | None = None) -> dict:
+        """A JSON request against the live server (admin token unless another is given)."""
+        import json
+
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers={
+            "Authorization": f"Bearer {token or self.admin_token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as response:
+            return json.load(response)
+
+    def demo_task(self) -> dict:
+        return self.api("GET", "/api/admin/tasks")["tasks"][0]
+
+    def join_demo(self) -> dict:
+        return self.api("POST", "/api/join", {"code": self.demo_task()["join_code"]})
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -11,9 +11,10 @@ from conftest import wait_ready
 pytestmark = pytest.mark.browser
 
 RUN_PY = """
-const [taskId, pixels, labels, done] = arguments;
+const [taskId, token, pixels, labels, done] = arguments;
 const py = window.webfl.pyodide;
 py.globals.set("task_id", taskId);
+py.globals.set("token", token);
 py.globals.set("pixels_js", pixels);
 py.globals.set("labels_js", labels);
 py.runPythonAsync(`
@@ -21,7 +22,7 @@ from array import array
 from browser_py.bundle_source import HttpBundle
 from browser_py.ort_web import OrtWebTrainer
 import js
-trainer = await OrtWebTrainer.create(HttpBundle(str(js.location.origin), task_id))
+trainer = await OrtWebTrainer.create(HttpBundle(str(js.location.origin), task_id, token))
 x = array('f', pixels_js.to_py())
 y = list(labels_js.to_py())
 losses = [await trainer.train_step(x, y) for _ in range(2)]
@@ -45,7 +46,7 @@ def _native_losses(bundle_dir, x, y, steps=2):
 
 
 def test_page_reaches_ready(browser, live_server):
-    browser.get(live_server.url + "/")
+    browser.get(live_server.url + "/?join=" + live_server.demo_task()["join_code"])
     assert wait_ready(browser) == "ready", browser.execute_script(
         "return document.documentElement.dataset.webflError")
     assert "Handwritten digits" in browser.find_element("id", "task").text
@@ -53,22 +54,20 @@ def test_page_reaches_ready(browser, live_server):
 
 
 def test_pyodide_training_step_matches_cpython(browser, live_server):
-    import json
-    import urllib.request
     from array import array
 
-    task = json.load(urllib.request.urlopen(live_server.url + "/api/tasks"))["tasks"][0]
+    joined = live_server.join_demo()
     rng = np.random.default_rng(7)
     pixels = (rng.random(8 * 28 * 28) * 255).astype(np.float32)
     labels = [int(v) for v in rng.integers(0, 10, size=8)]
 
     browser.get(live_server.url + "/")
     assert wait_ready(browser) == "ready"
-    result = browser.execute_async_script(RUN_PY, task["id"], pixels.tolist(), labels)
+    result = browser.execute_async_script(RUN_PY, joined["task_id"], joined["token"], pixels.tolist(), labels)
     assert not isinstance(result, str), result
     web_losses, web_n, web_sum = result
 
-    bundle_dir = live_server.data_dir / "bundles" / task["id"]
+    bundle_dir = live_server.data_dir / "bundles" / joined["task_id"]
     native_losses, native_n, native_sum = _native_losses(bundle_dir, array("f", pixels.tobytes()), labels)
     assert web_n == native_n == 56714
     assert web_losses[0] == pytest.approx(native_losses[0], abs=1e-4)

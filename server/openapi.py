@@ -1,0 +1,119 @@
+"""The API description served at ``/api/openapi.json`` (a test keeps it true to the routes)."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+bp = Blueprint("openapi", __name__)
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+
+
+def _op(summary: str, responses: dict, security: str | None = "participant", params: list | None = None,
+        body: dict | None = None) -> dict:
+    op: dict = {"summary": summary, "responses": {str(k): v for k, v in responses.items()}}
+    if security == "participant":
+        op["security"] = [{"participantToken": []}, {"adminToken": []}]
+    elif security == "participant-only":
+        op["security"] = [{"participantToken": []}]
+    elif security == "admin":
+        op["security"] = [{"adminToken": []}]
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = body
+    for code in ("400", "401", "403", "404"):
+        if security or code in ("400", "404"):
+            op["responses"].setdefault(code, _ERROR)
+    return op
+
+
+def _ok(description: str, media: str = "application/json") -> dict:
+    return {"description": description, "content": {media: {}}}
+
+
+TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+JSON_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+
+
+def document() -> dict:
+    paths = {
+        "/api/health": {"get": _op("Liveness check", {200: _ok("ok")}, security=None)},
+        "/api/openapi.json": {"get": _op("This document", {200: _ok("OpenAPI 3.1")}, security=None)},
+        "/api/join/{code}": {"get": _op(
+            "Preview the task behind a join code (title, classes); no token needed",
+            {200: _ok("public task info")}, security=None,
+            params=[{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}])},
+        "/api/join": {"post": _op(
+            "Join a task with its code; returns a participant token (shown once)",
+            {201: _ok("{task_id, client_id, name, token, task}")}, security=None,
+            body={"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["code"],
+                "properties": {"code": {"type": "string"}, "name": {"type": "string"}}}}}})},
+        "/api/tasks/{task_id}": {"get": _op("Task info and current version", {200: _ok("task")},
+                                            params=[TASK_ID])},
+        "/api/tasks/{task_id}/manifest": {"get": _op(
+            "The bundle's manifest.json (ETag)", {200: _ok("manifest"), 304: {"description": "not modified"}},
+            params=[TASK_ID])},
+        "/api/tasks/{task_id}/bundle/{name}": {"get": _op(
+            "One bundle file listed in the manifest (ETag = its sha256)",
+            {200: _ok("file", "application/octet-stream"), 304: {"description": "not modified"}},
+            params=[TASK_ID, {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}])},
+        "/api/tasks/{task_id}/model": {"get": _op(
+            "Global parameters as little-endian float32 (header X-WebFL-Version)",
+            {200: _ok("parameters", "application/octet-stream"), 304: {"description": "not modified"},
+             410: _ERROR},
+            params=[TASK_ID, {"name": "version", "in": "query", "schema": {"type": "integer"}}])},
+        "/api/tasks/{task_id}/updates": {"post": _op(
+            "Send an update: the new local parameters, float32 little-endian, optionally "
+            "Content-Encoding: gzip. Acknowledged only once durably stored; a retry with the same "
+            "Idempotency-Key returns the first acknowledgement (200) instead of applying twice.",
+            {201: _ok("acknowledgement"), 200: _ok("acknowledgement of an earlier identical request"),
+             409: _ERROR, 413: _ERROR},
+            security="participant-only",
+            params=[TASK_ID,
+                    {"name": "X-WebFL-Base-Version", "in": "header", "required": True, "schema": {"type": "integer"}},
+                    {"name": "X-WebFL-Samples", "in": "header", "required": True, "schema": {"type": "integer"}},
+                    {"name": "Idempotency-Key", "in": "header", "required": True, "schema": {"type": "string"}},
+                    {"name": "X-WebFL-Metrics", "in": "header", "schema": {"type": "string"},
+                     "description": "JSON object of numbers, e.g. {\"loss\": 0.3}"}],
+            body={"required": True, "content": {"application/octet-stream": {}}})},
+        "/api/tasks/{task_id}/metrics": {"get": _op(
+            "Versions with their updates (client, staleness, weight, samples, metrics) and evaluations",
+            {200: _ok("metrics")},
+            params=[TASK_ID, {"name": "since", "in": "query", "schema": {"type": "integer"}}])},
+        "/api/admin/tasks": {
+            "get": _op("All tasks with config, join code and status", {200: _ok("tasks")}, security="admin"),
+            "post": _op("Create a task {title, config}; its bundle builds in the background",
+                        {201: _ok("task")}, security="admin", body=JSON_BODY)},
+        "/api/admin/tasks/{task_id}": {
+            "get": _op("One task", {200: _ok("task")}, security="admin", params=[TASK_ID]),
+            "patch": _op("Edit title and config; model, classes, lr or train_blocks rebuild the bundle",
+                         {200: _ok("task"), 409: _ERROR}, security="admin", params=[TASK_ID], body=JSON_BODY)},
+        "/api/admin/tasks/{task_id}/clients": {"get": _op(
+            "Participants and their applied updates", {200: _ok("clients")}, security="admin", params=[TASK_ID])},
+        "/api/admin/tasks/{task_id}/validation": {"put": _op(
+            "Upload a validation set (zip with a folder per class, or .npz with images and labels); "
+            "every new version is then evaluated", {200: _ok("summary"), 413: _ERROR}, security="admin",
+            params=[TASK_ID], body={"required": True, "content": {"application/zip": {}}})},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "webfl", "version": "1",
+                 "description": "Federated learning server: participants join tasks, fetch the global model, "
+                                "train in their browser and send parameter updates."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "participantToken": {"type": "http", "scheme": "bearer", "description": "from POST /api/join"},
+                "adminToken": {"type": "http", "scheme": "bearer", "description": "printed by `webfl run` at first start"},
+            },
+            "responses": {"Error": {"description": "refused; nothing changed", "content": {"application/json": {
+                "schema": {"type": "object", "required": ["error", "detail"],
+                           "properties": {"error": {"type": "string"}, "detail": {}}}}}}},
+        },
+    }
+
+
+@bp.get("/api/openapi.json")
+def openapi_json():
+    return jsonify(document())

@@ -1,0 +1,65 @@
+"""A small harness around the Flask test client: real SQLite files, real bundles."""
+from __future__ import annotations
+
+import json
+import uuid
+
+import numpy as np
+
+from server import create_app
+from server.auth import ensure_admin_token
+
+ADMIN = "admin-token-for-tests"
+
+
+class Harness:
+    def __init__(self, data_dir, **config) -> None:
+        self.data_dir = data_dir
+        self.app = create_app({"DATA_DIR": str(data_dir), "TICK_SECONDS": 0} | config)
+        ensure_admin_token(self.ext["db"], ADMIN)
+        self.client = self.app.test_client()
+
+    @property
+    def ext(self) -> dict:
+        return self.app.extensions["webfl"]
+
+    def admin(self, method: str, path: str, headers: dict | None = None, **kwargs):
+        headers = {"Authorization": f"Bearer {ADMIN}"} | (headers or {})
+        return self.client.open(path, method=method, headers=headers, **kwargs)
+
+    def create_task(self, title: str = "digits", **config) -> dict:
+        body = {"title": title, "config": {"classes": [str(d) for d in range(10)]} | config}
+        r = self.admin("POST", "/api/admin/tasks", json=body)
+        assert r.status_code == 201, r.json
+        self.ext["tasks"].wait_for_build(r.json["id"])
+        task = self.admin("GET", f"/api/admin/tasks/{r.json['id']}").json
+        assert task["bundle_status"] == "ready", task
+        return task
+
+    def join(self, task: dict, name: str = "") -> dict:
+        r = self.client.post("/api/join", json={"code": task["join_code"], "name": name})
+        assert r.status_code == 201, r.json
+        return r.json
+
+    def model(self, task_id: str, token: str) -> tuple[int, np.ndarray]:
+        r = self.client.get(f"/api/tasks/{task_id}/model", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.json
+        return int(r.headers["X-WebFL-Version"]), np.frombuffer(r.data, "<f4").copy()
+
+    def post_update(self, joined: dict, params: np.ndarray, base_version: int, samples: int = 10,
+                    key: str | None = None, metrics: dict | None = None, headers: dict | None = None,
+                    client=None):
+        h = {"Authorization": f"Bearer {joined['token']}", "X-WebFL-Base-Version": str(base_version),
+             "X-WebFL-Samples": str(samples), "Idempotency-Key": key or uuid.uuid4().hex,
+             "X-WebFL-Metrics": json.dumps(metrics or {"loss": 0.5}),
+             "Content-Type": "application/octet-stream"} | (headers or {})
+        body = params.astype("<f4").tobytes() if isinstance(params, np.ndarray) else params
+        return (client or self.client).post(f"/api/tasks/{joined['task_id']}/updates", data=body, headers=h)
+
+    def state(self) -> tuple:
+        """Everything a refused request must leave unchanged."""
+        conn = self.ext["db"].connect()
+        rows = tuple(tuple(conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall().__iter__())
+                     for t in ("versions", "updates", "tasks", "evaluations"))
+        files = tuple(sorted(p.name for p in (self.data_dir / "params").rglob("*.f32")))
+        return tuple(tuple(tuple(r) for r in t) for t in rows), files
