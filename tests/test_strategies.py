@@ -159,3 +159,13 @@ def test_make_strategy_by_name():
         make_strategy({"name": "fedprox"})
     with pytest.raises(ValueError, match="bad parameters for fedasync"):
         make_strategy({"name": "fedasync", "beta": 3})
+
+
+def test_clipping_applies_to_buffered_and_synchronous_strategies():
+    base = np.zeros(2, np.float32)
+    big = upd([300.0, 400.0], base=base)          # norm 500
+    small = upd([0.3, 0.4], base=base)            # norm 0.5, untouched
+    buff = FedBuff(buffer_size=2, staleness="constant", clip_norm=5.0).aggregate(base, [big, small])
+    np.testing.assert_allclose(buff.params, [(3.0 + 0.3) / 2, (4.0 + 0.4) / 2], rtol=1e-6)
+    avg = FedAvg(min_clients=2, clip_norm=5.0).aggregate(base, [big, small])
+    np.testing.assert_allclose(avg.params, [(3.0 + 0.3) / 2, (4.0 + 0.4) / 2], rtol=1e-6)
