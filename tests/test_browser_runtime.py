@@ -6,7 +6,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from conftest import wait_ready
+from live import wait_ready
 
 pytestmark = pytest.mark.browser
 

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT
+from live import ROOT
 
 
 def fetch(url: str, headers: dict | None = None):
