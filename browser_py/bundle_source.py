@@ -5,7 +5,6 @@ import hashlib
 import json
 from pathlib import Path
 
-from .runtime import IN_PYODIDE
 
 
 class BundleIntegrityError(RuntimeError):
@@ -47,29 +46,3 @@ class DirectoryBundle(BundleSource):
 
     async def _read(self, name: str) -> bytes:
         return (self.path / name).read_bytes()
-
-
-class HttpBundle(BundleSource):
-    """A task's bundle served by the webfl server (``/api/tasks/<id>/bundle/<name>``)."""
-
-    def __init__(self, base_url: str, task_id: str, token: str) -> None:
-        super().__init__()
-        self.base = f"{base_url.rstrip('/')}/api/tasks/{task_id}"
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    def _url(self, name: str) -> str:
-        return f"{self.base}/manifest" if name == "manifest.json" else f"{self.base}/bundle/{name}"
-
-    async def _read(self, name: str) -> bytes:
-        if IN_PYODIDE:
-            from pyodide.http import pyfetch
-
-            response = await pyfetch(self._url(name), headers=self.headers)
-            if not response.ok:
-                raise RuntimeError(f"could not fetch {name}: HTTP {response.status}")
-            return await response.bytes()
-        import urllib.request
-
-        request = urllib.request.Request(self._url(name), headers=self.headers)
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.read()

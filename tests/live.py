@@ -23,15 +23,19 @@ def free_port() -> int:
 class LiveServer:
     """``webfl run`` in a subprocess on a fresh data dir; its output goes to a log file."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
         self.data_dir = data_dir
-        self.port = free_port()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "server.log"
         self.admin_token = "test-admin-" + os.urandom(8).hex()
-        env = os.environ | {"WEBFL_PORT": str(self.port), "WEBFL_DATA_DIR": str(data_dir),
+        self.start()
+
+    def start(self) -> None:
+        env = os.environ | {"WEBFL_PORT": str(self.port), "WEBFL_DATA_DIR": str(self.data_dir),
                             "WEBFL_ADMIN_TOKEN": self.admin_token}
-        self._log = self.log_path.open("w")
+        self._log = self.log_path.open("a")
         self.proc = subprocess.Popen([sys.executable, "-m", "server.cli", "run"], cwd=ROOT, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
@@ -64,6 +68,17 @@ class LiveServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def create_task(self, title: str = "test", **config) -> dict:
+        """A new task through the admin API, once its bundle is ready."""
+        task = self.api("POST", "/api/admin/tasks", {"title": title, "config": config})
+        deadline = time.monotonic() + 120
+        while task["bundle_status"] != "ready":
+            if task["bundle_status"] == "failed" or time.monotonic() > deadline:
+                raise RuntimeError(f"bundle build failed: {task}")
+            time.sleep(0.2)
+            task = self.api("GET", f"/api/admin/tasks/{task['id']}")
+        return task
 
     def stop(self) -> None:
         self.proc.terminate()

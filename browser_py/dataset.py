@@ -1,0 +1,247 @@
+"""A participant's images and labels: import, label, split, count, export.
+
+Images are kept as the bytes the participant gave (compact: JPEG/PNG as they came).
+A label is confirmed (``label`` set, ``source`` = imported, accepted or corrected) or only
+suggested by the model (``suggestion`` + ``confidence``); training uses confirmed labels
+only. Each image is assigned to ``train`` or ``test`` from its content hash (1 in 5 goes
+to test), so the split is stable across reloads and devices.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field
+from typing import Awaitable, Callable
+
+CONFIRMED = ("imported", "accepted", "corrected")
+MAX_IMAGE_BYTES = 15 * 1024 * 1024
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+          (b"BM", "BMP"))
+
+
+class ImageRejected(ValueError):
+    """An input that is not a usable image; the message is for the participant."""
+
+
+def sniff_image(data: bytes) -> str:
+    """The image format from its first bytes, or raise :class:`ImageRejected`."""
+    if len(data) == 0:
+        raise ImageRejected("the file is empty")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageRejected(f"the file is larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB")
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            return kind
+    raise ImageRejected("this is not an image (PNG, JPEG, GIF, BMP or WebP)")
+
+
+@dataclass
+class Item:
+    id: str
+    name: str
+    data: bytes
+    label: str | None = None
+    source: str | None = None
+    split: str = "train"
+    suggestion: str | None = None
+    confidence: float | None = None
+    added: float = 0.0
+
+    @property
+    def status(self) -> str:
+        if self.label is not None:
+            return "labelled"
+        return "suggested" if self.suggestion is not None else "unlabelled"
+
+
+@dataclass
+class ImportReport:
+    added: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason)
+
+    def merge(self, other: "ImportReport") -> None:
+        self.added += other.added
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+
+    def summary(self) -> str:
+        parts = [f"{len(self.added)} image{'s' if len(self.added) != 1 else ''} added"]
+        if self.duplicates:
+            parts.append(f"{len(self.duplicates)} already here")
+        if self.rejected:
+            parts.append(f"{len(self.rejected)} refused")
+        return ", ".join(parts)
+
+
+def split_for(item_id: str) -> str:
+    return "test" if int(item_id[:8], 16) % 5 == 0 else "train"
+
+
+Validator = Callable[[bytes], Awaitable[None]]
+
+
+class Dataset:
+    """Images and labels of one participant in one task, persisted in ``store``.
+
+    ``validate`` (optional) fully decodes an image and raises :class:`ImageRejected` if
+    it cannot be used; the browser passes its canvas decoder, CPython Pillow's.
+    """
+
+    def __init__(self, store, classes: list[str], validate: Validator | None = None) -> None:
+        self.store = store
+        self.classes = list(classes)
+        self.validate = validate
+        self.items: dict[str, Item] = {}
+
+    async def load(self) -> "Dataset":
+        self.items = {r["id"]: Item(**r) for r in await self.store.items()}
+        return self
+
+    # --- import -------------------------------------------------------------------------
+    async def add_image(self, name: str, data: bytes, label: str | None = None,
+                        source: str = "imported") -> ImportReport:
+        report = ImportReport()
+        try:
+            sniff_image(data)
+            if label is not None and label not in self.classes:
+                raise ImageRejected(f"'{label}' is not one of this task's classes")
+            item_id = hashlib.sha256(data).hexdigest()[:16]
+            if item_id in self.items:
+                report.duplicates.append(name)
+                return report
+            if self.validate is not None:
+                await self.validate(data)
+        except ImageRejected as exc:
+            report.rejected.append((name, str(exc)))
+            return report
+        item = Item(item_id, name, data, label, source if label is not None else None, split_for(item_id),
+                    added=time.time())
+        await self.store.put_item(asdict(item))
+        self.items[item_id] = item
+        report.added.append(item_id)
+        return report
+
+    async def import_files(self, files: list[tuple[str, bytes]], label: str | None = None) -> ImportReport:
+        """Single images and zip archives; zips in the ImageFolder layout carry labels."""
+        report = ImportReport()
+        for name, data in files:
+            if data[:2] == b"PK" and name.lower().endswith(".zip"):
+                report.merge(await self.import_zip(data, name))
+            else:
+                report.merge(await self.add_image(name, data, label))
+        return report
+
+    async def import_zip(self, data: bytes, archive_name: str = "archive.zip") -> ImportReport:
+        """A zip with one folder per class (folder names that are classes become labels;
+        images elsewhere are added unlabelled)."""
+        report = ImportReport()
+        try:
+            zf = zipfile.ZipFile(io.BytesIO(data))
+        except zipfile.BadZipFile:
+            report.rejected.append((archive_name, "this zip archive is damaged"))
+            return report
+        with zf:
+            for info in zf.infolist():
+                parts = info.filename.split("/")
+                if info.is_dir() or "__MACOSX" in parts or parts[-1].startswith("."):
+                    continue
+                if not parts[-1].lower().endswith(IMAGE_SUFFIXES):
+                    report.rejected.append((info.filename, "not an image file"))
+                    continue
+                if info.file_size > MAX_IMAGE_BYTES:
+                    report.rejected.append((info.filename, "larger than the 15 MB limit"))
+                    continue
+                folder = parts[-2] if len(parts) >= 2 else None
+                label = folder if folder in self.classes else None
+                report.merge(await self.add_image(info.filename, zf.read(info), label))
+        return report
+
+    # --- labels -------------------------------------------------------------------------
+    async def _save(self, item: Item) -> None:
+        await self.store.put_item(asdict(item))
+
+    def get(self, item_id: str) -> Item:
+        try:
+            return self.items[item_id]
+        except KeyError:
+            raise KeyError(f"no image {item_id}") from None
+
+    async def set_label(self, item_id: str, label: str | None, source: str = "corrected") -> Item:
+        if label is not None and label not in self.classes:
+            raise ValueError(f"'{label}' is not one of this task's classes")
+        if source not in CONFIRMED:
+            raise ValueError(f"label source must be one of {CONFIRMED}")
+        item = self.get(item_id)
+        item.label, item.source = label, (source if label is not None else None)
+        await self._save(item)
+        return item
+
+    async def accept(self, item_id: str) -> Item:
+        item = self.get(item_id)
+        if item.suggestion is None:
+            raise ValueError("this image has no suggestion to accept")
+        return await self.set_label(item_id, item.suggestion, "accepted")
+
+    async def accept_above(self, threshold: float) -> int:
+        """Accept every unlabelled suggestion at or above ``threshold`` confidence."""
+        n = 0
+        for item in list(self.items.values()):
+            if item.label is None and item.suggestion is not None and (item.confidence or 0) >= threshold:
+                await self.accept(item.id)
+                n += 1
+        return n
+
+    async def correct(self, item_id: str, label: str) -> Item:
+        return await self.set_label(item_id, label, "corrected")
+
+    async def suggest(self, item_id: str, label: str, confidence: float) -> None:
+        item = self.get(item_id)
+        item.suggestion, item.confidence = label, float(confidence)
+        await self._save(item)
+
+    async def set_split(self, item_id: str, split: str) -> None:
+        if split not in ("train", "test"):
+            raise ValueError("split must be train or test")
+        item = self.get(item_id)
+        item.split = split
+        await self._save(item)
+
+    async def delete(self, item_id: str) -> None:
+        await self.store.delete_item(item_id)
+        self.items.pop(item_id, None)
+
+    async def clear(self) -> None:
+        await self.store.clear_items()
+        self.items.clear()
+
+    # --- views ----------------------------------------------------------------------------
+    def labelled(self, split: str | None = "train") -> list[Item]:
+        return [i for i in self.items.values() if i.label is not None and (split is None or i.split == split)]
+
+    def unlabelled(self) -> list[Item]:
+        return [i for i in self.items.values() if i.label is None]
+
+    def counts(self) -> dict:
+        per_class = {c: {"train": 0, "test": 0} for c in self.classes}
+        for item in self.labelled(None):
+            per_class[item.label][item.split] += 1
+        return {"per_class": per_class, "labelled": sum(v["train"] + v["test"] for v in per_class.values()),
+                "suggested": sum(1 for i in self.items.values() if i.status == "suggested"),
+                "unlabelled": sum(1 for i in self.items.values() if i.status == "unlabelled"),
+                "total": len(self.items)}
+
+    def export_zip(self) -> bytes:
+        """Labelled images in class folders, the rest under ``unlabelled/``."""
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+            for item in self.items.values():
+                folder = item.label if item.label is not None else "unlabelled"
+                name = item.name.split("/")[-1]
+                zf.writestr(f"{folder}/{item.id}-{name}", item.data)
+        return buf.getvalue()

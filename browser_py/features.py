@@ -1,0 +1,135 @@
+"""The frozen part of a bundle: pixels -> features, computed once per image and cached.
+
+Bundles without a feature extractor pass pixels through. Otherwise ``features.onnx`` runs
+as an inference session: onnxruntime in CPython; in the browser onnxruntime-web on WebGPU
+when the browser offers a hardware adapter, else wasm (``backend`` says which).
+"""
+from __future__ import annotations
+
+from array import array
+
+from .bundle_source import BundleSource
+from .runtime import IN_PYODIDE
+
+
+class FeatureExtractor:
+    """Batches of per-sample float arrays in, per-sample feature arrays out (cached by key)."""
+
+    backend = "none"
+
+    def __init__(self, manifest: dict) -> None:
+        self.manifest = manifest
+        shape = manifest["features"]["shape"] if manifest["features"] else manifest["head"]["input_shape"]
+        self.output_size = 1
+        for d in shape:
+            self.output_size *= d
+        self.input_shape = list(manifest["input"]["shape"])
+        self._cache: dict[str, array] = {}
+
+    async def _run(self, batch: array, n: int) -> array:
+        return batch  # identity: everything trains
+
+    async def extract(self, keyed: list[tuple[str, array]], batch_size: int = 16) -> list[array]:
+        """Features for (key, pixels) pairs; cached keys are not computed again."""
+        todo = [(k, px) for k, px in keyed if k not in self._cache]
+        for i in range(0, len(todo), batch_size):
+            chunk = todo[i:i + batch_size]
+            joined = array("f")
+            for _, px in chunk:
+                joined.extend(px)
+            out = await self._run(joined, len(chunk))
+            size = self.output_size
+            for j, (key, _) in enumerate(chunk):
+                self._cache[key] = out[j * size:(j + 1) * size]
+        return [self._cache[k] for k, _ in keyed]
+
+    def forget(self, key: str) -> None:
+        self._cache.pop(key, None)
+
+
+class NativeFeatures(FeatureExtractor):
+    backend = "onnxruntime (CPU)"
+
+    def __init__(self, manifest: dict, model_bytes: bytes) -> None:
+        super().__init__(manifest)
+        import onnxruntime as ort
+
+        self._session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+
+    async def _run(self, batch: array, n: int) -> array:
+        import numpy as np
+
+        x = np.frombuffer(batch, dtype=np.float32).reshape([n, *self.input_shape])
+        out = self._session.run(None, {"pixels": x})[0]
+        return array("f", np.ascontiguousarray(out, dtype=np.float32).tobytes())
+
+
+class WebFeatures(FeatureExtractor):
+    """onnxruntime-web inference; ``ort`` is the WebGPU build module or the global wasm one."""
+
+    def __init__(self, manifest: dict, session, ort, backend: str) -> None:
+        super().__init__(manifest)
+        self._session = session
+        self._ort = ort
+        self.backend = backend
+
+    @classmethod
+    async def create(cls, manifest: dict, model_bytes: bytes, prefer_webgpu: bool = True,
+                     allow_software_gpu: bool = False) -> "WebFeatures":
+        import js
+        from pyodide.ffi import to_js
+
+        data = js.Uint8Array.new(len(model_bytes))
+        data.assign(model_bytes)
+        if prefer_webgpu and await webgpu_available(allow_software_gpu):
+            ort = await js.eval("import('/vendor/ort/ort.webgpu.min.mjs')")
+            ort.env.wasm.wasmPaths = "/vendor/ort/"
+            options = to_js({"executionProviders": ["webgpu"]}, dict_converter=js.Object.fromEntries)
+            session = await ort.InferenceSession.create(data, options)
+            return cls(manifest, session, ort, "WebGPU")
+        ort = js.ort
+        options = to_js({"executionProviders": ["wasm"]}, dict_converter=js.Object.fromEntries)
+        session = await ort.InferenceSession.create(data, options)
+        return cls(manifest, session, ort, f"wasm, {ort.env.wasm.numThreads} threads")
+
+    async def _run(self, batch: array, n: int) -> array:
+        import js
+        from pyodide.ffi import to_js
+
+        x = js.Float32Array.new(len(batch))
+        x.assign(batch)
+        tensor = self._ort.Tensor.new("float32", x, to_js([n, *self.input_shape]))
+        feeds = to_js({"pixels": tensor}, dict_converter=js.Object.fromEntries)
+        results = await self._session.run(feeds)
+        out = js.Reflect.get(results, "features")
+        return array("f", out.data.to_bytes())
+
+
+async def webgpu_available(allow_software: bool = False) -> bool:
+    """A WebGPU adapter exists (and, unless allowed, is not a software fallback)."""
+    import js
+
+    gpu = getattr(js.navigator, "gpu", None)
+    if gpu is None:
+        return False
+    try:
+        adapter = await gpu.requestAdapter()
+    except Exception:
+        return False
+    if adapter is None:
+        return False
+    if allow_software:
+        return True
+    fallback = bool(getattr(adapter, "isFallbackAdapter", False))
+    info = getattr(adapter, "info", None)
+    arch = str(getattr(info, "architecture", "")) if info is not None else ""
+    return not fallback and "swiftshader" not in arch.lower()
+
+
+async def load_features(manifest: dict, source: BundleSource, prefer_webgpu: bool = True) -> FeatureExtractor:
+    if manifest["features"] is None:
+        return FeatureExtractor(manifest)
+    model = await source.read(manifest["features"]["file"])
+    if IN_PYODIDE:
+        return await WebFeatures.create(manifest, model, prefer_webgpu)
+    return NativeFeatures(manifest, model)

@@ -1,0 +1,169 @@
+"""One participant, independent of any UI: the controller the page and headless clients share.
+
+It joins (or resumes), loads the task's bundle into a trainer, keeps the dataset, asks the
+global model for label suggestions, trains a local round and sends the update.
+"""
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+
+from . import labeling
+from .dataset import Dataset, ImageRejected, Item
+from .features import FeatureExtractor, load_features
+from .preprocess import InputSpec, decode
+from .protocol import FLClient
+from .runtime import IN_PYODIDE
+from .trainer import CancelToken, LocalTrainer, ProgressFn
+
+
+class NotEnoughData(RuntimeError):
+    """Training needs more labelled images; the message says how many."""
+
+
+@dataclass
+class RoundResult:
+    base_version: int
+    epoch_losses: list[float]
+    samples: int
+    ack: dict
+    picked_up: list[int] = field(default_factory=list)  # newer global versions merged mid-round
+
+
+def mix_into(local: array, other: array, weight: float) -> array:
+    """(1 - w) local + w other (ASYN2F's server-to-client merge), element-wise."""
+    keep = 1.0 - weight
+    return array("f", [keep * a + weight * b for a, b in zip(local, other)])
+
+
+class Participant:
+    def __init__(self, client: FLClient, store, prefer_webgpu: bool = True) -> None:
+        self.client = client
+        self.store = store
+        self.prefer_webgpu = prefer_webgpu
+        self.task: dict = {}
+        self.manifest: dict = {}
+        self.dataset: Dataset | None = None
+        self.features: FeatureExtractor | None = None
+        self.trainer: LocalTrainer | None = None
+        self.spec: InputSpec | None = None
+        self.version: int | None = None  # the global version the local model holds
+        self._pixels: dict[str, array] = {}
+
+    async def start(self, code: str | None = None, name: str = "") -> "Participant":
+        """Join with ``code``, or resume the membership saved in the store."""
+        if code:
+            await self.client.join(code, name)
+        elif not await self.client.restore():
+            raise RuntimeError("not a member of any task yet: join with a code")
+        self.task = await self.client.task()
+        bundle = self.client.bundle()
+        self.manifest = await bundle.load_manifest()
+        self.spec = InputSpec.from_manifest(self.manifest)
+        if IN_PYODIDE:
+            from .ort_web import OrtWebTrainer as Backend
+        else:
+            from .ort_native import NativeTrainer as Backend
+        backend = await Backend.create(bundle)
+        self.trainer = LocalTrainer(backend, self.task["training"]["batch_size"])
+        self.features = await load_features(self.manifest, bundle, self.prefer_webgpu)
+        self.dataset = await Dataset(self.store, self.manifest["classes"], self._validate).load()
+        await self.client.flush_outbox()
+        return self
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.manifest["classes"])
+
+    # --- data ---------------------------------------------------------------------------
+    async def _validate(self, data: bytes) -> None:
+        await decode(data, self.spec)
+
+    async def pixels(self, item: Item) -> array:
+        if item.id not in self._pixels:
+            self._pixels[item.id] = await decode(item.data, self.spec)
+        return self._pixels[item.id]
+
+    async def inputs(self, items: list[Item]) -> list[array]:
+        """The head's inputs for these images (features computed once per image)."""
+        keyed = [(item.id, await self.pixels(item)) for item in items]
+        return await self.features.extract(keyed)
+
+    # --- model ----------------------------------------------------------------------------
+    async def load_global(self) -> int:
+        self.version, params = await self.client.pull()
+        await self.trainer.backend.set_parameters(params)
+        return self.version
+
+    async def suggest(self, items: list[Item] | None = None, order_by: str | None = None) -> list[str]:
+        """Suggest labels for unlabelled images with the newest global model; return their ids
+        (ordered for review when ``order_by`` names an ordering in labeling.ORDERINGS)."""
+        await self.load_global()
+        items = items if items is not None else self.dataset.unlabelled()
+        if not items:
+            return []
+        probs = await self.trainer.predict_proba(await self.inputs(items))
+        for item, p in zip(items, probs):
+            label, confidence = labeling.suggestion(p, self.classes)
+            await self.dataset.suggest(item.id, label, confidence)
+        ids = [i.id for i in items]
+        return labeling.review_order(ids, probs, order_by) if order_by else ids
+
+    def can_train(self) -> tuple[bool, str]:
+        need = int(self.task["training"]["min_labelled"])
+        have = len(self.dataset.labelled("train"))
+        if have < need:
+            return False, f"Label at least {need} training images first (you have {have})."
+        return True, f"Ready to train on {have} labelled images."
+
+    async def train_round(self, epochs: int | None = None, progress: ProgressFn | None = None,
+                          cancel: CancelToken | None = None, mix_newer: float | None = 0.5,
+                          seed: int | None = None) -> RoundResult:
+        """Pull the global model, train locally, send the update.
+
+        Between epochs a newer global model, if any, is merged into the local one with
+        weight ``mix_newer`` (None: ignore it) and becomes the update's base version.
+        """
+        ok, why = self.can_train()
+        if not ok:
+            raise NotEnoughData(why)
+        items = self.dataset.labelled("train")
+        xs = await self.inputs(items)
+        ys = [self.classes.index(i.label) for i in items]
+        base = await self.load_global()
+        picked: list[int] = []
+
+        async def between(epoch: int) -> None:
+            nonlocal base
+            if mix_newer is None:
+                return
+            latest = await self.client.current_version()
+            if latest > base:
+                version, newer = await self.client.pull()
+                local = await self.trainer.backend.get_parameters()
+                await self.trainer.backend.set_parameters(mix_into(local, newer, mix_newer))
+                base = version
+                picked.append(version)
+
+        result = await self.trainer.fit(xs, ys, epochs or int(self.task["training"]["local_epochs"]),
+                                        seed=seed, progress=progress, cancel=cancel, between_epochs=between)
+        params = await self.trainer.backend.get_parameters()
+        metrics = {"loss": result.epoch_losses[-1], "epochs": float(len(result.epoch_losses))}
+        test = self.dataset.labelled("test")
+        if test:
+            local_eval = await self.evaluate(test)
+            metrics["local_test_accuracy"] = local_eval["accuracy"]
+        ack = await self.client.push(params, base, result.samples, metrics)
+        self.version = ack.get("applied_version") or base
+        return RoundResult(base, result.epoch_losses, result.samples, ack, picked)
+
+    async def evaluate(self, items: list[Item] | None = None) -> dict:
+        """The model currently loaded, on the participant's test images (by default)."""
+        items = items if items is not None else self.dataset.labelled("test")
+        if not items:
+            return {"accuracy": None, "samples": 0}
+        xs = await self.inputs(items)
+        return await self.trainer.evaluate(xs, [self.classes.index(i.label) for i in items], len(self.classes))
+
+    async def import_files(self, files: list[tuple[str, bytes]], label: str | None = None):
+        return await self.dataset.import_files(files, label)

@@ -1,0 +1,113 @@
+"""Image bytes -> the model's input, the same way in the browser and in CPython.
+
+The bundle's manifest says what the model takes: ``color`` (L or RGB) and ``size``; the
+result is float32 pixels in [0, 255], channels first. Normalisation is in the graph.
+
+- CPython: Pillow (EXIF orientation applied, convert, bilinear resize).
+- Browser: ``createImageBitmap`` (applies EXIF orientation) drawn onto an OffscreenCanvas
+  at the target size, pixels read back as RGBA bytes; channels are split with byte
+  slicing, so no Python loop runs per pixel. Grey levels use Pillow's integer formula
+  (ITU-R 601-2, the same rounding); images whose red, green and blue already agree skip it.
+
+Same-size images give identical inputs on both sides; resizing differs slightly because
+canvas and Pillow filter differently (measured in tests/test_client_browser.py).
+"""
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+
+from .dataset import ImageRejected
+
+MAX_PIXELS = 40_000_000  # larger images are refused, not decoded
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    color: str
+    width: int
+    height: int
+
+    @classmethod
+    def from_manifest(cls, manifest: dict) -> "InputSpec":
+        w, h = manifest["input"]["size"]
+        return cls(manifest["input"]["color"], int(w), int(h))
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.color == "L" else 3
+
+    @property
+    def values(self) -> int:
+        return self.channels * self.width * self.height
+
+
+def planes_from_rgba(rgba: bytes, color: str) -> array:
+    """RGBA bytes (row-major) -> float32 channel planes (CHW)."""
+    r, g, b = rgba[0::4], rgba[1::4], rgba[2::4]
+    out = array("f")
+    # array("f", bytes) would reinterpret the bytes as floats; a memoryview is iterated as ints.
+    if color == "RGB":
+        for plane in (r, g, b):
+            out.extend(array("f", memoryview(plane)))
+    elif r == g == b:
+        out.extend(array("f", memoryview(r)))
+    else:  # Pillow's L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16
+        out.extend(array("f", [(x * 19595 + y * 38470 + z * 7471 + 0x8000) >> 16 for x, y, z in zip(r, g, b)]))
+    return out
+
+
+def pixels_pillow(data: bytes, spec: InputSpec) -> array:
+    """CPython decoding with Pillow."""
+    import io
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise ImageRejected(f"the image is too large ({im.width} x {im.height} pixels)")
+            im = ImageOps.exif_transpose(im).convert("RGBA").convert(spec.color)
+            if im.size != (spec.width, spec.height):
+                im = im.resize((spec.width, spec.height), Image.BILINEAR)
+            raw = im.convert("RGBA").tobytes()
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        if isinstance(exc, ImageRejected):
+            raise
+        raise ImageRejected(f"this image cannot be read ({exc})") from None
+    return planes_from_rgba(raw, spec.color)
+
+
+async def pixels_browser(data: bytes, spec: InputSpec) -> array:
+    """Browser decoding with createImageBitmap and an OffscreenCanvas."""
+    import js
+    from pyodide.ffi import JsException, to_js
+
+    buf = js.Uint8Array.new(len(data))
+    buf.assign(data)
+    blob = js.Blob.new(to_js([buf]))
+    try:
+        bitmap = await js.createImageBitmap(blob)
+    except JsException:
+        raise ImageRejected("this image cannot be read (the browser could not decode it)") from None
+    try:
+        if bitmap.width * bitmap.height > MAX_PIXELS:
+            raise ImageRejected(f"the image is too large ({bitmap.width} x {bitmap.height} pixels)")
+        canvas = js.OffscreenCanvas.new(spec.width, spec.height)
+        ctx = canvas.getContext("2d")
+        ctx.imageSmoothingEnabled = True
+        ctx.imageSmoothingQuality = "high"
+        ctx.drawImage(bitmap, 0, 0, spec.width, spec.height)
+        rgba = ctx.getImageData(0, 0, spec.width, spec.height).data.to_bytes()
+    finally:
+        bitmap.close()
+    return planes_from_rgba(rgba, spec.color)
+
+
+async def decode(data: bytes, spec: InputSpec) -> array:
+    """Decode in whichever runtime we are in."""
+    from .runtime import IN_PYODIDE
+
+    if IN_PYODIDE:
+        return await pixels_browser(data, spec)
+    return pixels_pillow(data, spec)

@@ -1,0 +1,169 @@
+"""The federated protocol from the participant's side.
+
+join -> manifest and bundle -> pull the global parameters -> (train) -> push the update
+with the version it started from. Pushing survives network failures and server restarts:
+the update is written to the client's store (the outbox) with its idempotency key before
+the first attempt, retried with exponential backoff (tenacity), and resent after a page
+reload by :meth:`FLClient.flush_outbox`. The server applies a key at most once.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from array import array
+from dataclasses import dataclass
+
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+from .bundle_source import BundleSource
+from .transport import NetworkError, Response, Transport, default_transport
+
+OUTBOX_KEY = "outbox"
+
+
+class ServerRefused(RuntimeError):
+    """The server answered with a 4xx: the request itself is wrong; retrying won't help."""
+
+    def __init__(self, status: int, error: str, detail: object = None) -> None:
+        super().__init__(f"{error} (HTTP {status})")
+        self.status, self.error, self.detail = status, error, detail
+
+
+class ServerUnavailable(RuntimeError):
+    """5xx or no answer: worth retrying later."""
+
+
+@dataclass
+class Membership:
+    task_id: str
+    client_id: str
+    token: str
+    name: str
+
+
+class HttpBundle(BundleSource):
+    """A task's bundle as the server serves it, through the client's transport."""
+
+    def __init__(self, client: "FLClient") -> None:
+        super().__init__()
+        self.client = client
+
+    async def _read(self, name: str) -> bytes:
+        path = "manifest" if name == "manifest.json" else f"bundle/{name}"
+        return (await self.client.call("GET", f"/api/tasks/{self.client.task_id}/{path}")).body
+
+
+class FLClient:
+    """One participant of one task. ``meta`` is where the membership and the outbox persist:
+    any object with async ``get_meta(key)`` / ``set_meta(key, value)`` (the dataset store)."""
+
+    def __init__(self, base_url: str, meta, transport: Transport | None = None,
+                 retry_seconds: float = 300.0, max_wait: float = 20.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.meta = meta
+        self.transport = transport or default_transport()
+        self.retry_seconds = retry_seconds
+        self.max_wait = max_wait
+        self.membership: Membership | None = None
+
+    @property
+    def task_id(self) -> str:
+        assert self.membership is not None, "join first"
+        return self.membership.task_id
+
+    # --- plumbing ---------------------------------------------------------------------
+    async def call(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                   retry: bool = True) -> Response:
+        """A request with the participant token; 5xx and network errors are retried."""
+        hdrs = dict(headers or {})
+        if self.membership is not None:
+            hdrs["Authorization"] = f"Bearer {self.membership.token}"
+
+        async def once() -> Response:
+            try:
+                r = await self.transport.request(method, self.base_url + path, hdrs, body)
+            except NetworkError as exc:
+                raise ServerUnavailable(str(exc)) from None
+            if r.status >= 500 or r.status == 429:
+                raise ServerUnavailable(f"{method} {path}: HTTP {r.status}")
+            if r.status >= 400:
+                info = r.json() if r.body.startswith(b"{") else {"error": r.body.decode(errors="replace")}
+                raise ServerRefused(r.status, info.get("error", "refused"), info.get("detail"))
+            return r
+
+        if not retry:
+            return await once()
+        async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(ServerUnavailable), reraise=True,
+                wait=wait_exponential_jitter(initial=0.2, max=self.max_wait),
+                stop=stop_after_delay(self.retry_seconds)):
+            with attempt:
+                return await once()
+        raise AssertionError("unreachable")
+
+    # --- membership -------------------------------------------------------------------
+    async def restore(self) -> bool:
+        """Pick up a membership saved by an earlier session (page reload)."""
+        saved = await self.meta.get_meta("membership")
+        if saved:
+            self.membership = Membership(**saved)
+        return self.membership is not None
+
+    async def preview(self, code: str) -> dict:
+        return (await self.call("GET", f"/api/join/{code.strip()}")).json()
+
+    async def join(self, code: str, name: str = "") -> Membership:
+        r = await self.call("POST", "/api/join", json.dumps({"code": code, "name": name}).encode(),
+                            {"Content-Type": "application/json"})
+        info = r.json()
+        self.membership = Membership(info["task_id"], info["client_id"], info["token"], info["name"])
+        await self.meta.set_meta("membership", self.membership.__dict__)
+        return self.membership
+
+    # --- model --------------------------------------------------------------------------
+    async def task(self) -> dict:
+        return (await self.call("GET", f"/api/tasks/{self.task_id}")).json()
+
+    def bundle(self) -> HttpBundle:
+        return HttpBundle(self)
+
+    async def pull(self) -> tuple[int, array]:
+        """The newest global parameters and their version."""
+        r = await self.call("GET", f"/api/tasks/{self.task_id}/model")
+        params = array("f")
+        params.frombytes(r.body)
+        return int(r.headers["x-webfl-version"]), params
+
+    async def current_version(self) -> int:
+        return int((await self.task())["version"])
+
+    # --- updates ------------------------------------------------------------------------
+    async def push(self, params: array, base_version: int, samples: int, metrics: dict | None = None) -> dict:
+        """Send an update; it is kept in the outbox until the server acknowledged it."""
+        entry = {"key": uuid.uuid4().hex, "base_version": base_version, "samples": samples,
+                 "metrics": metrics or {}, "task_id": self.task_id}
+        await self.meta.set_meta(OUTBOX_KEY, entry)
+        await self.meta.set_meta(OUTBOX_KEY + ":params", params.tobytes())
+        return await self._send(entry, params.tobytes())
+
+    async def flush_outbox(self) -> dict | None:
+        """Resend an update that was not acknowledged before a reload or crash."""
+        entry = await self.meta.get_meta(OUTBOX_KEY)
+        if not entry or self.membership is None or entry.get("task_id") != self.task_id:
+            return None
+        body = await self.meta.get_meta(OUTBOX_KEY + ":params")
+        return await self._send(entry, body)
+
+    async def _send(self, entry: dict, body: bytes) -> dict:
+        headers = {"Content-Type": "application/octet-stream", "Idempotency-Key": entry["key"],
+                   "X-WebFL-Base-Version": str(entry["base_version"]),
+                   "X-WebFL-Samples": str(entry["samples"]),
+                   "X-WebFL-Metrics": json.dumps(entry["metrics"])}
+        try:
+            ack = (await self.call("POST", f"/api/tasks/{self.task_id}/updates", body, headers)).json()
+        except ServerRefused:
+            await self.meta.set_meta(OUTBOX_KEY, None)  # refused for good: nothing to resend
+            raise
+        await self.meta.set_meta(OUTBOX_KEY, None)
+        await self.meta.set_meta(OUTBOX_KEY + ":params", None)
+        return ack

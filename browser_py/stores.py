@@ -1,0 +1,94 @@
+"""Where a client keeps its images, labels and small state, in CPython.
+
+The browser twin is ``idb.IndexedDBStore``. All stores share one async interface:
+``put_item / get_item / items / delete_item / clear_items`` for image records (dicts with
+``data`` as bytes) and ``get_meta / set_meta`` for small state (JSON values or bytes;
+setting None deletes).
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+
+class MemoryStore:
+    """Everything in dicts: for tests and short-lived simulated clients."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, dict] = {}
+        self._meta: dict[str, object] = {}
+
+    async def put_item(self, item: dict) -> None:
+        self._items[item["id"]] = dict(item)
+
+    async def get_item(self, item_id: str) -> dict | None:
+        item = self._items.get(item_id)
+        return dict(item) if item else None
+
+    async def items(self) -> list[dict]:
+        return [dict(i) for i in self._items.values()]
+
+    async def delete_item(self, item_id: str) -> None:
+        self._items.pop(item_id, None)
+
+    async def clear_items(self) -> None:
+        self._items.clear()
+
+    async def get_meta(self, key: str):
+        return self._meta.get(key)
+
+    async def set_meta(self, key: str, value) -> None:
+        if value is None:
+            self._meta.pop(key, None)
+        else:
+            self._meta[key] = value
+
+
+class SqliteStore:
+    """One SQLite file per client (the caller names it by task and client)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS items (id TEXT PRIMARY KEY, record TEXT NOT NULL, data BLOB NOT NULL)")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value BLOB)")
+
+    async def put_item(self, item: dict) -> None:
+        record = {k: v for k, v in item.items() if k != "data"}
+        self._conn.execute("INSERT OR REPLACE INTO items(id, record, data) VALUES(?,?,?)",
+                           (item["id"], json.dumps(record), item["data"]))
+
+    def _row(self, row) -> dict:
+        return json.loads(row[0]) | {"data": bytes(row[1])}
+
+    async def get_item(self, item_id: str) -> dict | None:
+        row = self._conn.execute("SELECT record, data FROM items WHERE id=?", (item_id,)).fetchone()
+        return self._row(row) if row else None
+
+    async def items(self) -> list[dict]:
+        return [self._row(r) for r in self._conn.execute("SELECT record, data FROM items ORDER BY rowid")]
+
+    async def delete_item(self, item_id: str) -> None:
+        self._conn.execute("DELETE FROM items WHERE id=?", (item_id,))
+
+    async def clear_items(self) -> None:
+        self._conn.execute("DELETE FROM items")
+
+    async def get_meta(self, key: str):
+        row = self._conn.execute("SELECT kind, value FROM meta WHERE key=?", (key,)).fetchone()
+        if row is None:
+            return None
+        return bytes(row[1]) if row[0] == "bytes" else json.loads(row[1])
+
+    async def set_meta(self, key: str, value) -> None:
+        if value is None:
+            self._conn.execute("DELETE FROM meta WHERE key=?", (key,))
+            return
+        kind, blob = ("bytes", value) if isinstance(value, (bytes, bytearray)) else ("json", json.dumps(value))
+        self._conn.execute("INSERT OR REPLACE INTO meta(key, kind, value) VALUES(?,?,?)", (key, kind, blob))
+
+    def close(self) -> None:
+        self._conn.close()

