@@ -1,7 +1,10 @@
-"""The participant page's entry point in the browser (called by www/js/boot.mjs)."""
-from __future__ import annotations
+"""The participant page's entry point in the browser (called by www/js/boot.mjs).
 
-from .runtime import IN_PYODIDE
+``/?join=CODE`` opens the task behind a join code: the first visit joins, later visits
+(reloads) resume the same participant from IndexedDB. ``&slot=NAME`` keeps several
+participants of one task apart in one browser profile (experiments with many tabs).
+"""
+from __future__ import annotations
 
 JOIN_FORM = """
 <h1>Join a task</h1>
@@ -9,7 +12,7 @@ JOIN_FORM = """
 <form method="get" action="/" class="join">
   <label for="join-code">Join code</label>
   <input id="join-code" name="join" autocomplete="off" required>
-  <button type="submit">Continue</button>
+  <button type="submit" class="primary">Continue</button>
 </form>
 """
 
@@ -23,51 +26,55 @@ def set_state(state: str, error: str | None = None) -> None:
         js.document.documentElement.dataset.webflError = error
 
 
-def _element(tag: str, text: str = "", cls: str = "", id: str = ""):
-    import js
-
-    el = js.document.createElement(tag)
-    if text:
-        el.textContent = text
-    if cls:
-        el.className = cls
-    if id:
-        el.id = id
-    return el
-
-
 async def main() -> None:
-    """Show the task behind ``?join=CODE`` (or a join form) and mark the page ready."""
     import js
-    from pyodide.http import pyfetch
 
-    assert IN_PYODIDE
-    doc = js.document
-    status = doc.getElementById("status")
+    from .idb import IndexedDBStore
+    from .participant import Participant
+    from .protocol import FLClient, ServerRefused
+    from .stores import MemoryStore
+    from .ui.dom import by_id, el
+    from .ui.participant_page import ParticipantPage, set_status
+
+    page = globals()
+    root = by_id("app")
     try:
-        code = js.URLSearchParams.new(js.location.search).get("join")
-        card = _element("section", cls="card", id="task")
+        params = js.URLSearchParams.new(js.location.search)
+        code, slot = params.get("join"), params.get("slot") or "default"
+        by_id("loading").hidden = True
         if not code:
+            card = el("section", cls="card", id="task")
             card.innerHTML = JOIN_FORM
-        else:
-            response = await pyfetch(f"/api/join/{js.encodeURIComponent(code)}")
-            info = await response.json()
-            if not response.ok:
-                card.appendChild(_element("h1", "This join code does not work"))
-                card.appendChild(_element("p", f"{info['error']}. {info.get('detail') or ''}"))
-            else:
-                card.appendChild(_element("h1", info["title"]))
-                card.appendChild(_element(
-                    "p", "Your images stay on this device. Only model parameters are sent to the server."))
-                classes = _element("ul", cls="classes")
-                for name in info["classes"]:
-                    classes.appendChild(_element("li", name))
-                card.appendChild(classes)
-        doc.getElementById("loading").hidden = True
-        doc.getElementById("app").appendChild(card)
-        threads = js.ort.env.wasm.numThreads
-        status.textContent = f"Compute: wasm, {threads} thread{'s' if threads != 1 else ''}"
+            root.appendChild(card)
+            by_id("status").textContent = "Not joined"
+            set_state("ready")
+            return
+        origin = str(js.location.origin)
+        try:
+            preview = await FLClient(origin, MemoryStore()).preview(code)
+        except ServerRefused as exc:
+            card = el("section", cls="card", id="task")
+            card.appendChild(el("h1", "This join code does not work"))
+            card.appendChild(el("p", f"{exc.error}. {exc.detail or ''}"))
+            card.appendChild(el("a", "Enter another code", href="/"))
+            root.appendChild(card)
+            set_state("ready")
+            return
+        store = await IndexedDBStore(f"webfl:{preview['id']}:{slot}").open()
+        client = FLClient(origin, store)
+        if not await client.restore():
+            await client.join(code)
+        participant = await Participant(client, store).start()
+        await participant.load_global()
+        ui = ParticipantPage(participant, root)
+        ui.render()
+        set_status(participant)
+        page["participant"], page["ui"] = participant, ui  # for the console and tests
         set_state("ready")
     except Exception as exc:  # the page must say what went wrong, not hang
         set_state("error", f"could not start the client: {exc}")
+        box = by_id("error")
+        if box is not None:
+            by_id("error-message").textContent = str(exc)
+            box.hidden = False
         raise

@@ -19,10 +19,13 @@ py.globals.set("pixels_js", pixels);
 py.globals.set("labels_js", labels);
 py.runPythonAsync(`
 from array import array
-from browser_py.bundle_source import HttpBundle
 from browser_py.ort_web import OrtWebTrainer
+from browser_py.protocol import FLClient, Membership
+from browser_py.stores import MemoryStore
 import js
-trainer = await OrtWebTrainer.create(HttpBundle(str(js.location.origin), task_id, token))
+client = FLClient(str(js.location.origin), MemoryStore())
+client.membership = Membership(task_id, "", token, "")
+trainer = await OrtWebTrainer.create(client.bundle())
 x = array('f', pixels_js.to_py())
 y = list(labels_js.to_py())
 losses = [await trainer.train_step(x, y) for _ in range(2)]

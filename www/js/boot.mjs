@@ -2,7 +2,7 @@
 // hand over to Python (browser_py.app.main). Everything else happens in Python.
 const root = document.documentElement;
 const START_TIMEOUT_MS = 90000;
-const WHEEL = "/client/webfl_client-0.1.0-py3-none-any.whl";
+const WHEELS = ["/client/webfl_client-0.1.0-py3-none-any.whl", "/vendor/pyodide/tenacity-9.2.1-py3-none-any.whl"];
 
 function fail(message) {
   root.dataset.webflState = "error";
@@ -34,7 +34,7 @@ async function boot() {
   const pyodide = await loadPyodide({ indexURL: "/vendor/pyodide/" });
   await pyodide.loadPackage("/vendor/pyodide/micropip-0.11.1-py3-none-any.whl");
   const micropip = pyodide.pyimport("micropip");
-  await micropip.install.callKwargs(new URL(WHEEL, location.href).href, { deps: false });
+  await micropip.install.callKwargs(WHEELS.map((w) => new URL(w, location.href).href), { deps: false });
   micropip.destroy();
   window.webfl = { pyodide };
   await pyodide.runPythonAsync("import browser_py.app\nawait browser_py.app.main()");

@@ -1,0 +1,1 @@
+"""The participant page, built from Python over small HTML (www/index.html) and CSS."""

@@ -1,0 +1,79 @@
+"""Small DOM helpers: make elements, bind events to Python (sync or async) handlers."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Callable
+
+_PROXIES: list = []  # event handlers live as long as the page
+
+
+def el(tag: str, text: str = "", cls: str = "", id: str = "", **attrs):
+    import js
+
+    node = js.document.createElement(tag)
+    if text:
+        node.textContent = text
+    if cls:
+        node.className = cls
+    if id:
+        node.id = id
+    for key, value in attrs.items():
+        node.setAttribute(key.rstrip("_").replace("_", "-"), str(value))
+    return node
+
+
+def by_id(id: str):
+    import js
+
+    return js.document.getElementById(id)
+
+
+def clear(node) -> None:
+    while node.firstChild:
+        node.removeChild(node.firstChild)
+
+
+def on(node, event: str, handler: Callable) -> None:
+    """Call ``handler(event)``; coroutines run as tasks, errors are shown, not swallowed."""
+    from pyodide.ffi import create_proxy
+
+    def fire(evt):
+        result = handler(evt)
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            task.add_done_callback(_report)
+
+    proxy = create_proxy(fire)
+    _PROXIES.append(proxy)
+    node.addEventListener(event, proxy)
+
+
+def _report(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        import js
+
+        exc = task.exception()
+        js.console.error(f"webfl: {type(exc).__name__}: {exc}")
+        box = by_id("toast")
+        if box is not None:
+            box.textContent = f"Something went wrong: {exc}"
+            box.hidden = False
+
+
+def object_url(data: bytes) -> str:
+    import js
+    from pyodide.ffi import to_js
+
+    buf = js.Uint8Array.new(len(data))
+    buf.assign(data)
+    return js.URL.createObjectURL(js.Blob.new(to_js([buf])))
+
+
+def download(name: str, data: bytes, mime: str = "application/zip") -> None:
+    import js
+
+    link = el("a", href=object_url(data), download=name)
+    js.document.body.appendChild(link)
+    link.click()
+    link.remove()

@@ -1,0 +1,317 @@
+"""The participant page: add images, review suggestions, train, see results."""
+from __future__ import annotations
+
+import asyncio
+
+from ..dataset import Item
+from ..participant import NotEnoughData, Participant, RoundResult
+from ..trainer import Cancelled, CancelToken, Progress
+from .dom import by_id, clear, download, el, object_url, on
+
+FILTERS = ("all", "unlabelled", "suggested", "labelled")
+
+
+class ParticipantPage:
+    def __init__(self, participant: Participant, root) -> None:
+        self.p = participant
+        self.root = root
+        self.cancel: CancelToken | None = None
+        self.filter = "all"
+        self._thumbs: dict[str, str] = {}
+
+    @property
+    def ds(self):
+        return self.p.dataset
+
+    # --- layout -------------------------------------------------------------------------
+    def render(self) -> None:
+        task = self.p.task
+        head = el("section", cls="card", id="task")
+        head.appendChild(el("h1", task["title"]))
+        head.appendChild(el("p", "Your images stay on this device. Only model parameters are sent to the server.",
+                            cls="privacy"))
+        chips = el("ul", cls="classes")
+        for name in self.p.classes:
+            chips.appendChild(el("li", name))
+        head.appendChild(chips)
+        self.root.appendChild(head)
+        self.root.appendChild(self._add_section())
+        self.root.appendChild(self._data_section())
+        self.root.appendChild(self._review_section())
+        self.root.appendChild(self._train_section())
+        self.root.appendChild(self._test_section())
+        self.refresh()
+
+    def _add_section(self):
+        box = el("section", cls="card", id="add")
+        box.appendChild(el("h2", "Add images"))
+        label_select = el("select", id="import-label", aria_label="Label for the added images")
+        label_select.appendChild(el("option", "No label: I will review them", value=""))
+        for name in self.p.classes:
+            label_select.appendChild(el("option", f"All are: {name}", value=name))
+        picker = el("input", id="file-input", type="file", multiple="", accept="image/*,.zip")
+        drop = el("div", "Drop images or a zip with one folder per class here", cls="drop", id="drop")
+        box.appendChild(label_select)
+        box.appendChild(picker)
+        box.appendChild(drop)
+        box.appendChild(el("p", "", cls="message", id="import-message", aria_live="polite"))
+        on(picker, "change", lambda e: self.import_files(list(e.target.files)))
+
+        def over(e):
+            e.preventDefault()
+            drop.classList.add("over")
+
+        async def dropped(e):
+            e.preventDefault()
+            drop.classList.remove("over")
+            await self.import_files(list(e.dataTransfer.files))
+
+        on(drop, "dragover", over)
+        on(drop, "dragleave", lambda e: drop.classList.remove("over"))
+        on(drop, "drop", dropped)
+        return box
+
+    def _data_section(self):
+        box = el("section", cls="card", id="data")
+        box.appendChild(el("h2", "My data"))
+        box.appendChild(el("table", id="counts"))
+        row = el("div", cls="row")
+        export = el("button", "Export as zip", id="export", type="button")
+        wipe = el("button", "Delete all my images", id="clear", cls="danger", type="button")
+        row.appendChild(export)
+        row.appendChild(wipe)
+        box.appendChild(row)
+        on(export, "click", lambda e: download("webfl-images.zip", self.ds.export_zip()))
+        on(wipe, "click", self.clear_all)
+        return box
+
+    def _review_section(self):
+        box = el("section", cls="card", id="review")
+        box.appendChild(el("h2", "Review labels"))
+        bar = el("div", cls="row")
+        suggest = el("button", "Suggest labels", id="suggest", type="button")
+        threshold = el("input", id="threshold", type="number", min="0", max="1", step="0.05", value="0.9",
+                       aria_label="Confidence threshold")
+        accept = el("button", "Accept all above", id="accept-all", type="button")
+        flt = el("select", id="filter", aria_label="Show")
+        for name in FILTERS:
+            flt.appendChild(el("option", name, value=name))
+        for node in (suggest, accept, threshold, flt):
+            bar.appendChild(node)
+        box.appendChild(bar)
+        box.appendChild(el("div", cls="grid", id="grid"))
+        on(suggest, "click", lambda e: self.suggest())
+        on(accept, "click", lambda e: self.accept_all(float(threshold.value or 0.9)))
+
+        def set_filter(e):
+            self.filter = flt.value
+            self.render_grid()
+
+        on(flt, "change", set_filter)
+        return box
+
+    def _train_section(self):
+        box = el("section", cls="card", id="train")
+        box.appendChild(el("h2", "Train on this device"))
+        row = el("div", cls="row")
+        start = el("button", "Train and send update", id="train-button", cls="primary", type="button")
+        stop = el("button", "Cancel", id="cancel", type="button", hidden="")
+        row.appendChild(start)
+        row.appendChild(stop)
+        box.appendChild(row)
+        box.appendChild(el("p", "", id="train-reason", cls="message"))
+        progress = el("progress", id="train-progress", max="1", value="0", hidden="")
+        box.appendChild(progress)
+        box.appendChild(el("p", "", id="train-text", aria_live="polite"))
+        box.appendChild(el("p", "", id="train-result", aria_live="polite"))
+        on(start, "click", lambda e: self.train())
+        on(stop, "click", lambda e: self.cancel and self.cancel.cancel())
+        return box
+
+    def _test_section(self):
+        box = el("section", cls="card", id="test")
+        box.appendChild(el("h2", "Test the model"))
+        button = el("button", "Test the global model on my test images", id="test-button", type="button")
+        box.appendChild(button)
+        box.appendChild(el("div", "", id="test-result", aria_live="polite"))
+        on(button, "click", lambda e: self.test())
+        return box
+
+    # --- state -> view ----------------------------------------------------------------------
+    def refresh(self) -> None:
+        self.render_counts()
+        self.render_grid()
+        ok, why = self.p.can_train()
+        by_id("train-button").disabled = not ok
+        by_id("train-reason").textContent = why
+
+    def render_counts(self) -> None:
+        counts = self.ds.counts()
+        table = by_id("counts")
+        clear(table)
+        head = el("tr")
+        for text in ("Class", "Train", "Test"):
+            head.appendChild(el("th", text))
+        table.appendChild(head)
+        for name, c in counts["per_class"].items():
+            row = el("tr", cls="count-row")
+            row.setAttribute("data-class", name)
+            for text in (name, str(c["train"]), str(c["test"])):
+                row.appendChild(el("td", text))
+            table.appendChild(row)
+        foot = el("tr")
+        foot.appendChild(el("td", f"{counts['total']} images: {counts['labelled']} labelled, "
+                                  f"{counts['suggested']} suggested, {counts['unlabelled']} unlabelled",
+                            id="count-summary", colspan="3"))
+        table.appendChild(foot)
+
+    def _visible(self) -> list[Item]:
+        items = sorted(self.ds.items.values(), key=lambda i: (i.label is not None, -(i.confidence or 0), i.added))
+        return [i for i in items if self.filter == "all" or i.status == self.filter]
+
+    def render_grid(self) -> None:
+        grid = by_id("grid")
+        clear(grid)
+        items = self._visible()
+        if not items:
+            grid.appendChild(el("p", "No images here yet. Add some above.", cls="empty", id="grid-empty"))
+            return
+        for item in items[:300]:
+            grid.appendChild(self._tile(item))
+        if len(items) > 300:
+            grid.appendChild(el("p", f"…and {len(items) - 300} more", cls="empty"))
+
+    def _tile(self, item: Item):
+        tile = el("figure", cls=f"tile {item.status}")
+        tile.setAttribute("data-id", item.id)
+        if item.id not in self._thumbs:
+            self._thumbs[item.id] = object_url(item.data)
+        tile.appendChild(el("img", src=self._thumbs[item.id], alt=item.name, loading="lazy"))
+        caption = el("figcaption")
+        if item.label is not None:
+            caption.appendChild(el("span", f"{item.label} ({item.source})", cls="label"))
+        elif item.suggestion is not None:
+            caption.appendChild(el("span", f"{item.suggestion}? {item.confidence:.0%}", cls="suggestion"))
+        else:
+            caption.appendChild(el("span", "unlabelled", cls="none"))
+        pick = el("select", cls="pick", aria_label=f"Label for {item.name}")
+        pick.appendChild(el("option", "label…", value=""))
+        for name in self.p.classes:
+            option = el("option", name, value=name)
+            if name == item.label:
+                option.setAttribute("selected", "")
+            pick.appendChild(option)
+        caption.appendChild(pick)
+        if item.label is None and item.suggestion is not None:
+            ok = el("button", "✓", cls="accept", type="button", title="Accept the suggestion")
+            on(ok, "click", lambda e, i=item.id: self._relabel(self.ds.accept(i)))
+            caption.appendChild(ok)
+        bin_ = el("button", "✕", cls="delete", type="button", title="Delete this image")
+        on(bin_, "click", lambda e, i=item.id: self._relabel(self.ds.delete(i)))
+        caption.appendChild(bin_)
+        on(pick, "change", lambda e, i=item.id: self._relabel(self.ds.correct(i, e.target.value))
+           if e.target.value else None)
+        tile.appendChild(caption)
+        return tile
+
+    async def _relabel(self, op) -> None:
+        await op
+        self.refresh()
+
+    # --- actions ---------------------------------------------------------------------------
+    async def import_files(self, files) -> None:
+        message = by_id("import-message")
+        label = by_id("import-label").value or None
+        message.textContent = f"Reading {len(files)} file{'s' if len(files) != 1 else ''}…"
+        payload = []
+        for f in files:
+            payload.append((str(f.name), (await f.arrayBuffer()).to_bytes()))
+        report = await self.p.import_files(payload, label)
+        text = report.summary() + "."
+        if report.rejected:
+            text += " " + "; ".join(f"{name}: {why}" for name, why in report.rejected[:5])
+        message.textContent = text
+        by_id("file-input").value = ""
+        self.refresh()
+
+    async def suggest(self) -> None:
+        button = by_id("suggest")
+        button.disabled = True
+        button.textContent = "Asking the model…"
+        try:
+            await self.p.suggest()
+        finally:
+            button.disabled = False
+            button.textContent = "Suggest labels"
+        self.filter = "suggested"
+        by_id("filter").value = "suggested"
+        self.refresh()
+
+    async def accept_all(self, threshold: float) -> None:
+        n = await self.ds.accept_above(threshold)
+        by_id("import-message").textContent = f"Accepted {n} suggestion{'s' if n != 1 else ''}."
+        self.refresh()
+
+    async def clear_all(self, event=None) -> None:
+        import js
+
+        if not js.confirm("Delete all your images and labels from this device?"):
+            return
+        await self.ds.clear()
+        self.refresh()
+
+    async def train(self) -> None:
+        start, stop = by_id("train-button"), by_id("cancel")
+        bar, text, result_box = by_id("train-progress"), by_id("train-text"), by_id("train-result")
+        self.cancel = CancelToken()
+        start.disabled, stop.hidden, bar.hidden = True, False, False
+        result_box.textContent = ""
+
+        async def progress(p: Progress) -> None:
+            bar.value = p.fraction
+            text.textContent = f"Epoch {p.epoch + 1}/{p.epochs}, batch {p.batch}/{p.batches}, loss {p.loss:.3f}"
+            await asyncio.sleep(0)  # let the page breathe between batches
+
+        try:
+            text.textContent = "Preparing images…"
+            result: RoundResult = await self.p.train_round(progress=progress, cancel=self.cancel)
+            ack = result.ack
+            fed = ack.get("applied_version")
+            result_box.textContent = (f"Update sent: it fed into global version {fed}." if fed is not None
+                                      else f"Update sent: it waits for other participants ({ack['status']}).")
+            text.textContent = f"Done. Final loss {result.epoch_losses[-1]:.3f}."
+        except Cancelled:
+            text.textContent = "Training cancelled. Nothing was sent."
+        except NotEnoughData as exc:
+            text.textContent = str(exc)
+        finally:
+            start.disabled, stop.hidden = False, True
+            self.cancel = None
+            set_status(self.p)
+            self.refresh()
+
+    async def test(self) -> None:
+        box = by_id("test-result")
+        test_items = self.ds.labelled("test")
+        if not test_items:
+            box.textContent = "No labelled test images yet: about 1 in 5 labelled images is kept for testing."
+            return
+        version = await self.p.load_global()
+        result = await self.p.evaluate(test_items)
+        clear(box)
+        box.appendChild(el("p", f"Global model (version {version}): {result['accuracy']:.0%} correct on "
+                                f"{result['samples']} test images.", id="test-accuracy"))
+        table = el("table", cls="per-class")
+        for name, acc in zip(self.p.classes, result["per_class"]):
+            row = el("tr")
+            row.appendChild(el("td", name))
+            row.appendChild(el("td", "–" if acc is None else f"{acc:.0%}"))
+            table.appendChild(row)
+        box.appendChild(table)
+
+
+def set_status(p: Participant, connected: bool = True) -> None:
+    status = by_id("status")
+    version = "–" if p.version is None else str(p.version)
+    status.textContent = (f"{'Connected' if connected else 'Offline'} · global version {version} · "
+                          f"compute: {p.trainer.backend.name}; features: {p.features.backend}")

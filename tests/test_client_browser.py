@@ -1,0 +1,136 @@
+"""The participant's client in headless Chromium: Python in Pyodide, IndexedDB, onnxruntime-web."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from client_helpers import digit_files, image_folder_zip, png
+from live import ARTIFACTS, wait_ready
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def page_task(live_server):
+    return live_server.create_task("browser digits", classes=[str(d) for d in range(10)], min_labelled=10,
+                                   batch_size=16, local_epochs=2)
+
+
+def text_of(driver, id_: str) -> str:
+    return driver.find_element(By.ID, id_).text
+
+
+def wait_text(driver, id_: str, needle: str, timeout: float = 120) -> str:
+    WebDriverWait(driver, timeout, poll_frequency=0.2).until(lambda d: needle in text_of(d, id_))
+    return text_of(driver, id_)
+
+
+def open_task(browser, live_server, task, slot: str = "default"):
+    browser.get(f"{live_server.url}/?join={task['join_code']}&slot={slot}")
+    state = wait_ready(browser)
+    assert state == "ready", browser.execute_script("return document.documentElement.dataset.webflError")
+
+
+def test_join_import_train_send_and_reload(browser, live_server, page_task, tmp_path):
+    open_task(browser, live_server, page_task)
+    assert "Your images stay on this device" in text_of(browser, "task")
+    assert "Label at least 10" in text_of(browser, "train-reason")
+    assert browser.find_element(By.ID, "train-button").get_attribute("disabled") is not None
+
+    labelled = tmp_path / "labelled.zip"
+    labelled.write_bytes(image_folder_zip(digit_files(40)))
+    loose = []
+    for i, (name, data, _) in enumerate(digit_files(5, offset=30)):
+        path = tmp_path / f"loose{i}.png"
+        path.write_bytes(data)
+        loose.append(str(path))
+    (tmp_path / "notes.txt").write_text("not an image")
+    picker = browser.find_element(By.ID, "file-input")
+    picker.send_keys(str(labelled))
+    wait_text(browser, "import-message", "40 images added")
+    picker.send_keys("\n".join(loose + [str(tmp_path / "notes.txt")]))
+    message = wait_text(browser, "import-message", "5 images added")
+    assert "1 refused" in message and "not an image" in message
+    summary = text_of(browser, "count-summary")
+    assert summary.startswith("45 images: 40 labelled") and "5 unlabelled" in summary
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "participant-imported.png"))
+
+    browser.find_element(By.ID, "suggest").click()
+    WebDriverWait(browser, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".tile.suggested")) == 5)
+
+    before = live_server.api("GET", f"/api/tasks/{page_task['id']}")["version"]
+    browser.find_element(By.ID, "train-button").click()
+    result = wait_text(browser, "train-result", "fed into global version")
+    after = live_server.api("GET", f"/api/tasks/{page_task['id']}")["version"]
+    assert after == before + 1 and f"version {after}" in result
+    metrics = live_server.api("GET", f"/api/tasks/{page_task['id']}/metrics?since={before}")
+    samples = metrics["versions"][0]["updates"][0]["samples"]
+    train_count = sum(int(td.text) for td in browser.find_elements(By.CSS_SELECTOR, ".count-row td:nth-child(2)"))
+    assert samples == train_count
+
+    # Correct a label, then reload: images, labels and the membership survive.
+    tile = browser.find_element(By.CSS_SELECTOR, ".tile.suggested")
+    tile_id = tile.get_attribute("data-id")
+    Select(tile.find_element(By.CSS_SELECTOR, "select.pick")).select_by_value("3")
+    WebDriverWait(browser, 10).until(lambda d: "46" not in text_of(d, "count-summary") and
+                                     "41 labelled" in text_of(d, "count-summary"))
+    browser.refresh()
+    assert wait_ready(browser) == "ready"
+    assert text_of(browser, "count-summary").startswith("45 images: 41 labelled")
+    tile = browser.find_element(By.CSS_SELECTOR, f'.tile[data-id="{tile_id}"]')
+    assert "3 (corrected)" in tile.text
+    clients = live_server.api("GET", f"/api/admin/tasks/{page_task['id']}/clients")["clients"]
+    assert len(clients) == 1  # the reload resumed the same participant
+
+
+def test_two_slots_in_one_browser_do_not_mix(browser, live_server, page_task, tmp_path):
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(image_folder_zip(digit_files(12, offset=50)))
+    open_task(browser, live_server, page_task, slot="alice")
+    browser.find_element(By.ID, "file-input").send_keys(str(archive))
+    wait_text(browser, "import-message", "12 images added")
+    open_task(browser, live_server, page_task, slot="bob")
+    assert text_of(browser, "count-summary").startswith("0 images")
+    open_task(browser, live_server, page_task, slot="alice")
+    assert text_of(browser, "count-summary").startswith("12 images")
+
+
+def test_browser_decoding_matches_pillow(browser, live_server, page_task):
+    """Same-size images decode identically; resized ones differ only by filtering."""
+    from browser_py.preprocess import InputSpec, pixels_pillow
+
+    rng = np.random.default_rng(4)
+    same = png(rng.integers(0, 256, (28, 28), dtype=np.uint8))
+    colour = png(rng.integers(0, 256, (28, 28, 3), dtype=np.uint8))
+    smooth = np.clip(np.add.outer(np.arange(100), np.arange(80)) * 1.4, 0, 255).astype(np.uint8)
+    big = png(np.stack([smooth, smooth[::-1], smooth[:, ::-1]], axis=-1))
+    open_task(browser, live_server, page_task)
+    script = """
+const [images, done] = arguments;
+const py = window.webfl.pyodide;
+py.globals.set("images_js", images);
+py.runPythonAsync(`
+from browser_py.preprocess import InputSpec, pixels_browser
+out = []
+for data, color, w, h in images_js.to_py():
+    px = await pixels_browser(bytes(data), InputSpec(color, w, h))
+    out.append(list(px))
+out
+`).then((r) => done(r.toJs())).catch((e) => done("ERROR: " + e.message));
+"""
+    cases = [(same, "L", 28, 28), (colour, "L", 28, 28), (colour, "RGB", 28, 28), (big, "RGB", 40, 50)]
+    result = browser.execute_async_script(script, [[list(d), c, w, h] for d, c, w, h in cases])
+    assert not isinstance(result, str), result
+    for (data, color, w, h), web in zip(cases, result):
+        native = np.frombuffer(pixels_pillow(data, InputSpec(color, w, h)), np.float32)
+        web = np.asarray(web, np.float32)
+        assert web.shape == native.shape
+        if (w, h) == (28, 28):
+            assert np.array_equal(web, native), (color, np.abs(web - native).max())
+        else:
+            assert np.abs(web - native).mean() < 3.0  # grey levels out of 255, smooth image
