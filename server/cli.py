@@ -6,6 +6,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from browser_py.headless import add_parser as add_client
     from export.cli import add_parser as add_export
 
     from . import serve
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     serve.add_parser(sub)
     add_export(sub)
+    add_client(sub)
     return parser
 
 

@@ -1,0 +1,108 @@
+"""``webfl client``: headless participants in CPython, running the browser's client code.
+
+Each simulated participant gets its own store and partition, imports its images as PNG
+files through the same import path the page uses, and runs rounds of local training
+against a server. Participants run in threads (onnxruntime releases the GIL).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "client", help="run headless participants (the browser's client code, in CPython)",
+        description="Run one or many headless participants against a webfl server: each joins the task, "
+                    "imports its share of a dataset, and trains and sends updates for some rounds.",
+        epilog="example: webfl client --server http://127.0.0.1:8000 --code 1A2B3C4D --dataset mnist "
+               "--clients 3 --partition lacks:1,3,7/2,5,8/4,6,9 --rounds 5",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--server", required=True, help="server URL, e.g. http://127.0.0.1:8000")
+    p.add_argument("--code", required=True, help="the task's join code")
+    p.add_argument("--dataset", default="mnist",
+                   help="mnist | sklearn-digits | idx:IMAGES,LABELS | folder:PATH (default: mnist)")
+    p.add_argument("--clients", type=int, default=1, help="how many participants (default: 1)")
+    p.add_argument("--partition", default="iid",
+                   help="iid | dirichlet:ALPHA | shards:K | lacks:1,3,7/2,5,8/... (default: iid)")
+    p.add_argument("--samples", type=int, default=300, help="images per participant at most (default: 300)")
+    p.add_argument("--rounds", type=int, default=3, help="training rounds per participant (default: 3)")
+    p.add_argument("--epochs", type=int, default=None, help="local epochs (default: the task's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--store", type=Path, default=None,
+                   help="keep each participant's data in SQLite files here (default: in memory)")
+    p.set_defaults(func=run)
+
+
+def encode_png(image) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+async def run_participant(index: int, args: argparse.Namespace, images, labels, classes, log) -> dict:
+    from .participant import Participant
+    from .protocol import FLClient
+    from .stores import MemoryStore, SqliteStore
+
+    store = SqliteStore(args.store / f"client-{index}.sqlite3") if args.store else MemoryStore()
+    participant = Participant(FLClient(args.server, store), store)
+    await participant.start(args.code, name=f"headless-{index}")
+    task_classes = participant.classes
+    by_class: dict[str, list] = {}
+    for n, (image, label) in enumerate(zip(images, labels)):
+        by_class.setdefault(classes[label], []).append((f"{classes[label]}/{n}.png", encode_png(image)))
+    for name, files in by_class.items():
+        if name in task_classes:
+            await participant.import_files(files, label=name)
+    log(f"participant {index}: {participant.dataset.counts()['labelled']} labelled images")
+    losses = []
+    for r in range(args.rounds):
+        result = await participant.train_round(epochs=args.epochs, seed=args.seed + r, mix_newer=None)
+        losses.append(result.epoch_losses[-1])
+        log(f"participant {index} round {r + 1}/{args.rounds}: loss {losses[-1]:.3f}, "
+            f"{result.ack['status']} -> version {result.ack.get('applied_version')}")
+    return {"participant": index, "losses": losses}
+
+
+def run(args: argparse.Namespace) -> int:
+    from export.datasets import DatasetError, load
+    from export.partition import parse
+
+    try:
+        data = load(args.dataset)
+        parts = parse(args.partition, data.labels, args.clients, args.seed)
+    except (DatasetError, ValueError) as exc:
+        print(f"webfl client: error: {exc}", file=sys.stderr)
+        return 2
+    lock = threading.Lock()
+    started = time.monotonic()
+
+    def log(line: str) -> None:
+        with lock:
+            print(f"[{time.monotonic() - started:6.1f}s] {line}", flush=True)
+
+    results, errors = [], []
+
+    def worker(i: int) -> None:
+        idx = parts[i][: args.samples]
+        try:
+            results.append(asyncio.run(run_participant(i, args, data.images[idx], data.labels[idx], data.classes, log)))
+        except Exception as exc:  # report per participant, keep the others going
+            errors.append(f"participant {i}: {type(exc).__name__}: {exc}")
+            log(errors[-1])
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(args.clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log(f"done: {len(results)} participants finished, {len(errors)} failed")
+    return 1 if errors else 0
