@@ -108,15 +108,16 @@ class WebFeatures(FeatureExtractor):
 async def webgpu_available(allow_software: bool = False) -> bool:
     """A WebGPU adapter exists (and, unless allowed, is not a software fallback)."""
     import js
+    from pyodide.ffi import jsnull
 
     gpu = getattr(js.navigator, "gpu", None)
-    if gpu is None:
+    if gpu is None or gpu is jsnull:
         return False
     try:
         adapter = await gpu.requestAdapter()
     except Exception:
         return False
-    if adapter is None:
+    if adapter is None or adapter is jsnull:  # JS null is not Python None in Pyodide
         return False
     if allow_software:
         return True

@@ -1,0 +1,134 @@
+"""The frozen feature extractor in the browser (wasm, and WebGPU on a software adapter)
+gives the same features as onnxruntime in CPython."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+
+import numpy as np
+import pytest
+
+from client_helpers import png
+from live import chrome_options, wait_ready
+
+pytestmark = pytest.mark.browser
+
+SCRIPT = """
+const [images, preferGpu, done] = arguments;
+const py = window.webfl.pyodide;
+py.globals.set("images_js", images);
+py.globals.set("prefer_gpu", preferGpu);
+py.runPythonAsync(`
+from browser_py import features as F
+from browser_py.preprocess import InputSpec, pixels_browser
+import browser_py.app as app
+p = app.participant
+spec = InputSpec.from_manifest(p.manifest)
+model = await p.client.bundle().read(p.manifest["features"]["file"])
+fx = await F.WebFeatures.create(p.manifest, model, prefer_webgpu=prefer_gpu, allow_software_gpu=prefer_gpu)
+keyed = [(str(i), await pixels_browser(bytes(d), spec)) for i, d in enumerate(images_js.to_py())]
+out = await fx.extract(keyed)
+[fx.backend, [list(o) for o in out]]
+`).then((r) => done(r.toJs())).catch((e) => done("ERROR: " + e.message));
+"""
+
+
+@pytest.fixture(scope="module")
+def pets(live_server):
+    return live_server.create_task("pets", model="mobilenet_v2", classes=["cat", "dog"], min_labelled=4)
+
+
+def _images():
+    rng = np.random.default_rng(9)
+    smooth = np.clip(np.add.outer(np.arange(224), np.arange(224)) * 0.5, 0, 255).astype(np.uint8)
+    return [png(np.stack([smooth, smooth.T, 255 - smooth], -1)),
+            png(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8))]
+
+
+def _native(live_server, pets, images):
+    import asyncio
+
+    from browser_py.features import NativeFeatures
+    from browser_py.preprocess import InputSpec, pixels_pillow
+    from export import load_manifest
+
+    bundle = live_server.data_dir / "bundles" / pets["id"]
+    manifest = load_manifest(bundle)
+    fx = NativeFeatures(manifest, (bundle / "features.onnx").read_bytes())
+    spec = InputSpec.from_manifest(manifest)
+    out = asyncio.run(fx.extract([(str(i), pixels_pillow(d, spec)) for i, d in enumerate(images)]))
+    return [np.frombuffer(o, np.float32) for o in out]
+
+
+def test_wasm_features_match_native(browser, live_server, pets):
+    images = _images()
+    browser.get(f"{live_server.url}/?join={pets['join_code']}")
+    assert wait_ready(browser) == "ready"
+    result = browser.execute_async_script(SCRIPT, [list(d) for d in images], False)
+    assert not isinstance(result, str), result
+    backend, web = result
+    assert backend.startswith("wasm")
+    for w, n in zip(web, _native(live_server, pets, images)):
+        assert len(w) == 1280
+        np.testing.assert_allclose(np.asarray(w, np.float32), n, rtol=1e-3, atol=1e-3)
+
+
+def test_webgpu_features_match_native(live_server, pets):
+    """SwiftShader's software adapter proves the WebGPU code path (not its speed)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="webfl-gpu-")
+    opts = chrome_options(profile)
+    opts.add_argument("--enable-unsafe-webgpu")
+    driver = webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"))
+    driver.set_script_timeout(240)
+    try:
+        driver.get(f"{live_server.url}/?join={pets['join_code']}&slot=gpu")
+        assert wait_ready(driver) == "ready"
+        has_adapter = driver.execute_async_script(
+            "const done = arguments[0]; (navigator.gpu ? navigator.gpu.requestAdapter() : Promise.resolve(null))"
+            ".then((a) => done(!!a)).catch(() => done(false));")
+        if not has_adapter:
+            pytest.skip("this Chromium offers no WebGPU adapter even with --enable-unsafe-webgpu")
+        images = _images()[:1]
+        result = driver.execute_async_script(SCRIPT, [list(d) for d in images], True)
+        assert not isinstance(result, str), result
+        backend, web = result
+        assert backend == "WebGPU"
+        np.testing.assert_allclose(np.asarray(web[0], np.float32), _native(live_server, pets, images)[0],
+                                   rtol=1e-3, atol=1e-3)
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_mobilenet_task_trains_in_the_page(browser, live_server, pets, tmp_path):
+    """Photos -> canvas -> features (wasm, cached) -> head training -> update."""
+    import io
+    import zipfile
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    rng = np.random.default_rng(2)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(12):
+            label = ("cat", "dog")[i % 2]
+            base = np.zeros((96, 128, 3), np.uint8)
+            base[..., 0 if label == "cat" else 2] = 200
+            base = np.clip(base + rng.integers(0, 50, base.shape), 0, 255).astype(np.uint8)
+            zf.writestr(f"pets/{label}/{i}.png", png(base))
+    archive = tmp_path / "pets.zip"
+    archive.write_bytes(buf.getvalue())
+    browser.get(f"{live_server.url}/?join={pets['join_code']}&slot=page")
+    assert wait_ready(browser) == "ready"
+    assert "features: wasm" in browser.find_element(By.ID, "status").text
+    browser.find_element(By.ID, "file-input").send_keys(str(archive))
+    WebDriverWait(browser, 60).until(lambda d: "12 images added" in d.find_element(By.ID, "import-message").text)
+    before = live_server.api("GET", f"/api/tasks/{pets['id']}")["version"]
+    browser.find_element(By.ID, "train-button").click()
+    WebDriverWait(browser, 120).until(
+        lambda d: "fed into global version" in d.find_element(By.ID, "train-result").text)
+    assert live_server.api("GET", f"/api/tasks/{pets['id']}")["version"] == before + 1
