@@ -32,6 +32,22 @@ class OrtWebTrainer:
         self._logits_name = manifest["head"]["output"]
         eval_names = [str(n) for n in session.evalOutputNames]
         self._eval_loss_name = eval_names[0]
+        # One JS promise chain per step (train -> optimizer -> reset): Python awaits once,
+        # which saves two trips through the event loop on every step.
+        from pyodide.ffi import create_proxy
+
+        self._after_train = create_proxy(self._optimizer_then_reset)
+        self._after_optimizer = create_proxy(lambda _: session.lazyResetGrad())
+        self._last_results = None
+
+    def _optimizer_then_reset(self, results):
+        self._last_results = results
+        return self._session.runOptimizerStep().then(self._after_optimizer)
+
+    def close(self) -> None:
+        """Release the proxies handed to onnxruntime-web."""
+        self._after_train.destroy()
+        self._after_optimizer.destroy()
 
     @classmethod
     async def create(cls, source: BundleSource) -> "OrtWebTrainer":
@@ -76,11 +92,10 @@ class OrtWebTrainer:
 
         feeds = self._feeds(inputs, labels)
         try:
-            results = await self._session.runTrainStep(feeds)
-            await self._session.runOptimizerStep()
-            await self._session.lazyResetGrad()
+            await self._session.runTrainStep(feeds).then(self._after_train)
         except JsException as exc:
             raise TrainerError(f"training step failed in onnxruntime-web: {exc}") from None
+        results, self._last_results = self._last_results, None
         return float(self._output(results, self._loss_name).data[0])
 
     async def eval_step(self, inputs: array, labels: Sequence[int]) -> tuple[float, array]:

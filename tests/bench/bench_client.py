@@ -1,0 +1,153 @@
+"""Client speed: the browser (Python in Pyodide driving onnxruntime-web) against native
+onnxruntime-training, the interop overhead against plain JS, and page start-up.
+
+Run with ``make bench``. One run measures everything side by side on the same bundle,
+batch size and thread count, and prints ratios; assertions only check numbers exist.
+"""
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from array import array
+
+import numpy as np
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+from live import LiveServer, chrome_options, wait_ready
+
+BATCH, STEPS = 32, 40
+
+# The page's wasm keeps compiling in the background (tier-up) for a few seconds, so both
+# drivers warm up for WARM_SECONDS and then alternate in blocks; medians of the blocks.
+WARM_SECONDS, BLOCKS = 4.0, 4
+PY_STEPS = """
+const [batch, steps, warmSeconds, blocks, done] = arguments;
+const py = window.webfl.pyodide;
+py.globals.set("B", batch); py.globals.set("S", steps);
+py.runPythonAsync(`
+import random
+from array import array
+import js
+from browser_py.ort_web import OrtWebTrainer
+import browser_py.app as app
+p = app.participant
+trainer = await OrtWebTrainer.create(p.client.bundle())
+n = 1
+for d in trainer.input_shape:
+    n *= d
+rng = random.Random(0)
+x = array('f', [rng.random() * 255 for _ in range(B * n)])
+y = [rng.randrange(len(p.classes)) for _ in range(B)]
+
+async def py_block():
+    t = js.performance.now()
+    for _ in range(S):
+        await trainer.train_step(x, y)
+    return (js.performance.now() - t) / S
+
+js.window.pyBlock = py_block
+js.window.benchSession = trainer._session
+js.window.benchX = js.Float32Array.new(len(x)); js.window.benchX.assign(x)
+js.window.benchShape = js.Array.of(B, *trainer.input_shape)
+js.window.benchLabels = js.Array.from_(y)
+`).then(() => (async () => {
+  const s = window.benchSession;
+  const labels = BigInt64Array.from(window.benchLabels.map((v) => BigInt(v)));
+  const step = async () => {
+    const feeds = {input: new ort.Tensor("float32", new Float32Array(window.benchX), window.benchShape),
+                   labels: new ort.Tensor("int64", labels, [labels.length])};
+    await s.runTrainStep(feeds); await s.runOptimizerStep(); await s.lazyResetGrad();
+  };
+  const jsBlock = async () => { const t = performance.now(); for (let i = 0; i < steps; i++) await step();
+                                return (performance.now() - t) / steps; };
+  const until = performance.now() + warmSeconds * 1000;
+  while (performance.now() < until) { await step(); }
+  const py = [], pure = [];
+  for (let b = 0; b < blocks; b++) { py.push(await window.pyBlock()); pure.push(await jsBlock()); }
+  const median = (a) => a.slice().sort((p, q) => p - q)[Math.floor(a.length / 2)];
+  done([median(py), median(pure)]);
+})()).catch((e) => done("ERROR: " + e.message));
+"""
+
+
+def _native_ms(bundle_dir, classes: int) -> float:
+    from browser_py.bundle_source import DirectoryBundle
+    from browser_py.ort_native import NativeTrainer
+
+    async def go():
+        trainer = await NativeTrainer.create(DirectoryBundle(bundle_dir))
+        n = int(np.prod(trainer.input_shape))
+        rng = np.random.default_rng(0)
+        x = array("f", (rng.random(BATCH * n) * 255).astype(np.float32).tobytes())
+        y = [int(v) for v in rng.integers(0, classes, BATCH)]
+        until = time.perf_counter() + 1.0
+        while time.perf_counter() < until:
+            await trainer.train_step(x, y)
+        blocks = []
+        for _ in range(BLOCKS):
+            t = time.perf_counter()
+            for _ in range(STEPS):
+                await trainer.train_step(x, y)
+            blocks.append((time.perf_counter() - t) / STEPS * 1e3)
+        return sorted(blocks)[len(blocks) // 2]
+
+    return asyncio.run(go())
+
+
+def _driver(profile: str):
+    return webdriver.Chrome(options=chrome_options(profile),
+                            service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = LiveServer(tmp_path_factory.mktemp("bench-client"))
+    yield s
+    s.stop()
+
+
+@pytest.mark.parametrize("model, classes", [("digits_cnn", 10), ("mobilenet_v2", 2)])
+def test_training_speed(server, model, classes):
+    names = [str(i) for i in range(classes)] if model == "digits_cnn" else ["cat", "dog"]
+    task = server.create_task(f"bench {model}", model=model, classes=names)
+    profile = tempfile.mkdtemp()
+    driver = _driver(profile)
+    driver.set_script_timeout(600)
+    try:
+        driver.get(f"{server.url}/?join={task['join_code']}")
+        assert wait_ready(driver) == "ready"
+        result = driver.execute_async_script(PY_STEPS, BATCH, STEPS, WARM_SECONDS, BLOCKS)
+        assert not isinstance(result, str), result
+        py_ms, js_ms = result
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+    native_ms = _native_ms(server.data_dir / "bundles" / task["id"], classes)
+    head = "whole CNN" if model == "digits_cnn" else "head on 1280-d features"
+    print(f"\n| {model} ({head}), batch {BATCH}, 2 threads | browser (Pyodide) {py_ms:.3f} ms/step = "
+          f"{BATCH / py_ms * 1e3:,.0f} samples/s | plain JS {js_ms:.3f} ms/step | native {native_ms:.3f} ms/step = "
+          f"{BATCH / native_ms * 1e3:,.0f} samples/s | browser/native throughput {native_ms / py_ms:.2f} | "
+          f"interop overhead {(py_ms / js_ms - 1) * 100:+.0f}% |")
+    assert py_ms > 0 and js_ms > 0 and native_ms > 0
+
+
+def test_page_start_up(server):
+    url = f"{server.url}/?join={server.demo_task()['join_code']}"
+    profile = tempfile.mkdtemp()
+    driver = _driver(profile)
+    try:
+        times = []
+        for _ in range(3):  # the first is cold (empty profile), then warm (HTTP cache)
+            t = time.perf_counter()
+            driver.get(url)
+            assert wait_ready(driver) == "ready"
+            times.append(time.perf_counter() - t)
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+    print(f"\n| page open -> ready | cold {times[0]:.2f} s | warm {min(times[1:]):.2f} s |")
+    assert all(t > 0 for t in times)
