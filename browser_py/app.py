@@ -26,7 +26,22 @@ def set_state(state: str, error: str | None = None) -> None:
         js.document.documentElement.dataset.webflError = error
 
 
-async def main() -> None:
+async def main(page_name: str = "participant") -> None:
+    """Start the page named by ``<body data-page>``: ``participant`` or ``admin``."""
+    if page_name == "admin":
+        from .ui import admin_page
+
+        try:
+            await admin_page.main()
+            set_state("ready")
+        except Exception as exc:
+            set_state("error", f"could not start the admin page: {exc}")
+            raise
+        return
+    await participant_main()
+
+
+async def participant_main() -> None:
     import js
 
     from .idb import IndexedDBStore

@@ -91,8 +91,11 @@ def run(args: argparse.Namespace) -> int:
 
     results, errors = [], []
 
+    import numpy as np
+
     def worker(i: int) -> None:
-        idx = parts[i][: args.samples]
+        # a random sample of the partition (partitions are sorted, and datasets often by class)
+        idx = np.random.default_rng(args.seed + i).permutation(parts[i])[: args.samples]
         try:
             results.append(asyncio.run(run_participant(i, args, data.images[idx], data.labels[idx], data.classes, log)))
         except Exception as exc:  # report per participant, keep the others going

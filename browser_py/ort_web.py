@@ -24,6 +24,10 @@ class OrtWebTrainer:
     name = "onnxruntime-web (wasm)"
 
     def __init__(self, manifest: dict, session) -> None:
+        import js
+
+        threads = int(js.ort.env.wasm.numThreads or 1)
+        self.name = f"onnxruntime-web (wasm, {threads} thread{'s' if threads != 1 else ''})"
         self.manifest = manifest
         self.input_shape = list(manifest["head"]["input_shape"])
         self.num_parameters = int(manifest["num_parameters"])

@@ -48,6 +48,7 @@ class Participant:
         self.trainer: LocalTrainer | None = None
         self.spec: InputSpec | None = None
         self.version: int | None = None  # the global version the local model holds
+        self.local_params: array | None = None  # the model after the last local round
         self._pixels: dict[str, array] = {}
 
     async def start(self, code: str | None = None, name: str = "") -> "Participant":
@@ -148,6 +149,7 @@ class Participant:
         result = await self.trainer.fit(xs, ys, epochs or int(self.task["training"]["local_epochs"]),
                                         seed=seed, progress=progress, cancel=cancel, between_epochs=between)
         params = await self.trainer.backend.get_parameters()
+        self.local_params = params
         metrics = {"loss": result.epoch_losses[-1], "epochs": float(len(result.epoch_losses))}
         test = self.dataset.labelled("test")
         if test:

@@ -30,6 +30,20 @@ def _detail(task) -> dict:
     return out
 
 
+@bp.get("/choices")
+def choices():
+    """Models and aggregators for the task form, with their explanations and defaults."""
+    from export.models import MODELS
+
+    from .strategies import describe_all
+    from .taskconfig import DEFAULTS
+
+    models = [{"name": m.name, "description": m.description, "max_train_blocks": m.max_train_blocks,
+               "input": {"color": m.preprocessing.color, "size": list(m.preprocessing.size)}}
+              for m in MODELS.values()]
+    return jsonify({"models": models, "aggregators": describe_all(), "defaults": DEFAULTS})
+
+
 @bp.get("/tasks")
 def list_tasks():
     return jsonify({"tasks": [_detail(t) for t in _ext()["tasks"].list()]})
@@ -74,3 +88,27 @@ def upload_validation(task_id: str):
         raise APIError("the body is empty; send the zip or .npz file as the request body")
     summary = _ext()["evaluator"].store_validation(task_id, data)
     return jsonify(summary)
+
+
+@bp.get("/tasks/<task_id>/download")
+def download(task_id: str):
+    """The global model (newest, or ``?version=N``) as ``?format=onnx`` or ``?format=pytorch``."""
+    from flask import Response
+
+    from export.download import to_onnx, to_state_dict
+
+    tasks = _ext()["tasks"]
+    fmt = request.args.get("format", "onnx")
+    if fmt not in ("onnx", "pytorch"):
+        raise APIError("format must be onnx or pytorch")
+    wanted = request.args.get("version")
+    v = tasks.current_version(task_id) if wanted is None else tasks.version(task_id, int(wanted)) \
+        if wanted.isdigit() else None
+    if v is None or not v.params_kept:
+        raise APIError("that version is not available", status=404)
+    manifest = tasks.manifest(task_id)
+    params = tasks.params.get(v.params_sha256)
+    data = to_onnx(manifest, params) if fmt == "onnx" else to_state_dict(manifest, params)
+    name = f"webfl-{task_id}-v{v.version}.{'onnx' if fmt == 'onnx' else 'pt'}"
+    return Response(data, mimetype="application/octet-stream",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "X-WebFL-Version": str(v.version)})

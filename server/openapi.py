@@ -43,6 +43,9 @@ def document() -> dict:
             "Preview the task behind a join code (title, classes); no token needed",
             {200: _ok("public task info")}, security=None,
             params=[{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}])},
+        "/api/join/{code}/qr.svg": {"get": _op(
+            "The join link as a QR code (SVG); no token needed", {200: _ok("svg", "image/svg+xml")}, security=None,
+            params=[{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}])},
         "/api/join": {"post": _op(
             "Join a task with its code; returns a participant token (shown once)",
             {201: _ok("{task_id, client_id, name, token, task}")}, security=None,
@@ -81,6 +84,9 @@ def document() -> dict:
             "Versions with their updates (client, staleness, weight, samples, metrics) and evaluations",
             {200: _ok("metrics")},
             params=[TASK_ID, {"name": "since", "in": "query", "schema": {"type": "integer"}}])},
+        "/api/admin/choices": {"get": _op(
+            "Models, aggregators (with papers, parameters and defaults) and config defaults for the task form",
+            {200: _ok("choices")}, security="admin")},
         "/api/admin/tasks": {
             "get": _op("All tasks with config, join code and status", {200: _ok("tasks")}, security="admin"),
             "post": _op("Create a task {title, config}; its bundle builds in the background",
@@ -91,6 +97,11 @@ def document() -> dict:
                          {200: _ok("task"), 409: _ERROR}, security="admin", params=[TASK_ID], body=JSON_BODY)},
         "/api/admin/tasks/{task_id}/clients": {"get": _op(
             "Participants and their applied updates", {200: _ok("clients")}, security="admin", params=[TASK_ID])},
+        "/api/admin/tasks/{task_id}/download": {"get": _op(
+            "The global model (newest or ?version=N) as ONNX or a PyTorch state_dict (?format=onnx|pytorch)",
+            {200: _ok("file", "application/octet-stream")}, security="admin",
+            params=[TASK_ID, {"name": "format", "in": "query", "schema": {"enum": ["onnx", "pytorch"]}},
+                    {"name": "version", "in": "query", "schema": {"type": "integer"}}])},
         "/api/admin/tasks/{task_id}/validation": {"put": _op(
             "Upload a validation set (zip with a folder per class, or .npz with images and labels); "
             "every new version is then evaluated", {200: _ok("summary"), 413: _ERROR}, security="admin",

@@ -29,6 +29,11 @@ def index():
     return _static_file("index.html", cache_seconds=0)
 
 
+@bp.route("/admin")
+def admin():
+    return _static_file("admin.html", cache_seconds=0)
+
+
 @bp.route("/static/<path:name>")
 def static_file(name: str):
     return _static_file(name, cache_seconds=0)

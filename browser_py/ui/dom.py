@@ -34,11 +34,17 @@ def clear(node) -> None:
         node.removeChild(node.firstChild)
 
 
-def on(node, event: str, handler: Callable) -> None:
-    """Call ``handler(event)``; coroutines run as tasks, errors are shown, not swallowed."""
+def on(node, event: str, handler: Callable, prevent_default: bool = False) -> None:
+    """Call ``handler(event)``; coroutines run as tasks, errors are shown, not swallowed.
+
+    An async handler runs after the event has been dispatched, so it cannot stop the
+    browser's default action (a form submitting): ask for ``prevent_default`` instead.
+    """
     from pyodide.ffi import create_proxy
 
     def fire(evt):
+        if prevent_default:
+            evt.preventDefault()
         result = handler(evt)
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(result)

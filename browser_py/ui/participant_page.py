@@ -18,6 +18,7 @@ class ParticipantPage:
         self.cancel: CancelToken | None = None
         self.filter = "all"
         self._thumbs: dict[str, str] = {}
+        self.loss_chart = None
 
     @property
     def ds(self):
@@ -50,12 +51,20 @@ class ParticipantPage:
         for name in self.p.classes:
             label_select.appendChild(el("option", f"All are: {name}", value=name))
         picker = el("input", id="file-input", type="file", multiple="", accept="image/*,.zip")
+        folder = el("input", id="folder-input", type="file", webkitdirectory="", multiple="")
+        camera = el("input", id="camera-input", type="file", accept="image/*", capture="environment")
         drop = el("div", "Drop images or a zip with one folder per class here", cls="drop", id="drop")
         box.appendChild(label_select)
-        box.appendChild(picker)
+        for text, node in (("Images or zip files", picker), ("A folder (sub-folders named like classes are used "
+                                                                "as labels)", folder), ("Take a photo", camera)):
+            wrap = el("label", text, cls="pick-files")
+            wrap.appendChild(node)
+            box.appendChild(wrap)
         box.appendChild(drop)
         box.appendChild(el("p", "", cls="message", id="import-message", aria_live="polite"))
         on(picker, "change", lambda e: self.import_files(list(e.target.files)))
+        on(folder, "change", lambda e: self.import_files(list(e.target.files)))
+        on(camera, "change", lambda e: self.import_files(list(e.target.files)))
 
         def over(e):
             e.preventDefault()
@@ -96,10 +105,16 @@ class ParticipantPage:
         flt = el("select", id="filter", aria_label="Show")
         for name in FILTERS:
             flt.appendChild(el("option", name, value=name))
+        for name in self.p.classes:
+            flt.appendChild(el("option", f"class {name}", value=f"class:{name}"))
         for node in (suggest, accept, threshold, flt):
             bar.appendChild(node)
         box.appendChild(bar)
-        box.appendChild(el("div", cls="grid", id="grid"))
+        box.appendChild(el("p", "Keyboard: arrows move, a class's key (or 1-9) labels, Enter accepts the "
+                                "suggestion, Delete removes.", cls="message keys"))
+        grid = el("div", cls="grid", id="grid")
+        box.appendChild(grid)
+        on(grid, "keydown", self.on_key)
         on(suggest, "click", lambda e: self.suggest())
         on(accept, "click", lambda e: self.accept_all(float(threshold.value or 0.9)))
 
@@ -122,6 +137,9 @@ class ParticipantPage:
         box.appendChild(el("p", "", id="train-reason", cls="message"))
         progress = el("progress", id="train-progress", max="1", value="0", hidden="")
         box.appendChild(progress)
+        holder = el("div", cls="chart-box small", id="loss-box", hidden="")
+        holder.appendChild(el("canvas", id="loss-chart", role="img", aria_label="Training loss per batch"))
+        box.appendChild(holder)
         box.appendChild(el("p", "", id="train-text", aria_live="polite"))
         box.appendChild(el("p", "", id="train-result", aria_live="polite"))
         on(start, "click", lambda e: self.train())
@@ -167,6 +185,9 @@ class ParticipantPage:
 
     def _visible(self) -> list[Item]:
         items = sorted(self.ds.items.values(), key=lambda i: (i.label is not None, -(i.confidence or 0), i.added))
+        if self.filter.startswith("class:"):
+            name = self.filter[6:]
+            return [i for i in items if (i.label or i.suggestion) == name]
         return [i for i in items if self.filter == "all" or i.status == self.filter]
 
     def render_grid(self) -> None:
@@ -182,7 +203,7 @@ class ParticipantPage:
             grid.appendChild(el("p", f"…and {len(items) - 300} more", cls="empty"))
 
     def _tile(self, item: Item):
-        tile = el("figure", cls=f"tile {item.status}")
+        tile = el("figure", cls=f"tile {item.status}", tabindex="0")
         tile.setAttribute("data-id", item.id)
         if item.id not in self._thumbs:
             self._thumbs[item.id] = object_url(item.data)
@@ -218,20 +239,76 @@ class ParticipantPage:
         await op
         self.refresh()
 
+    def _key_label(self, key: str) -> str | None:
+        if key in self.p.classes:
+            return key
+        if key.isdigit() and key != "0" and int(key) <= len(self.p.classes):
+            return self.p.classes[int(key) - 1]
+        matches = [c for c in self.p.classes if c[:1].lower() == key.lower()]
+        return matches[0] if len(matches) == 1 else None
+
+    async def on_key(self, event) -> None:
+        """Label without a mouse: focus moves on to the next image after each action."""
+        import js
+
+        tile = event.target.closest(".tile") if event.target else None
+        if tile is None or event.target.tagName in ("SELECT", "INPUT"):
+            return
+        ids = [t.getAttribute("data-id") for t in js.document.querySelectorAll("#grid .tile")]
+        item_id = tile.getAttribute("data-id")
+        index = ids.index(item_id)
+        key = str(event.key)
+        moves = {"ArrowRight": 1, "ArrowDown": 1, "ArrowLeft": -1, "ArrowUp": -1}
+        if key in moves:
+            event.preventDefault()
+            self._focus(ids[max(0, min(len(ids) - 1, index + moves[key]))])
+            return
+        item = self.ds.get(item_id)
+        if key == "Enter" and item.label is None and item.suggestion is not None:
+            await self.ds.accept(item_id)
+        elif key in ("Delete", "Backspace"):
+            await self.ds.delete(item_id)
+        elif self._key_label(key) is not None:
+            await self.ds.correct(item_id, self._key_label(key))
+        else:
+            return
+        event.preventDefault()
+        self.refresh()
+        remaining = [t.getAttribute("data-id") for t in js.document.querySelectorAll("#grid .tile")]
+        if remaining:
+            after = [i for i in ids[index + 1:] if i in remaining]
+            self._focus(after[0] if after else remaining[min(index, len(remaining) - 1)])
+
+    def _focus(self, item_id: str) -> None:
+        import js
+
+        node = js.document.querySelector(f'#grid .tile[data-id="{item_id}"]')
+        if node is not None:
+            node.focus()
+
     # --- actions ---------------------------------------------------------------------------
     async def import_files(self, files) -> None:
         message = by_id("import-message")
         label = by_id("import-label").value or None
         message.textContent = f"Reading {len(files)} file{'s' if len(files) != 1 else ''}…"
-        payload = []
-        for f in files:
-            payload.append((str(f.name), (await f.arrayBuffer()).to_bytes()))
-        report = await self.p.import_files(payload, label)
+        from ..dataset import ImportReport
+
+        report = ImportReport()
+        for i, f in enumerate(files):
+            path = str(getattr(f, "webkitRelativePath", "") or f.name)
+            parts = path.split("/")
+            folder = parts[-2] if len(parts) >= 2 else None
+            item_label = folder if folder in self.p.classes else label
+            report.merge(await self.p.import_files([(path, (await f.arrayBuffer()).to_bytes())], item_label))
+            if i % 20 == 19:
+                message.textContent = f"Reading {i + 1} of {len(files)} files…"
+                await asyncio.sleep(0)
         text = report.summary() + "."
         if report.rejected:
             text += " " + "; ".join(f"{name}: {why}" for name, why in report.rejected[:5])
         message.textContent = text
-        by_id("file-input").value = ""
+        for id_ in ("file-input", "folder-input", "camera-input"):
+            by_id(id_).value = ""
         self.refresh()
 
     async def suggest(self) -> None:
@@ -267,9 +344,19 @@ class ParticipantPage:
         start.disabled, stop.hidden, bar.hidden = True, False, False
         result_box.textContent = ""
 
+        from . import charts
+
+        by_id("loss-box").hidden = False
+        if self.loss_chart is None:
+            self.loss_chart = charts.make(by_id("loss-chart"), "line", ["loss"], "batch", "loss")
+        losses: list[float] = []
+
         async def progress(p: Progress) -> None:
             bar.value = p.fraction
             text.textContent = f"Epoch {p.epoch + 1}/{p.epochs}, batch {p.batch}/{p.batches}, loss {p.loss:.3f}"
+            losses.append(round(p.loss, 4))
+            if len(losses) % 5 == 1 or p.fraction >= 1:
+                charts.set_data(self.loss_chart, list(range(1, len(losses) + 1)), [losses])
             await asyncio.sleep(0)  # let the page breathe between batches
 
         try:
@@ -291,23 +378,61 @@ class ParticipantPage:
             self.refresh()
 
     async def test(self) -> None:
+        """The global model (and the local one from the last round) on the test images."""
         box = by_id("test-result")
         test_items = self.ds.labelled("test")
         if not test_items:
             box.textContent = "No labelled test images yet: about 1 in 5 labelled images is kept for testing."
             return
+        results = {}
+        if self.p.local_params is not None:
+            await self.p.trainer.backend.set_parameters(self.p.local_params)
+            results["Your last local model"] = await self.p.evaluate(test_items)
         version = await self.p.load_global()
-        result = await self.p.evaluate(test_items)
+        results[f"Global model (version {version})"] = await self.p.evaluate(test_items)
         clear(box)
-        box.appendChild(el("p", f"Global model (version {version}): {result['accuracy']:.0%} correct on "
-                                f"{result['samples']} test images.", id="test-accuracy"))
-        table = el("table", cls="per-class")
-        for name, acc in zip(self.p.classes, result["per_class"]):
+        for name, result in results.items():
+            box.appendChild(el("p", f"{name}: {result['accuracy']:.0%} correct on {result['samples']} test images.",
+                               cls="test-accuracy"))
+        table = el("table", cls="per-class", id="per-class")
+        head = el("tr")
+        head.appendChild(el("th", "Class"))
+        for name in results:
+            head.appendChild(el("th", name.split(" (")[0]))
+        table.appendChild(head)
+        for i, cls_name in enumerate(self.p.classes):
             row = el("tr")
-            row.appendChild(el("td", name))
-            row.appendChild(el("td", "–" if acc is None else f"{acc:.0%}"))
+            row.appendChild(el("td", cls_name))
+            for result in results.values():
+                acc = result["per_class"][i]
+                row.appendChild(el("td", "–" if acc is None else f"{acc:.0%}"))
             table.appendChild(row)
         box.appendChild(table)
+        box.appendChild(confusion_table(self.p.classes, list(results.values())[-1]["confusion"]))
+
+
+def confusion_table(classes: list[str], confusion: list[list[int]]):
+    """Rows: true class, columns: predicted; darker = more images."""
+    table = el("table", cls="confusion", id="confusion")
+    caption = el("caption", "Confusion matrix of the global model (rows: true class, columns: predicted)")
+    table.appendChild(caption)
+    head = el("tr")
+    head.appendChild(el("th", ""))
+    for name in classes:
+        head.appendChild(el("th", name))
+    table.appendChild(head)
+    top = max(1, max(max(r) for r in confusion))
+    for name, row_values in zip(classes, confusion):
+        row = el("tr")
+        row.appendChild(el("th", name))
+        for j, n in enumerate(row_values):
+            cell = el("td", str(n) if n else "")
+            shade = int(235 - 170 * n / top)
+            colour = f"rgb({shade},{shade + 10 if shade < 245 else 245},255)" if n else "#fff"
+            cell.setAttribute("style", f"background:{colour};text-align:center")
+            row.appendChild(cell)
+        table.appendChild(row)
+    return table
 
 
 def set_status(p: Participant, connected: bool = True) -> None:

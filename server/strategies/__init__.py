@@ -24,4 +24,10 @@ def make_strategy(config: dict) -> Strategy:
         raise ValueError(f"bad parameters for {name}: {exc}") from None
 
 
-__all__ = ["Aggregate", "ClientUpdate", "FedAsync", "FedAvg", "FedBuff", "STRATEGIES", "Strategy", "make_strategy"]
+def describe_all() -> list[dict]:
+    """What the admin's task form shows for each strategy."""
+    return [{"name": cls.name, "paper": cls.paper, "summary": cls.summary, "params": list(cls.form)}
+            for cls in STRATEGIES.values()]
+
+
+__all__ = ["describe_all", "Aggregate", "ClientUpdate", "FedAsync", "FedAvg", "FedBuff", "STRATEGIES", "Strategy", "make_strategy"]

@@ -53,6 +53,9 @@ class Strategy(ABC):
 
     name: str = ""
     buffered: bool = False  # whether updates wait for one another
+    paper: str = ""
+    summary: str = ""
+    form: tuple[dict, ...] = ()  # parameters for the admin's task form: name, kind, default, help
 
     def __init__(self, clip_norm: float | None = None) -> None:
         if clip_norm is not None and not clip_norm > 0:

@@ -32,6 +32,17 @@ class FedAsync(Strategy):
     """
 
     name = "fedasync"
+    paper = "Xie, Koyejo, Gupta 2019, Asynchronous Federated Optimization (arXiv 1903.03934)"
+    summary = "Merges every update on arrival, weighted down the staler it is."
+    form = (
+        {"name": "alpha", "kind": "number", "default": 0.6, "help": "mixing weight for a fresh update, in (0, 1]"},
+        {"name": "staleness", "kind": "choice", "choices": ["constant", "polynomial", "hinge"],
+         "default": "polynomial", "help": "how weight falls with staleness: polynomial (t-tau+1)^-a with a=0.5, "
+                                          "hinge: 1 until b=4 versions, then 1/(a(t-tau-b)+1) with a=10"},
+        {"name": "weight_by_samples", "kind": "bool", "default": False,
+         "help": "scale the weight by the update's sample count / 100 (at most 1)"},
+        {"name": "clip_norm", "kind": "number", "default": None, "help": "clip each update's change to this L2 norm"},
+    )
 
     def __init__(self, alpha: float = 0.6, staleness: str = "polynomial",
                  staleness_params: dict | None = None, weight_by_samples: bool = False,

@@ -30,6 +30,16 @@ class FedAvg(Strategy):
     name = "fedavg"
     buffered = True
     synchronous = True  # updates must start from the current version
+    paper = "McMahan et al. 2017, Communication-Efficient Learning of Deep Networks from Decentralized Data"
+    summary = "Synchronous rounds: waits for enough participants, then averages by sample count."
+    form = (
+        {"name": "min_clients", "kind": "int", "default": 3, "help": "a round closes when this many updates arrived"},
+        {"name": "deadline_seconds", "kind": "number", "default": None,
+         "help": "or this many seconds after its first update"},
+        {"name": "combiner", "kind": "choice", "choices": ["mean", "median", "trimmed_mean"], "default": "mean",
+         "help": "median / trimmed mean resist a few bad updates (Yin et al. 2018)"},
+        {"name": "clip_norm", "kind": "number", "default": None, "help": "clip each update's change to this L2 norm"},
+    )
 
     def __init__(self, min_clients: int = 3, deadline_seconds: float | None = None,
                  combiner: str = "mean", trim: float = 0.1, clip_norm: float | None = None) -> None:

@@ -31,6 +31,17 @@ class FedBuff(Strategy):
 
     name = "fedbuff"
     buffered = True
+    paper = "Nguyen et al. 2022, Federated Learning with Buffered Asynchronous Aggregation (arXiv 2106.06639)"
+    summary = "Collects K updates, then applies their staleness-weighted mean change."
+    form = (
+        {"name": "buffer_size", "kind": "int", "default": 10, "help": "K: updates per aggregation"},
+        {"name": "server_lr", "kind": "number", "default": 1.0, "help": "server learning rate on the mean change"},
+        {"name": "staleness", "kind": "choice", "choices": ["constant", "polynomial", "hinge"],
+         "default": "polynomial", "help": "weight of a stale change (paper: 1/sqrt(1+staleness))"},
+        {"name": "combiner", "kind": "choice", "choices": ["mean", "median", "trimmed_mean"], "default": "mean",
+         "help": "median / trimmed mean resist a few bad updates (Yin et al. 2018)"},
+        {"name": "clip_norm", "kind": "number", "default": None, "help": "clip each update's change to this L2 norm"},
+    )
 
     def __init__(self, buffer_size: int = 10, server_lr: float = 1.0, staleness: str = "polynomial",
                  staleness_params: dict | None = None, combiner: str = "mean", trim: float = 0.1,

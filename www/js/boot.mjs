@@ -27,9 +27,12 @@ function withTimeout(promise, ms, what) {
 
 async function boot() {
   root.dataset.webflState = "loading";
-  if (typeof ort === "undefined") throw new Error("the training engine (onnxruntime-web) did not load");
-  ort.env.wasm.wasmPaths = "/vendor/ort/";
-  ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(2, navigator.hardwareConcurrency || 1) : 1;
+  const page = document.body.dataset.page || "participant";
+  if (page === "participant") {
+    if (typeof ort === "undefined") throw new Error("the training engine (onnxruntime-web) did not load");
+    ort.env.wasm.wasmPaths = "/vendor/ort/";
+    ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(2, navigator.hardwareConcurrency || 1) : 1;
+  }
   const { loadPyodide } = await import("/vendor/pyodide/pyodide.mjs");
   const pyodide = await loadPyodide({ indexURL: "/vendor/pyodide/" });
   await pyodide.loadPackage("/vendor/pyodide/micropip-0.11.1-py3-none-any.whl");
@@ -37,7 +40,7 @@ async function boot() {
   await micropip.install.callKwargs(WHEELS.map((w) => new URL(w, location.href).href), { deps: false });
   micropip.destroy();
   window.webfl = { pyodide };
-  await pyodide.runPythonAsync("import browser_py.app\nawait browser_py.app.main()");
+  await pyodide.runPythonAsync(`import browser_py.app\nawait browser_py.app.main(${JSON.stringify(page)})`);
 }
 
 withTimeout(boot(), START_TIMEOUT_MS, "The app").catch((err) => fail(err && err.message ? err.message : String(err)));

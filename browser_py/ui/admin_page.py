@@ -1,0 +1,430 @@
+"""The admin page: sign in with the admin token, create and edit tasks, watch them learn."""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+
+from ..protocol import ServerRefused
+from ..transport import default_transport
+from . import charts
+from .dom import by_id, clear, download, el, on
+
+TOKEN_KEY = "webfl-admin-token"  # sessionStorage: gone when the tab closes; never a cookie
+POLL_SECONDS = 2.0
+CONFIG_FIELDS = (  # (name, label, kind, help)
+    ("lr", "Learning rate", "number", "baked into the model's optimizer; 0.003 suits the digits CNN with AdamW"),
+    ("batch_size", "Batch size", "int", "images per training step on a participant's device"),
+    ("local_epochs", "Local epochs", "int", "passes over a participant's images per round"),
+    ("min_labelled", "Minimum labelled images", "int", "before a participant may train"),
+    ("max_staleness", "Maximum staleness", "int", "older updates (in versions) are refused"),
+)
+
+
+class AdminAPI:
+    """The admin API with the token in a header."""
+
+    def __init__(self, token: str) -> None:
+        import js
+
+        self.base = str(js.location.origin)
+        self.token = token
+        self.transport = default_transport()
+
+    async def call(self, method: str, path: str, body=None, raw: bytes | None = None):
+        headers = {"Authorization": f"Bearer {self.token}"}
+        data = raw
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(body).encode()
+        r = await self.transport.request(method, self.base + path, headers, data)
+        if not r.ok:
+            info = r.json() if r.body.startswith(b"{") else {"error": f"HTTP {r.status}"}
+            raise ServerRefused(r.status, info.get("error", "refused"), info.get("detail"))
+        return r
+
+
+class AdminPage:
+    def __init__(self, root) -> None:
+        self.root = root
+        self.api: AdminAPI | None = None
+        self.choices: dict = {}
+        self.tasks: list[dict] = []
+        self.current: dict | None = None
+        self.metrics: list[dict] = []
+        self.charts: dict = {}
+        self._poll: asyncio.Task | None = None
+
+    # --- sign in ----------------------------------------------------------------------
+    async def start(self) -> None:
+        import js
+
+        token = js.sessionStorage.getItem(TOKEN_KEY)
+        if token and await self._try(str(token)):
+            return
+        self._login_form()
+
+    def _login_form(self, message: str = "") -> None:
+        clear(self.root)
+        box = el("section", cls="card", id="login")
+        box.appendChild(el("h1", "Sign in"))
+        box.appendChild(el("p", "Paste the admin token that `make run` printed at first start."))
+        form = el("form", cls="join")
+        form.appendChild(el("label", "Admin token", for_="token"))
+        form.appendChild(el("input", id="token", type="password", autocomplete="off", required=""))
+        form.appendChild(el("button", "Sign in", type="submit", cls="primary", id="sign-in"))
+        box.appendChild(form)
+        box.appendChild(el("p", message, cls="message", id="login-message", aria_live="polite"))
+        self.root.appendChild(box)
+
+        async def submit(e):
+            if not await self._try(str(by_id("token").value).strip()):
+                by_id("login-message").textContent = "That token was not accepted. Check it and try again."
+
+        on(form, "submit", submit, prevent_default=True)
+
+    async def _try(self, token: str) -> bool:
+        import js
+
+        api = AdminAPI(token)
+        try:
+            self.choices = (await api.call("GET", "/api/admin/choices")).json()
+        except ServerRefused:
+            js.sessionStorage.removeItem(TOKEN_KEY)
+            return False
+        js.sessionStorage.setItem(TOKEN_KEY, token)
+        self.api = api
+        await self.show_list()
+        return True
+
+    # --- task list ---------------------------------------------------------------------
+    async def show_list(self) -> None:
+        self._stop_polling()
+        self.tasks = (await self.api.call("GET", "/api/admin/tasks")).json()["tasks"]
+        clear(self.root)
+        box = el("section", cls="card", id="tasks")
+        head = el("div", cls="row")
+        head.appendChild(el("h1", "Tasks"))
+        new = el("button", "New task", id="new-task", cls="primary", type="button")
+        head.appendChild(new)
+        box.appendChild(head)
+        on(new, "click", lambda e: self.show_form(None))
+        if not self.tasks:
+            box.appendChild(el("p", "No tasks yet. Create one: pick classes and a model; participants join "
+                                    "with the link or QR code it gets.", cls="empty", id="no-tasks"))
+        table = el("table", id="task-list")
+        for task in self.tasks:
+            row = el("tr", cls="task-row")
+            row.setAttribute("data-id", task["id"])
+            link = el("a", task["title"], href="#")
+            on(link, "click", lambda e, t=task: (e.preventDefault(), asyncio.ensure_future(self.show_task(t["id"]))))
+            cell = el("td")
+            cell.appendChild(link)
+            row.appendChild(cell)
+            for text in (task["config"]["model"], f"{len(task['config']['classes'])} classes",
+                         f"bundle {task['bundle_status']}", f"version {task['version']}",
+                         task["config"]["aggregator"]["name"]):
+                row.appendChild(el("td", str(text)))
+            table.appendChild(row)
+        box.appendChild(table)
+        self.root.appendChild(box)
+        by_id("status").textContent = f"Signed in · {len(self.tasks)} task{'s' if len(self.tasks) != 1 else ''}"
+
+    # --- create / edit ------------------------------------------------------------------
+    def show_form(self, task: dict | None) -> None:
+        self._stop_polling()
+        defaults = self.choices["defaults"]
+        config = task["config"] if task else defaults
+        clear(self.root)
+        box = el("section", cls="card", id="task-form")
+        box.appendChild(el("h1", "Edit task" if task else "New task"))
+        form = el("form", cls="form")
+
+        def field(name: str, label: str, node, help_text: str = "") -> None:
+            wrap = el("div", cls="field")
+            wrap.appendChild(el("label", label, for_=name))
+            wrap.appendChild(node)
+            if help_text:
+                wrap.appendChild(el("small", help_text))
+            form.appendChild(wrap)
+
+        field("title", "Title", el("input", id="title", value=task["title"] if task else "", required=""))
+        field("classes", "Classes", el("input", id="classes", value=", ".join(config.get("classes", [])),
+                                        placeholder="cat, dog, bird", required=""),
+              "comma-separated, in label order; at least two")
+        model = el("select", id="model")
+        for m in self.choices["models"]:
+            option = el("option", f"{m['name']}: {m['description']}", value=m["name"])
+            if m["name"] == config["model"]:
+                option.setAttribute("selected", "")
+            model.appendChild(option)
+        field("model", "Model", model)
+        field("train_blocks", "Trainable blocks", el("input", id="train_blocks", type="number", min="0",
+                                                      value=str(config["train_blocks"])),
+              "0 trains only the new classifier on features computed once per image (fast); "
+              "more blocks adapt more of the network and cost more per step")
+        for name, label, kind, help_text in CONFIG_FIELDS:
+            step = "any" if kind == "number" else "1"
+            field(name, label, el("input", id=name, type="number", step=step, value=str(config[name])), help_text)
+        agg = el("select", id="aggregator")
+        for a in self.choices["aggregators"]:
+            option = el("option", a["name"], value=a["name"])
+            if a["name"] == config["aggregator"]["name"]:
+                option.setAttribute("selected", "")
+            agg.appendChild(option)
+        field("aggregator", "Aggregator", agg)
+        params_box = el("div", id="aggregator-params", cls="params")
+        form.appendChild(params_box)
+
+        def render_params(_=None) -> None:
+            clear(params_box)
+            spec = next(a for a in self.choices["aggregators"] if a["name"] == agg.value)
+            current = config["aggregator"] if config["aggregator"]["name"] == spec["name"] else {}
+            params_box.appendChild(el("p", f"{spec['summary']} ({spec['paper']})", cls="message", id="aggregator-help"))
+            for p in spec["params"]:
+                value = current.get(p["name"], p["default"])
+                node_id = f"agg-{p['name']}"
+                if p["kind"] == "choice":
+                    node = el("select", id=node_id)
+                    for choice in p["choices"]:
+                        option = el("option", choice, value=choice)
+                        if choice == value:
+                            option.setAttribute("selected", "")
+                        node.appendChild(option)
+                elif p["kind"] == "bool":
+                    node = el("input", id=node_id, type="checkbox")
+                    node.checked = bool(value)
+                else:
+                    node = el("input", id=node_id, type="number", step="any" if p["kind"] == "number" else "1",
+                              value="" if value is None else str(value), placeholder="off" if value is None else "")
+                wrap = el("div", cls="field")
+                wrap.appendChild(el("label", p["name"].replace("_", " "), for_=node_id))
+                wrap.appendChild(node)
+                default = "off" if p["default"] is None else p["default"]
+                wrap.appendChild(el("small", f"{p['help']} (paper default: {default})"))
+                params_box.appendChild(wrap)
+
+        render_params()
+        on(agg, "change", render_params)
+        row = el("div", cls="row")
+        row.appendChild(el("button", "Save" if task else "Create task", type="submit", cls="primary", id="save-task"))
+        cancel = el("button", "Cancel", type="button", id="cancel-form")
+        row.appendChild(cancel)
+        form.appendChild(row)
+        form.appendChild(el("p", "", cls="message error-text", id="form-message", aria_live="polite"))
+        box.appendChild(form)
+        self.root.appendChild(box)
+        on(cancel, "click", lambda e: self.show_list() if task is None else self.show_task(task["id"]))
+
+        async def submit(e):
+            body = {"title": str(by_id("title").value), "config": self._read_form(agg.value)}
+            try:
+                if task is None:
+                    saved = (await self.api.call("POST", "/api/admin/tasks", body)).json()
+                else:
+                    saved = (await self.api.call("PATCH", f"/api/admin/tasks/{task['id']}", body)).json()
+            except ServerRefused as exc:
+                by_id("form-message").textContent = f"Not saved: {exc.error}"
+                return
+            await self.show_task(saved["id"])
+
+        on(form, "submit", submit, prevent_default=True)
+
+    def _read_form(self, aggregator: str) -> dict:
+        def number(id_: str, kind: str):
+            raw = str(by_id(id_).value).strip()
+            if raw == "":
+                return None
+            try:
+                return int(raw) if kind == "int" else float(raw)
+            except ValueError:
+                return raw  # the server names the field and what it takes
+        config = {"classes": [c.strip() for c in str(by_id("classes").value).split(",") if c.strip()],
+                  "model": str(by_id("model").value), "train_blocks": number("train_blocks", "int")}
+        for name, _, kind, _ in CONFIG_FIELDS:
+            config[name] = number(name, kind)
+        spec = next(a for a in self.choices["aggregators"] if a["name"] == aggregator)
+        agg = {"name": aggregator}
+        for p in spec["params"]:
+            node = by_id(f"agg-{p['name']}")
+            if p["kind"] == "choice":
+                agg[p["name"]] = str(node.value)
+            elif p["kind"] == "bool":
+                agg[p["name"]] = bool(node.checked)
+            else:
+                value = number(f"agg-{p['name']}", p["kind"])
+                if value is not None:
+                    agg[p["name"]] = value
+        config["aggregator"] = agg
+        return config
+
+    # --- one task -------------------------------------------------------------------------
+    async def show_task(self, task_id: str) -> None:
+        import js
+
+        self._stop_polling()
+        task = (await self.api.call("GET", f"/api/admin/tasks/{task_id}")).json()
+        self.current = task
+        self.metrics = []
+        clear(self.root)
+        box = el("section", cls="card", id="task-detail")
+        back = el("a", "← All tasks", href="#", id="back")
+        on(back, "click", lambda e: (e.preventDefault(), asyncio.ensure_future(self.show_list())))
+        box.appendChild(back)
+        box.appendChild(el("h1", task["title"]))
+        link = f"{js.location.origin}/?join={task['join_code']}"
+        share = el("div", cls="share")
+        share.appendChild(el("img", src=f"/api/join/{task['join_code']}/qr.svg", alt="QR code of the join link",
+                             id="qr", width="180", height="180"))
+        info = el("div")
+        info.appendChild(el("p", "Participants join with this link or QR code:"))
+        info.appendChild(el("a", link, href=link, id="join-link", target="_blank"))
+        info.appendChild(el("p", f"Join code {task['join_code']}", id="join-code"))
+        info.appendChild(el("p", "", id="bundle-status"))
+        share.appendChild(info)
+        box.appendChild(share)
+        c = task["config"]
+        summary = (f"{c['model']} ({c['train_blocks']} trainable blocks) · classes {', '.join(c['classes'])} · "
+                   f"lr {c['lr']} · batch {c['batch_size']} · {c['local_epochs']} local epochs · "
+                   f"{c['aggregator']['name']}")
+        box.appendChild(el("p", summary, id="task-summary", cls="message"))
+        row = el("div", cls="row")
+        edit = el("button", "Edit", type="button", id="edit-task")
+        onnx = el("button", "Download ONNX", type="button", id="download-onnx")
+        torch = el("button", "Download PyTorch", type="button", id="download-pytorch")
+        for b in (edit, onnx, torch):
+            row.appendChild(b)
+        box.appendChild(row)
+        on(edit, "click", lambda e: self.show_form(self.current))
+        on(onnx, "click", lambda e: self._download("onnx"))
+        on(torch, "click", lambda e: self._download("pytorch"))
+        upload = el("div", cls="row")
+        upload.appendChild(el("label", "Validation set (zip with a folder per class, or .npz):", for_="validation"))
+        picker = el("input", id="validation", type="file", accept=".zip,.npz")
+        upload.appendChild(picker)
+        box.appendChild(upload)
+        box.appendChild(el("p", "Upload a validation set to see accuracy for every new version."
+                            if not task["has_validation_set"] else "A validation set is in place.",
+                           cls="message", id="validation-message", aria_live="polite"))
+        on(picker, "change", lambda e: self._upload(e.target.files.item(0)))
+        self.root.appendChild(box)
+        self.root.appendChild(self._dashboard())
+        self._update_header()
+        self._poll = asyncio.ensure_future(self._poll_metrics(task_id))
+
+    def _update_header(self) -> None:
+        t = self.current
+        status = by_id("bundle-status")
+        if status is not None:
+            text = {"ready": "Model ready.", "building": "Building the model…", "pending": "Model queued for building…",
+                    "failed": f"Building the model failed: {t.get('bundle_error')}"}[t["bundle_status"]]
+            status.textContent = text
+        by_id("status").textContent = f"Signed in · {t['title']} · global version {t['version']}"
+
+    def _dashboard(self):
+        box = el("section", cls="card", id="dashboard")
+        box.appendChild(el("h2", "Progress"))
+        box.appendChild(el("p", "", id="dashboard-summary", cls="message"))
+        box.appendChild(el("p", "Nothing yet: versions appear here as participants send updates.",
+                           cls="empty", id="dashboard-empty"))
+        grid = el("div", cls="charts")
+        specs = (
+            ("chart-versions", "Global version over time", "line", ["version"], "seconds since the first version", "version", None),
+            ("chart-accuracy", "Validation accuracy and loss", "line", ["accuracy", "loss"], "version", "accuracy", "loss"),
+            ("chart-clients", "Contributions per participant", "bar", ["updates"], "participant", "updates", None),
+            ("chart-staleness", "Staleness of merged updates", "bar", ["updates"], "staleness (versions)", "updates", None),
+            ("chart-weights", "Mixing weight per update", "line", ["weight"], "version", "weight", None),
+        )
+        for id_, title, kind, series, xt, yt, y2 in specs:
+            fig = el("figure", cls="chart")
+            fig.appendChild(el("figcaption", title))
+            holder = el("div", cls="chart-box")
+            canvas = el("canvas", id=id_, role="img", aria_label=title)
+            holder.appendChild(canvas)
+            fig.appendChild(holder)
+            grid.appendChild(fig)
+            self.charts[id_] = (canvas, kind, series, xt, yt, y2)
+        box.appendChild(grid)
+        return box
+
+    def _draw(self) -> None:
+        made = {}
+        for id_, spec in list(self.charts.items()):
+            if isinstance(spec, tuple):
+                canvas, kind, series, xt, yt, y2 = spec
+                made[id_] = charts.make(canvas, kind, series, xt, yt, y2)
+            else:
+                made[id_] = spec
+        self.charts = made
+        versions = self.metrics
+        if not versions:
+            return
+        by_id("dashboard-empty").hidden = any(v["updates"] for v in versions)
+        t0 = versions[0]["created"]
+        charts.set_data(self.charts["chart-versions"], [round(v["created"] - t0, 1) for v in versions],
+                        [[v["version"] for v in versions]])
+        evaluated = [v for v in versions if v["evaluation"]]
+        charts.set_data(self.charts["chart-accuracy"], [v["version"] for v in evaluated],
+                        [[round(v["evaluation"]["accuracy"], 4) for v in evaluated],
+                         [round(v["evaluation"]["loss"], 4) for v in evaluated]])
+        updates = [(v["version"], u) for v in versions for u in v["updates"]]
+        per_client = Counter(u["client"] for _, u in updates)
+        charts.set_data(self.charts["chart-clients"], list(per_client), [list(per_client.values())])
+        staleness = Counter(u["staleness"] for _, u in updates)
+        keys = list(range(0, max(staleness) + 1)) if staleness else []
+        charts.set_data(self.charts["chart-staleness"], keys, [[staleness.get(k, 0) for k in keys]])
+        charts.set_data(self.charts["chart-weights"], [v for v, _ in updates], [[round(u["weight"], 4) for _, u in updates]])
+        last = versions[-1]
+        acc = f", validation accuracy {evaluated[-1]['evaluation']['accuracy']:.1%}" if evaluated else ""
+        by_id("dashboard-summary").textContent = (f"Version {last['version']} · {len(updates)} updates merged from "
+                                                  f"{len(per_client)} participant{'s' if len(per_client) != 1 else ''}{acc}")
+
+    async def _poll_metrics(self, task_id: str) -> None:
+        """Every few seconds: new versions, and the last few again (their evaluations come later)."""
+        while True:
+            try:
+                since = max(-1, self.metrics[-1]["version"] - 20) if self.metrics else -1
+                fresh = (await self.api.call("GET", f"/api/tasks/{task_id}/metrics?since={since}")).json()["versions"]
+                self.metrics = [v for v in self.metrics if v["version"] <= since] + fresh
+                self.current = (await self.api.call("GET", f"/api/admin/tasks/{task_id}")).json()
+                self._update_header()
+                self._draw()
+            except ServerRefused as exc:
+                by_id("status").textContent = f"Could not refresh: {exc.error}"
+            await asyncio.sleep(POLL_SECONDS)
+
+    def _stop_polling(self) -> None:
+        if self._poll is not None:
+            self._poll.cancel()
+            self._poll = None
+        for chart in self.charts.values():
+            if not isinstance(chart, tuple):
+                chart.destroy()
+        self.charts = {}
+
+    async def _download(self, fmt: str) -> None:
+        t = self.current
+        r = await self.api.call("GET", f"/api/admin/tasks/{t['id']}/download?format={fmt}")
+        name = f"webfl-{t['id']}-v{r.headers.get('x-webfl-version', '')}.{'onnx' if fmt == 'onnx' else 'pt'}"
+        download(name, r.body, "application/octet-stream")
+        by_id("status").textContent = f"Downloaded {name}"
+
+    async def _upload(self, file) -> None:
+        message = by_id("validation-message")
+        if file is None:
+            return
+        message.textContent = f"Uploading {file.name}…"
+        data = (await file.arrayBuffer()).to_bytes()
+        try:
+            summary = (await self.api.call("PUT", f"/api/admin/tasks/{self.current['id']}/validation", raw=data)).json()
+        except ServerRefused as exc:
+            message.textContent = f"Not accepted: {exc.error}"
+            return
+        message.textContent = f"Validation set in place: {summary['samples']} images. Every new version is evaluated."
+
+
+async def main() -> None:
+    page = AdminPage(by_id("app"))
+    by_id("loading").hidden = True
+    await page.start()
+    globals()["page"] = page

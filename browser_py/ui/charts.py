@@ -1,0 +1,46 @@
+"""Charts through Chart.js (vendored from npm), driven from Python.
+
+``make(canvas, kind, ...)`` creates one; ``set_data`` replaces its labels and series and
+redraws without animation. Tests read a chart's data back with ``Chart.getChart(canvas)``.
+"""
+from __future__ import annotations
+
+PALETTE = ("#2364d2", "#d2642a", "#1b8a4b", "#8a3fd2", "#b3261e", "#5b6773", "#c29d00", "#0a8a8a")
+
+
+def _js(value):
+    import js
+    from pyodide.ffi import to_js
+
+    return to_js(value, dict_converter=js.Object.fromEntries)
+
+
+def make(canvas, kind: str, series: list[str], x_title: str = "", y_title: str = "",
+         y2: str | None = None, stacked: bool = False):
+    """A chart with one dataset per name in ``series``; ``y2`` puts that series on a right axis."""
+    import js
+
+    datasets = []
+    for i, name in enumerate(series):
+        ds = {"label": name, "data": [], "borderColor": PALETTE[i % len(PALETTE)],
+              "backgroundColor": PALETTE[i % len(PALETTE)] + ("cc" if kind == "bar" else "33"),
+              "pointRadius": 2, "tension": 0.2}
+        if y2 is not None and name == y2:
+            ds["yAxisID"] = "y2"
+        datasets.append(ds)
+    scales = {"x": {"title": {"display": bool(x_title), "text": x_title}, "stacked": stacked},
+              "y": {"title": {"display": bool(y_title), "text": y_title}, "beginAtZero": True, "stacked": stacked}}
+    if y2 is not None:
+        scales["y2"] = {"position": "right", "title": {"display": True, "text": y2}, "beginAtZero": True,
+                        "grid": {"drawOnChartArea": False}}
+    config = {"type": kind, "data": {"labels": [], "datasets": datasets},
+              "options": {"animation": False, "responsive": True, "maintainAspectRatio": False,
+                          "scales": scales, "plugins": {"legend": {"display": len(series) > 1}}}}
+    return js.Chart.new(canvas, _js(config))
+
+
+def set_data(chart, labels: list, series: list[list]) -> None:
+    chart.data.labels = _js(labels)
+    for i, values in enumerate(series):
+        chart.data.datasets[i].data = _js(values)
+    chart.update("none")
