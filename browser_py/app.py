@@ -2,7 +2,8 @@
 
 ``/?join=CODE`` opens the task behind a join code: the first visit joins, later visits
 (reloads) resume the same participant from IndexedDB. ``&slot=NAME`` keeps several
-participants of one task apart in one browser profile (experiments with many tabs).
+participants of one task apart in one browser profile (experiments with many tabs);
+``&name=NAME`` is the name the admin sees (else a generated one).
 """
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ async def participant_main() -> None:
     try:
         params = js.URLSearchParams.new(js.location.search)
         code, slot = params.get("join"), params.get("slot") or "default"
+        name = params.get("name") or ""
         by_id("loading").hidden = True
         if not code:
             card = el("section", cls="card", id="task")
@@ -78,7 +80,7 @@ async def participant_main() -> None:
         store = await IndexedDBStore(f"webfl:{preview['id']}:{slot}").open()
         client = FLClient(origin, store)
         if not await client.restore():
-            await client.join(code)
+            await client.join(code, name)
         participant = await Participant(client, store).start()
         await participant.load_global()
         ui = ParticipantPage(participant, root)

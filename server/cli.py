@@ -7,6 +7,7 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     from browser_py.headless import add_parser as add_client
+    from experiments.cli import add_parser as add_experiment
     from export.cli import add_parser as add_export
 
     from . import serve
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(sub)
     add_export(sub)
     add_client(sub)
+    add_experiment(sub)
     return parser
 
 

@@ -5,6 +5,7 @@ import asyncio
 
 from ..dataset import Item
 from ..participant import NotEnoughData, Participant, RoundResult
+from ..protocol import ServerRefused
 from ..trainer import Cancelled, CancelToken, Progress
 from .dom import by_id, clear, download, el, object_url, on
 
@@ -367,11 +368,16 @@ class ParticipantPage:
             result_box.textContent = (f"Update sent: it fed into global version {fed}." if fed is not None
                                       else f"Update sent: it waits for other participants ({ack['status']}).")
             text.textContent = f"Done. Final loss {result.epoch_losses[-1]:.3f}."
+            _bump("webflRoundsOk")
         except Cancelled:
             text.textContent = "Training cancelled. Nothing was sent."
         except NotEnoughData as exc:
             text.textContent = str(exc)
+        except ServerRefused as exc:
+            text.textContent = (f"The server did not take this update: {exc.error}. "
+                                "Train again to start from the newest model.")
         finally:
+            _bump("webflRoundsEnded")  # for automation (experiments), like webflState
             start.disabled, stop.hidden = False, True
             self.cancel = None
             set_status(self.p)
@@ -433,6 +439,13 @@ def confusion_table(classes: list[str], confusion: list[list[int]]):
             row.appendChild(cell)
         table.appendChild(row)
     return table
+
+
+def _bump(counter: str) -> None:
+    import js
+
+    data = js.document.documentElement.dataset
+    setattr(data, counter, str(int(getattr(data, counter, None) or 0) + 1))
 
 
 def set_status(p: Participant, connected: bool = True) -> None:

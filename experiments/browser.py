@@ -1,0 +1,44 @@
+"""Headless Chromium for experiments and tests: Debian's binaries, offline-safe flags."""
+from __future__ import annotations
+
+import shutil
+import time
+
+
+def chrome_options(user_data_dir: str, width: int = 1280, height: int = 900, webgpu: bool = False):
+    from selenium import webdriver
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-dev-shm-usage", f"--user-data-dir={user_data_dir}", f"--window-size={width},{height}",
+             # experiments run many tabs in the background: do not throttle their timers
+             "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+             "--disable-backgrounding-occluded-windows"]
+    if webgpu:
+        flags.append("--enable-unsafe-webgpu")
+    for flag in flags:
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return opts
+
+
+def start_chrome(user_data_dir: str, **kwargs):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    return webdriver.Chrome(options=chrome_options(user_data_dir, **kwargs),
+                            service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"))
+
+
+def wait_state(driver, timeout: float = 120) -> str:
+    """Wait until ``dataset.webflState`` leaves ``loading``."""
+    deadline = time.monotonic() + timeout
+    state = None
+    while time.monotonic() < deadline:
+        state = driver.execute_script("return document.documentElement.dataset.webflState")
+        if state in ("ready", "error"):
+            return state
+        time.sleep(0.2)
+    return state or "timeout"

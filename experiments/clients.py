@@ -1,0 +1,176 @@
+"""The participants of an experiment: browser tabs driven through the real page, and
+CPython clients running the same client code. Both take their data through the import
+path a person uses (files in the ImageFolder layout)."""
+from __future__ import annotations
+
+import asyncio
+import io
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .config import Dropout
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def image_files(images: np.ndarray, labels: np.ndarray, classes: list[str]) -> list[tuple[str, bytes, str]]:
+    return [(f"{classes[y]}/{i}.png", encode_png(im), classes[y]) for i, (im, y) in enumerate(zip(images, labels))]
+
+
+def folder_zip(files: list[tuple[str, bytes, str]]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name, data, _ in files:
+            zf.writestr(f"data/{name}", data)
+    return buf.getvalue()
+
+
+class BrowserClient:
+    """One participant in its own headless Chromium profile, clicking the page's buttons."""
+
+    kind = "browser"
+
+    def __init__(self, index: int, url: str, code: str, files, slowdown: float, drops: list[Dropout]) -> None:
+        self.index, self.url, self.code, self.slowdown = index, url, code, slowdown
+        self.drops = drops
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"webfl-exp-{index}-"))
+        self.zip_path = self.workdir / "data.zip"
+        self.zip_path.write_bytes(folder_zip(files))
+        self.driver = None
+        self.clicked = 0
+        self.next_allowed = 0.0
+        self.away_until = 0.0
+        self.rounds_ok = 0
+        self._ok_base = 0
+        self.error: str | None = None
+
+    def _page(self) -> str:
+        return f"{self.url}/?join={self.code}&slot=client-{self.index}&name=browser-{self.index}"
+
+    def start(self) -> None:
+        from .browser import start_chrome, wait_state
+
+        self.driver = start_chrome(str(self.workdir / "profile"))
+        self.driver.set_script_timeout(120)
+        self.driver.get(self._page())
+        if wait_state(self.driver) != "ready":
+            raise RuntimeError(f"browser client {self.index}: page did not start: "
+                               f"{self.driver.execute_script('return document.documentElement.dataset.webflError')}")
+        self.driver.find_element("id", "file-input").send_keys(str(self.zip_path))
+        deadline = time.monotonic() + 300
+        while "added" not in self.driver.find_element("id", "import-message").text:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"browser client {self.index}: import did not finish")
+            time.sleep(0.3)
+
+    def _counter(self, name: str) -> int:
+        return int(self.driver.execute_script(f"return document.documentElement.dataset.{name} || '0'"))
+
+    def poll(self, elapsed: float) -> None:
+        """Advance this tab: leave or rejoin on schedule, start a round when the last one ended."""
+        from .browser import wait_state
+
+        for drop in self.drops:
+            if drop.at <= elapsed < drop.at + drop.duration and self.away_until == 0.0:
+                self.driver.get("about:blank")  # the participant closes the tab
+                self.away_until = drop.at + drop.duration
+                return
+        if self.away_until:
+            if elapsed < self.away_until:
+                return
+            self.away_until = 0.0
+            self.driver.get(self._page())  # comes back: IndexedDB keeps data and membership
+            wait_state(self.driver)
+            self._ok_base = self.rounds_ok
+            self.clicked = 0
+            self.next_allowed = elapsed + self.slowdown
+            return
+        ended = self._counter("webflRoundsEnded")
+        if ended < self.clicked:
+            return  # a round is running
+        self.rounds_ok = self._ok_base + self._counter("webflRoundsOk")
+        if elapsed < self.next_allowed:
+            return
+        button = self.driver.find_element("id", "train-button")
+        if button.is_enabled():
+            button.click()
+            self.clicked = ended + 1
+            self.next_allowed = elapsed + self.slowdown
+
+    def stop(self) -> None:
+        if self.driver is not None:
+            self.driver.quit()
+            self.driver = None
+
+
+class PythonClient:
+    """One participant in CPython, in its own thread with its own event loop."""
+
+    kind = "cpython"
+
+    def __init__(self, index: int, url: str, code: str, files, slowdown: float, drops: list[Dropout]) -> None:
+        self.index, self.url, self.code, self.files, self.slowdown, self.drops = index, url, code, files, slowdown, drops
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.rounds_ok = 0
+        self.error: str | None = None
+        self.t0 = time.monotonic()
+
+    def start(self) -> None:
+        from browser_py.participant import Participant
+        from browser_py.protocol import FLClient
+        from browser_py.stores import MemoryStore
+
+        self.store = MemoryStore()
+        self.participant = Participant(FLClient(self.url, self.store), self.store)
+
+        async def setup():
+            await self.participant.start(self.code, name=f"cpython-{self.index}")
+            for label in sorted({f[2] for f in self.files}):
+                await self.participant.import_files([(n, d) for n, d, l in self.files if l == label], label)
+
+        asyncio.run(setup())
+
+    def begin(self, t0: float) -> None:
+        self.t0 = t0
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._loop()), daemon=True)
+        self.thread.start()
+
+    async def _loop(self) -> None:
+        from browser_py.protocol import ServerRefused
+
+        while not self.stop_event.is_set():
+            elapsed = time.monotonic() - self.t0
+            away = [d for d in self.drops if d.at <= elapsed < d.at + d.duration]
+            if away:
+                await asyncio.sleep(0.2)
+                continue
+            try:
+                await self.participant.train_round()
+                self.rounds_ok += 1
+            except ServerRefused:
+                pass  # e.g. a synchronous round closed meanwhile: start again from the newest model
+            except Exception as exc:
+                self.error = f"{type(exc).__name__}: {exc}"
+                return
+            if self.slowdown:
+                self.stop_event.wait(self.slowdown)
+
+    def poll(self, elapsed: float) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.thread is not None:
+            self.thread.join(120)

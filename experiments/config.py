@@ -1,0 +1,115 @@
+"""Experiment configs (TOML): what to run, with defaults and readable errors.
+
+A config names the data and its split, the task, one or more runs (aggregator + which
+clients), a budget and the baselines; see experiments/configs/*.toml and the README.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class Dropout:
+    client: int
+    at: float       # seconds after the run started
+    duration: float  # how long it stays away before rejoining
+
+
+@dataclass
+class Clients:
+    browser: int = 0
+    cpython: int = 0
+    slowdown: list[float] = field(default_factory=list)  # seconds between rounds, per client
+    dropout: list[Dropout] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.browser + self.cpython
+
+
+@dataclass
+class Run:
+    name: str
+    aggregator: dict
+    clients: Clients
+
+
+@dataclass
+class Experiment:
+    name: str
+    seed: int
+    dataset: str
+    partition: str
+    test_fraction: float
+    samples_per_client: int
+    task: dict
+    runs: list[Run]
+    seconds: float
+    versions: int
+    target_accuracy: float | None
+    baselines: list[str]
+    baseline_epochs: int
+    missing: list[list[str]]  # per client, the classes it lacks (from a lacks: partition)
+    path: Path | None = None
+
+
+BASELINES = ("isolated", "centralised")
+
+
+def _clients(raw: dict, where: str) -> Clients:
+    try:
+        drops = [Dropout(int(d["client"]), float(d["at"]), float(d["for"])) for d in raw.get("dropout", [])]
+        c = Clients(int(raw.get("browser", 0)), int(raw.get("cpython", 0)),
+                    [float(v) for v in raw.get("slowdown", [])], drops)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: bad clients section ({exc}); see experiments/configs/smoke.toml") from None
+    if c.total < 1:
+        raise ConfigError(f"{where}: at least one client (browser or cpython) is needed")
+    if any(d.client >= c.total for d in drops):
+        raise ConfigError(f"{where}: dropout names a client that does not exist")
+    return c
+
+
+def load(path: str | Path) -> Experiment:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    data, task, budget = raw.get("data", {}), dict(raw.get("task", {})), raw.get("budget", {})
+    default_clients = _clients(raw.get("clients", {"cpython": 1}), "clients")
+    runs = [Run(str(r.get("name", f"run{i}")), dict(r.get("aggregator", {"name": "fedasync"})),
+                _clients(r["clients"], f"runs[{i}]") if "clients" in r else default_clients)
+            for i, r in enumerate(raw.get("runs", [{"name": "fedasync"}]))]
+    baselines = list(raw.get("baselines", []))
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise ConfigError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
+    partition = str(data.get("partition", "iid"))
+    missing: list[list[str]] = []
+    if partition.startswith("lacks:"):
+        missing = [[c for c in g.split(",") if c] for g in partition[6:].split("/")]
+    for run in runs:
+        if missing and len(missing) != run.clients.total:
+            raise ConfigError(f"run {run.name}: the partition names {len(missing)} clients but the run has "
+                              f"{run.clients.total}")
+    exp = Experiment(
+        name=str(raw.get("name", path.stem)), seed=int(raw.get("seed", 0)),
+        dataset=str(data.get("dataset", "mnist")), partition=partition,
+        test_fraction=float(data.get("test_fraction", 0.2)),
+        samples_per_client=int(data.get("samples_per_client", 0)),
+        task=task, runs=runs, seconds=float(budget.get("seconds", 120)),
+        versions=int(budget.get("versions", 10**9)),
+        target_accuracy=(float(budget["target_accuracy"]) if "target_accuracy" in budget else None),
+        baselines=baselines, baseline_epochs=int(raw.get("baseline_epochs", 10)), missing=missing, path=path)
+    if not 0 < exp.test_fraction < 1:
+        raise ConfigError("data.test_fraction must be between 0 and 1")
+    return exp

@@ -1,0 +1,190 @@
+"""Run an experiment: for each run, a fresh server, a task, clients, a budget; then the
+baselines; then the report. Everything stays on loopback and stops by itself."""
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from export.datasets import Dataset, load
+from export.partition import parse
+
+from . import baselines as baseline_mod
+from .clients import BrowserClient, PythonClient, image_files
+from .config import Experiment, Run
+from .server import ServerProcess
+
+Log = Callable[[str], None]
+
+
+def split(exp: Experiment) -> tuple[Dataset, Dataset]:
+    """A random held-out test set; the rest is shared among clients."""
+    data = load(exp.dataset)
+    order = np.random.default_rng(exp.seed).permutation(len(data))
+    n_test = int(round(exp.test_fraction * len(data)))
+    return data.subset(order[n_test:]), data.subset(order[:n_test])
+
+
+def client_parts(exp: Experiment, train: Dataset, clients: int) -> list[np.ndarray]:
+    parts = parse(exp.partition, train.labels, clients, exp.seed)
+    if exp.samples_per_client:
+        rng = np.random.default_rng(exp.seed + 1)
+        parts = [np.sort(rng.permutation(p)[: exp.samples_per_client]) for p in parts]
+    return parts
+
+
+def missing_accuracy(confusion: list[list[int]], classes: list[str], missing: list[str]) -> float | None:
+    rows = [classes.index(c) for c in missing if c in classes]
+    total = sum(sum(confusion[r]) for r in rows)
+    return None if total == 0 else sum(confusion[r][r] for r in rows) / total
+
+
+def _validation_npz(test: Dataset) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, images=test.images, labels=test.labels)
+    return buf.getvalue()
+
+
+def run_one(exp: Experiment, run: Run, train: Dataset, test: Dataset, log: Log) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix=f"webfl-{run.name}-"))
+    server = ServerProcess(workdir / "server")
+    clients: list = []
+    try:
+        task = server.create_task(f"{exp.name}: {run.name}", classes=train.classes,
+                                  **exp.task, aggregator=run.aggregator)
+        manifest = server.api("GET", f"/api/tasks/{task['id']}/manifest")
+        server.api("PUT", f"/api/admin/tasks/{task['id']}/validation", raw=_validation_npz(test))
+        parts = client_parts(exp, train, run.clients.total)
+        for i, part in enumerate(parts):
+            kind = BrowserClient if i < run.clients.browser else PythonClient
+            slowdown = run.clients.slowdown[i] if i < len(run.clients.slowdown) else 0.0
+            drops = [d for d in run.clients.dropout if d.client == i]
+            files = image_files(train.images[part], train.labels[part], train.classes)
+            clients.append(kind(i, server.url, task["join_code"], files, slowdown, drops))
+        for c in clients:
+            c.start()
+            log(f"  {run.name}: {c.kind} client {c.index} joined with {len(parts[c.index])} images")
+        t0 = time.monotonic()
+        wall0 = time.time()
+        for c in clients:
+            if isinstance(c, PythonClient):
+                c.begin(t0)
+        reached = None
+        last_report = 0.0
+        while True:
+            elapsed = time.monotonic() - t0
+            for c in clients:
+                c.poll(elapsed)
+            info = server.api("GET", f"/api/tasks/{task['id']}")
+            version = info["version"]
+            if exp.target_accuracy is not None and reached is None:
+                recent = server.api("GET", f"/api/tasks/{task['id']}/metrics?since={max(-1, version - 5)}")
+                accs = [v["evaluation"]["accuracy"] for v in recent["versions"] if v["evaluation"]]
+                if accs and max(accs) >= exp.target_accuracy:
+                    reached = elapsed
+            if elapsed - last_report >= 10:
+                log(f"  {run.name}: {elapsed:5.0f} s, version {version}")
+                last_report = elapsed
+            errors = [c.error for c in clients if c.error]
+            if errors:
+                raise RuntimeError(f"{run.name}: a client failed: {errors[0]}")
+            if elapsed >= exp.seconds or version >= exp.versions or reached is not None:
+                break
+            time.sleep(0.5)
+        for c in clients:
+            c.stop()
+        clients = []
+        metrics = _settled_metrics(server, task["id"])
+        return summarise(exp, run, metrics, manifest, wall0, reached)
+    except Exception:
+        log(server.log()[-3000:])
+        raise
+    finally:
+        for c in clients:
+            try:
+                c.stop()
+            except Exception:
+                pass
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _settled_metrics(server: ServerProcess, task_id: str, timeout: float = 90) -> dict:
+    """The metrics once the newest version has been evaluated (or the wait ran out)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = server.api("GET", f"/api/tasks/{task_id}/metrics")
+        if m["versions"][-1]["evaluation"] is not None or time.monotonic() > deadline:
+            return m
+        time.sleep(0.5)
+
+
+def summarise(exp: Experiment, run: Run, metrics: dict, manifest: dict, wall0: float, reached) -> dict:
+    classes = metrics["classes"]
+    update_bytes = 4 * manifest["num_parameters"]
+    series, updates = [], 0
+    for v in metrics["versions"]:
+        updates += len(v["updates"])
+        e = v["evaluation"]
+        if e is None:
+            continue
+        point = {"time": round(v["created"] - wall0, 3), "version": v["version"], "accuracy": e["accuracy"],
+                 "loss": e["loss"], "per_class": e["per_class"],
+                 "staleness": (float(np.mean([u["staleness"] for u in v["updates"]])) if v["updates"] else None),
+                 "bytes_sent": updates * update_bytes}
+        if exp.missing:
+            point["missing"] = [missing_accuracy(e["confusion"], classes, m) for m in exp.missing]
+        series.append(point)
+    contributions: dict[str, int] = {}
+    for v in metrics["versions"]:
+        for u in v["updates"]:
+            contributions[u["client"]] = contributions.get(u["client"], 0) + 1
+    last = series[-1] if series else None
+    final_eval = next((v["evaluation"] for v in reversed(metrics["versions"]) if v["evaluation"]), None)
+    time_to_target = None
+    if exp.target_accuracy is not None:
+        time_to_target = next((p["time"] for p in series if p["accuracy"] >= exp.target_accuracy), None)
+    return {
+        "name": run.name, "aggregator": run.aggregator,
+        "clients": {"browser": run.clients.browser, "cpython": run.clients.cpython},
+        "series": series, "classes": classes, "contributions": contributions,
+        "final": {"version": metrics["current_version"], "accuracy": last and last["accuracy"],
+                  "best_accuracy": max((p["accuracy"] for p in series), default=None),
+                  "missing": last and last.get("missing"), "updates": updates,
+                  "bytes_sent": updates * update_bytes, "time": last and last["time"],
+                  "time_to_target": time_to_target,
+                  "confusion": final_eval and final_eval["confusion"]},
+    }
+
+
+def run_experiment(exp: Experiment, out: Path, log: Log = print) -> dict:
+    from . import report
+
+    out.mkdir(parents=True, exist_ok=True)
+    train, test = split(exp)
+    log(f"{exp.name}: {len(train)} training images for the clients, {len(test)} held out for evaluation")
+    results = {"name": exp.name, "config": str(exp.path) if exp.path else None, "experiment": _describe(exp),
+               "runs": [], "baselines": {}}
+    for run in exp.runs:
+        log(f"run {run.name}: {run.clients.browser} browser + {run.clients.cpython} cpython clients, "
+            f"aggregator {run.aggregator}")
+        results["runs"].append(run_one(exp, run, train, test, log))
+        f = results["runs"][-1]["final"]
+        log(f"run {run.name}: version {f['version']}, accuracy {f['accuracy']}")
+    if exp.baselines:
+        clients = exp.runs[0].clients.total
+        results["baselines"] = baseline_mod.run(exp, train, test, client_parts(exp, train, clients), log)
+    report.write(results, out)
+    return results
+
+
+def _describe(exp: Experiment) -> dict:
+    return {"dataset": exp.dataset, "partition": exp.partition, "test_fraction": exp.test_fraction,
+            "samples_per_client": exp.samples_per_client, "task": exp.task, "seconds": exp.seconds,
+            "versions": exp.versions, "target_accuracy": exp.target_accuracy, "missing": exp.missing,
+            "seed": exp.seed}

@@ -1,0 +1,141 @@
+"""results.json, results.csv, report.md and matplotlib plots for an experiment."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.1f}%"
+
+
+def write(results: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    _csv(results, out / "results.csv")
+    plots = _plots(results, out)
+    (out / "report.md").write_text(_markdown(results, plots))
+
+
+def _csv(results: dict, path: Path) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["run", "time_s", "version", "accuracy", "loss", "staleness", "bytes_sent", "per_class", "missing"])
+        for run in results["runs"]:
+            for p in run["series"]:
+                w.writerow([run["name"], p["time"], p["version"], p["accuracy"], p["loss"], p["staleness"],
+                            p["bytes_sent"], json.dumps(p["per_class"]), json.dumps(p.get("missing"))])
+
+
+def _plots(results: dict, out: Path) -> list[str]:
+    names = []
+    runs = results["runs"]
+    for key, xlabel, fname in (("time", "seconds", "accuracy_vs_time.png"),
+                               ("version", "global version", "accuracy_vs_versions.png")):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for run in runs:
+            ax.plot([p[key] for p in run["series"]], [p["accuracy"] for p in run["series"]], marker=".",
+                    label=run["name"])
+        target = results["experiment"].get("target_accuracy")
+        if target:
+            ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:.0%}")
+        cen = results["baselines"].get("centralised")
+        if cen:
+            ax.axhline(cen["accuracy"], color="black", linestyle=":", linewidth=1, label="centralised")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("held-out accuracy")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / fname, dpi=110)
+        plt.close(fig)
+        names.append(fname)
+    # final per-class accuracy: runs and baselines side by side
+    rows = [(r["name"], r["series"][-1]["per_class"]) for r in runs if r["series"]]
+    base = results["baselines"]
+    if base.get("centralised"):
+        rows.append(("centralised", base["centralised"]["per_class"]))
+    for iso in base.get("isolated", []):
+        rows.append((f"isolated {iso['client']}", iso["per_class"]))
+    if rows:
+        k = len(rows[0][1])
+        fig, ax = plt.subplots(figsize=(max(7, k * 0.8), 4))
+        width = 0.8 / len(rows)
+        for i, (name, pc) in enumerate(rows):
+            ax.bar(np.arange(k) + i * width, [v or 0 for v in pc], width, label=name)
+        ax.set_xticks(np.arange(k) + 0.4 - width / 2)
+        ax.set_xticklabels(results["runs"][0].get("classes") or [str(i) for i in range(k)])
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("accuracy")
+        ax.set_title("Per-class accuracy at the end")
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        fig.savefig(out / "per_class.png", dpi=110)
+        plt.close(fig)
+        names.append("per_class.png")
+    for run in runs:
+        conf = run["final"].get("confusion")
+        if not conf:
+            continue
+        fig, ax = plt.subplots(figsize=(5, 4.5))
+        m = np.array(conf)
+        ax.imshow(m, cmap="Blues")
+        for (i, j), v in np.ndenumerate(m):
+            if v:
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
+                        color="white" if v > m.max() / 2 else "black")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"Confusion matrix: {run['name']}")
+        fig.tight_layout()
+        fname = f"confusion_{run['name']}.png"
+        fig.savefig(out / fname, dpi=110)
+        plt.close(fig)
+        names.append(fname)
+    return names
+
+
+def _markdown(results: dict, plots: list[str]) -> str:
+    e = results["experiment"]
+    lines = [f"# Experiment: {results['name']}", "",
+             f"Dataset `{e['dataset']}`, partition `{e['partition']}`, {e['test_fraction']:.0%} held out for "
+             f"evaluation; task {json.dumps(e['task'])}; budget {e['seconds']:.0f} s / {e['versions']} versions"
+             + (f", target accuracy {e['target_accuracy']:.0%}" if e["target_accuracy"] else "") + ".", ""]
+    missing = e.get("missing") or []
+    head = "| run | clients | versions | updates | final accuracy | best | time to target | MB sent |"
+    sep = "|---|---|---|---|---|---|---|---|"
+    if missing:
+        head += "".join(f" lacks {','.join(m)} |" for m in missing)
+        sep += "---|" * len(missing)
+    lines += [head, sep]
+    for r in results["runs"]:
+        f = r["final"]
+        c = r["clients"]
+        ttt = "–" if f["time_to_target"] is None else f"{f['time_to_target']:.0f} s"
+        row = (f"| {r['name']} | {c['browser']} browser + {c['cpython']} cpython | {f['version']} | {f['updates']} | "
+               f"{_pct(f['accuracy'])} | {_pct(f['best_accuracy'])} | {ttt} | {f['bytes_sent'] / 1e6:.1f} |")
+        row += "".join(f" {_pct(v)} |" for v in (f.get("missing") or []))
+        lines.append(row)
+    base = results["baselines"]
+    if base.get("centralised"):
+        c = base["centralised"]
+        row = f"| centralised ({base['epochs']} epochs) | – | – | – | {_pct(c['accuracy'])} | – | – | – |"
+        row += "".join(f" {_pct(v)} |" for v in (c.get("missing") or []))
+        lines.append(row)
+    for iso in base.get("isolated", []):
+        row = (f"| isolated client {iso['client']} ({base['epochs']} epochs) | – | – | – | {_pct(iso['accuracy'])} "
+               f"| – | – | – |")
+        if missing:
+            row += "".join(f" {_pct(iso['missing'])} |" if i == iso["client"] else " |" for i in range(len(missing)))
+        lines.append(row)
+    lines += ["", "Accuracy is on the held-out split, measured by the server for each global version it evaluated.", ""]
+    lines += [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"

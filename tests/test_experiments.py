@@ -1,0 +1,55 @@
+"""The experiment harness end to end with real browser tabs (experiments/configs/smoke.toml)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from live import ROOT
+
+pytestmark = pytest.mark.browser
+
+
+def test_smoke_experiment(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "server.cli", "experiment", "experiments/configs/smoke.toml",
+                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    results = json.loads((out / "results.json").read_text())
+    run = results["runs"][0]
+    # every participant took part: the two tabs and the CPython client
+    assert set(run["contributions"]) == {"browser-0", "browser-1", "cpython-2"}
+    assert all(n >= 1 for n in run["contributions"].values())
+    series = run["series"]
+    assert len(series) >= 5 and series[0]["version"] == 0
+    assert [p["version"] for p in series] == sorted(p["version"] for p in series)
+    assert series[-1]["bytes_sent"] == run["final"]["updates"] * 4 * 56714
+    # federation beats each client alone, overall and on the digits that client never saw
+    isolated = results["baselines"]["isolated"]
+    assert run["final"]["best_accuracy"] > max(i["accuracy"] for i in isolated)
+    assert all(i["missing"] == 0.0 for i in isolated)
+    assert min(run["final"]["missing"]) > 0.3
+    for name in ("results.csv", "report.md", "accuracy_vs_time.png", "accuracy_vs_versions.png", "per_class.png",
+                 "confusion_fedasync.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "accuracy_vs_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (out / "report.md").read_text()
+    assert "| fedasync | 2 browser + 1 cpython |" in report and "isolated client 2" in report
+    assert len((out / "results.csv").read_text().splitlines()) == len(series) + 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ("this is = not toml [", "not valid TOML"),
+    ('baselines = ["oracle"]', "unknown baseline"),
+    ('[data]\npartition = "lacks:1/2"\n[clients]\ncpython = 3', "names 2 clients but the run has 3"),
+    ("[clients]\nbrowser = 0\ncpython = 0", "at least one client"),
+])
+def test_bad_configs_are_refused(tmp_path, text, message):
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "server.cli", "experiment", str(config), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert not (tmp_path / "o").exists()
