@@ -8,8 +8,9 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass, field
 
-from . import labeling
+from . import extension_loader, labeling
 from .dataset import Dataset, ImageRejected, Item
+from .extensions import Context, Update
 from .features import FeatureExtractor, load_features
 from .preprocess import InputSpec, decode
 from .protocol import FLClient
@@ -50,6 +51,10 @@ class Participant:
         self.version: int | None = None  # the global version the local model holds
         self.local_params: array | None = None  # the model after the last local round
         self._pixels: dict[str, array] = {}
+        self.hooks: extension_loader.Hooks | None = None
+        self.extension_errors: list[str] = []
+        self.last_probs: dict[str, list[float]] = {}  # item id -> the model's probabilities
+        self.rounds_sent = 0
 
     async def start(self, code: str | None = None, name: str = "") -> "Participant":
         """Join with ``code``, or resume the membership saved in the store."""
@@ -69,8 +74,14 @@ class Participant:
         self.trainer = LocalTrainer(backend, self.task["training"]["batch_size"])
         self.features = await load_features(self.manifest, bundle, self.prefer_webgpu)
         self.dataset = await Dataset(self.store, self.manifest["classes"], self._validate).load()
+        running, self.extension_errors = await extension_loader.load(self.task.get("extensions", []), self.client)
+        self.hooks = extension_loader.Hooks(running, Context(self.classes, self.dataset, self), self.extension_errors)
         await self.client.flush_outbox()
         return self
+
+    @property
+    def extensions(self) -> list:
+        return self.hooks.extensions if self.hooks else []
 
     @property
     def classes(self) -> list[str]:
@@ -106,9 +117,22 @@ class Participant:
         probs = await self.trainer.predict_proba(await self.inputs(items))
         for item, p in zip(items, probs):
             label, confidence = labeling.suggestion(p, self.classes)
+            for _, custom in self.hooks.call("suggest", item.id, p):
+                if custom is not None:
+                    label, confidence = custom
+            self.last_probs[item.id] = p
             await self.dataset.suggest(item.id, label, confidence)
         ids = [i.id for i in items]
-        return labeling.review_order(ids, probs, order_by) if order_by else ids
+        return labeling.review_order(ids, probs, order_by) if order_by else (self.review_ids() or ids)
+
+    def review_ids(self) -> list[str] | None:
+        """The unlabelled images in the order an extension wants them reviewed (else None)."""
+        ids = [i.id for i in self.dataset.unlabelled() if i.id in self.last_probs]
+        order = None
+        for _, result in self.hooks.call("review_order", ids, [self.last_probs[i] for i in ids]):
+            if result is not None:
+                order = list(result)
+        return order
 
     def can_train(self) -> tuple[bool, str]:
         need = int(self.task["training"]["min_labelled"])
@@ -131,11 +155,14 @@ class Participant:
         items = self.dataset.labelled("train")
         xs = await self.inputs(items)
         ys = [self.classes.index(i.label) for i in items]
+        for _, (xs_new, ys_new) in self.hooks.call("augment", list(xs), list(ys)):
+            xs, ys = xs_new, ys_new
         base = await self.load_global()
+        base_params = await self.trainer.backend.get_parameters()
         picked: list[int] = []
 
         async def between(epoch: int) -> None:
-            nonlocal base
+            nonlocal base, base_params
             if mix_newer is None:
                 return
             latest = await self.client.current_version()
@@ -143,7 +170,7 @@ class Participant:
                 version, newer = await self.client.pull()
                 local = await self.trainer.backend.get_parameters()
                 await self.trainer.backend.set_parameters(mix_into(local, newer, mix_newer))
-                base = version
+                base, base_params = version, newer
                 picked.append(version)
 
         result = await self.trainer.fit(xs, ys, epochs or int(self.task["training"]["local_epochs"]),
@@ -155,7 +182,16 @@ class Participant:
         if test:
             local_eval = await self.evaluate(test)
             metrics["local_test_accuracy"] = local_eval["accuracy"]
-        ack = await self.client.push(params, base, result.samples, metrics)
+        update = Update(params, base_params, result.samples, base, metrics, self.rounds_sent)
+        for ext, changed in self.hooks.call("before_send", update):
+            if changed is None:
+                return RoundResult(base, result.epoch_losses, result.samples,
+                                   {"status": "vetoed", "by": ext.name}, picked)
+            update = changed
+        for _, extra in self.hooks.call("metrics", update):
+            update.metrics.update({k: float(v) for k, v in (extra or {}).items()})
+        ack = await self.client.push(update.params, base, update.samples, update.metrics)
+        self.rounds_sent += 1
         self.version = ack.get("applied_version") or base
         return RoundResult(base, result.epoch_losses, result.samples, ack, picked)
 

@@ -29,7 +29,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     data_dir = Path(app.config["DATA_DIR"])
     db = Database(data_dir / "webfl.sqlite3")
     params = ParamStore(data_dir / "params")
-    tasks = TaskStore(db, data_dir, params)
+    tasks = TaskStore(db, data_dir, params, Path(app.config["EXTENSIONS_DIR"]))
     evaluator = Evaluator(tasks, data_dir)
     updates = UpdateService(tasks, params, on_new_version=evaluator.schedule)
     wheel = build_wheel()

@@ -1,8 +1,7 @@
-"""Package ``browser_py`` as a pure-Python wheel for micropip to install in the browser.
+"""Pure-Python wheels for micropip: the client (``browser_py``) and each extension.
 
-The wheel is built from the source tree in memory when the app starts, so the browser
-always runs the code that is on disk; its bytes are deterministic (fixed timestamps),
-which keeps the ETag stable across restarts.
+Built in memory from the source tree, so the browser always runs the code on disk; the
+bytes are deterministic (fixed timestamps), which keeps ETags stable across restarts.
 """
 from __future__ import annotations
 
@@ -25,17 +24,17 @@ def _record_line(name: str, data: bytes) -> str:
     return f"{name},sha256={digest},{len(data)}"
 
 
-def build_wheel(package_dir: Path = PACKAGE_DIR) -> bytes:
-    files: dict[str, bytes] = {}
-    for path in sorted(package_dir.rglob("*.py")):
-        if "__pycache__" not in path.parts:
-            files[f"browser_py/{path.relative_to(package_dir).as_posix()}"] = path.read_bytes()
-    info = f"{DIST}-{VERSION}.dist-info"
-    files[f"{info}/METADATA"] = (
-        f"Metadata-Version: 2.1\nName: {DIST}\nVersion: {VERSION}\n"
-        "Summary: the webfl participant client (runs in Pyodide and CPython)\n").encode()
+def wheel_name(dist: str, version: str = VERSION) -> str:
+    return f"{dist}-{version}-py3-none-any.whl"
+
+
+def build(dist: str, files: dict[str, bytes], top_level: str, version: str = VERSION) -> bytes:
+    """A wheel holding ``files`` (archive path -> bytes) plus its dist-info."""
+    files = dict(files)
+    info = f"{dist}-{version}.dist-info"
+    files[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n".encode()
     files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: webfl\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-    files[f"{info}/top_level.txt"] = b"browser_py\n"
+    files[f"{info}/top_level.txt"] = f"{top_level}\n".encode()
     record = [_record_line(n, d) for n, d in files.items()] + [f"{info}/RECORD,,"]
     files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
     buf = io.BytesIO()
@@ -43,3 +42,24 @@ def build_wheel(package_dir: Path = PACKAGE_DIR) -> bytes:
         for name, data in files.items():
             zf.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data)
     return buf.getvalue()
+
+
+def _tree(package_dir: Path, prefix: str) -> dict[str, bytes]:
+    return {f"{prefix}/{p.relative_to(package_dir).as_posix()}": p.read_bytes()
+            for p in sorted(package_dir.rglob("*.py")) if "__pycache__" not in p.parts}
+
+
+def build_wheel(package_dir: Path = PACKAGE_DIR) -> bytes:
+    """The participant client."""
+    return build(DIST, _tree(package_dir, "browser_py"), "browser_py")
+
+
+def extension_dist(name: str) -> str:
+    return f"webfl_ext_{name}"
+
+
+def build_extension_wheel(path: Path) -> bytes:
+    """An extension: a single module ``name.py`` or a package directory ``name/``."""
+    name = path.stem if path.suffix == ".py" else path.name
+    files = {f"{name}.py": path.read_bytes()} if path.suffix == ".py" else _tree(path, name)
+    return build(extension_dist(name), files, name)

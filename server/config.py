@@ -24,6 +24,7 @@ SETTINGS = (
     Setting("PORT", 8000, "port to listen on"),
     Setting("DATA_DIR", str(ROOT / "instance"), "where the SQLite database, bundles and parameters live"),
     Setting("WWW_DIR", str(ROOT / "www"), "static pages, CSS, the JS bootstrap and vendor/"),
+    Setting("EXTENSIONS_DIR", str(ROOT / "extensions"), "client extensions tasks may name (module.py or package/)"),
     Setting("MAX_UPDATE_BYTES", 64 * 1024 * 1024, "largest request body accepted, in bytes"),
     Setting("THREADS", 8, "worker threads of the WSGI server"),
     Setting("ADMIN_TOKEN", "", "use this admin token at first start instead of generating one (automation)"),

@@ -66,6 +66,23 @@ def client_wheel():
     return response.make_conditional(request)
 
 
+@bp.route("/extensions/<name>")
+def extension_wheel(name: str):
+    """An extension as a wheel, named like ``webfl_ext_<name>-0.1.0-py3-none-any.whl``."""
+    from .client_wheel import build_extension_wheel, extension_dist, wheel_name
+    from .errors import NotFound
+    from .taskconfig import available_extensions
+
+    found = {wheel_name(extension_dist(n)): p
+             for n, p in available_extensions(current_app.config["EXTENSIONS_DIR"]).items()}
+    if name not in found:
+        raise NotFound(f"no extension {name!r}", sorted(found))
+    response = Response(build_extension_wheel(found[name]), mimetype="application/zip")
+    response.add_etag()
+    response.cache_control.no_cache = True
+    return response.make_conditional(request)
+
+
 def _static_file(name: str, cache_seconds: int, immutable: bool = False):
     # send_from_directory refuses paths that escape the directory (404).
     response = send_from_directory(_www(), name, max_age=cache_seconds, conditional=True, etag=True)

@@ -6,6 +6,7 @@ show them as they are.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from export import BundleError
 from export.bundle import validate_args
@@ -24,6 +25,7 @@ DEFAULTS: dict = {
     "max_update_norm": None,     # refuse updates whose change is larger than this (L2)
     "keep_versions": 200,        # parameter files of older versions are deleted
     "aggregator": {"name": "fedasync", "alpha": 0.6, "staleness": "polynomial"},
+    "extensions": [],            # client extensions: [{"name": ..., "params": {...}}]
 }
 
 # Changing any of these changes the bundle (and with it the parameter layout).
@@ -39,7 +41,34 @@ class ConfigError(APIError):
     status = 400
 
 
-def validate(config: dict, base: dict | None = None) -> dict:
+def available_extensions(directory: str | Path) -> dict[str, Path]:
+    """Extension name -> its module file or package directory."""
+    root = Path(directory)
+    if not root.is_dir():
+        return {}
+    found = {p.stem: p for p in root.glob("*.py") if not p.name.startswith("_")}
+    found |= {p.name: p for p in root.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    return found
+
+
+def _check_extensions(value, directory: str | Path | None) -> list[dict]:
+    if not isinstance(value, list):
+        raise ConfigError("config.extensions must be a list like [{\"name\": \"local_dp\", \"params\": {}}]")
+    known = available_extensions(directory) if directory is not None else None
+    out = []
+    for entry in value:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ConfigError("each extension needs a name: {\"name\": ..., \"params\": {...}}")
+        params = entry.get("params", {})
+        if not isinstance(params, dict):
+            raise ConfigError(f"config.extensions: params of {entry['name']} must be an object")
+        if known is not None and entry["name"] not in known:
+            raise ConfigError(f"unknown extension {entry['name']!r}", {"available": sorted(known)})
+        out.append({"name": entry["name"], "params": params})
+    return out
+
+
+def validate(config: dict, base: dict | None = None, extensions_dir: str | Path | None = None) -> dict:
     """Merge ``config`` over ``base`` (or the defaults) and check every field."""
     if not isinstance(config, dict):
         raise ConfigError("task config must be a JSON object")
@@ -75,6 +104,7 @@ def validate(config: dict, base: dict | None = None) -> dict:
         make_strategy(merged["aggregator"])
     except ValueError as exc:
         raise ConfigError(f"config.aggregator: {exc}") from None
+    merged["extensions"] = _check_extensions(merged.get("extensions", []), extensions_dir)
     return merged
 
 

@@ -17,6 +17,7 @@ from export import build_bundle, load_manifest
 
 from . import taskconfig
 from .auth import hash_token, new_token
+from .client_wheel import extension_dist, wheel_name
 from .db import Database
 from .errors import Conflict, NotFound
 from .paramstore import ParamStore
@@ -40,6 +41,8 @@ class Task:
         c = self.config
         return {"id": self.id, "title": self.title, "classes": c["classes"], "model": c["model"],
                 "bundle_status": self.bundle_status,
+                "extensions": [e | {"url": f"/extensions/{wheel_name(extension_dist(e['name']))}"}
+                               for e in c.get("extensions", [])],
                 "training": {k: c[k] for k in ("batch_size", "local_epochs", "min_labelled", "lr")}}
 
     def admin(self) -> dict:
@@ -68,8 +71,9 @@ class Version:
 class TaskStore:
     """Owns the tasks, clients and versions tables and the bundle directories."""
 
-    def __init__(self, db: Database, data_dir: Path, params: ParamStore) -> None:
+    def __init__(self, db: Database, data_dir: Path, params: ParamStore, extensions_dir: Path | None = None) -> None:
         self.db = db
+        self.extensions_dir = extensions_dir
         self.bundles = data_dir / "bundles"
         self.params = params
         # One export at a time: they are CPU-bound and the machine may have 2 cores.
@@ -102,7 +106,7 @@ class TaskStore:
     def create(self, title: str, config: dict, build: bool = True) -> Task:
         """Validate and record a task, then build its bundle in the background."""
         title = _clean_title(title)
-        config = taskconfig.validate(config)
+        config = taskconfig.validate(config, extensions_dir=self.extensions_dir)
         task_id = uuid.uuid4().hex[:12]
         self.db.connect().execute(
             "INSERT INTO tasks(id, title, config, join_code, bundle_status, created) VALUES(?,?,?,?,?,?)",
@@ -114,7 +118,7 @@ class TaskStore:
     def update(self, task_id: str, title: str | None, changes: dict) -> Task:
         """Edit a task; bundle-shaping changes rebuild the bundle and start a new lineage."""
         task = self.get(task_id)
-        config = taskconfig.validate(changes, base=task.config)
+        config = taskconfig.validate(changes, base=task.config, extensions_dir=self.extensions_dir)
         rebuild = taskconfig.needs_new_bundle(task.config, config)
         if rebuild and task.bundle_status == "building":
             raise Conflict("the bundle is being built; try again when it is done")

@@ -23,10 +23,20 @@ def el(tag: str, text: str = "", cls: str = "", id: str = "", **attrs):
     return node
 
 
-def by_id(id: str):
-    import js
+def present(node) -> bool:
+    """False for None and for JS null/undefined (Pyodide keeps JS null distinct from None)."""
+    from pyodide.ffi import jsnull
 
-    return js.document.getElementById(id)
+    return node is not None and node is not jsnull
+
+
+def by_id(id: str):
+    """The element, or None (JS null is not Python None in Pyodide)."""
+    import js
+    from pyodide.ffi import jsnull
+
+    node = js.document.getElementById(id)
+    return None if node is None or node is jsnull else node
 
 
 def clear(node) -> None:

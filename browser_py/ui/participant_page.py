@@ -7,7 +7,7 @@ from ..dataset import Item
 from ..participant import NotEnoughData, Participant, RoundResult
 from ..protocol import ServerRefused
 from ..trainer import Cancelled, CancelToken, Progress
-from .dom import by_id, clear, download, el, object_url, on
+from .dom import by_id, clear, download, el, object_url, on, present
 
 FILTERS = ("all", "unlabelled", "suggested", "labelled")
 
@@ -42,7 +42,31 @@ class ParticipantPage:
         self.root.appendChild(self._review_section())
         self.root.appendChild(self._train_section())
         self.root.appendChild(self._test_section())
+        extras = self._extensions_section()
+        if extras is not None:
+            self.root.insertBefore(extras, by_id("add"))
         self.refresh()
+
+    def _extensions_section(self):
+        """Panels built by extensions, and what went wrong loading or running any of them."""
+        self.p.hooks.context.refresh = self.refresh
+        panels = [(ext, panel) for ext, panel in self.p.hooks.call("panel") if panel is not None]
+        if not panels and not self.p.extension_errors:
+            return None
+        box = el("section", cls="card", id="extensions")
+        for ext, panel in panels:
+            box.appendChild(el("h2", ext.title or ext.name))
+            box.appendChild(panel)
+        box.appendChild(el("ul", cls="extension-errors", id="extension-errors"))
+        return box
+
+    def _show_extension_errors(self) -> None:
+        box = by_id("extension-errors")
+        if box is None:
+            return
+        clear(box)
+        for message in self.p.extension_errors:
+            box.appendChild(el("li", message))
 
     def _add_section(self):
         box = el("section", cls="card", id="add")
@@ -158,6 +182,7 @@ class ParticipantPage:
 
     # --- state -> view ----------------------------------------------------------------------
     def refresh(self) -> None:
+        self._show_extension_errors()
         self.render_counts()
         self.render_grid()
         ok, why = self.p.can_train()
@@ -185,7 +210,9 @@ class ParticipantPage:
         table.appendChild(foot)
 
     def _visible(self) -> list[Item]:
-        items = sorted(self.ds.items.values(), key=lambda i: (i.label is not None, -(i.confidence or 0), i.added))
+        order = {item_id: n for n, item_id in enumerate(self.p.review_ids() or [])}
+        items = sorted(self.ds.items.values(), key=lambda i: (i.label is not None, order.get(i.id, len(order)),
+                                                               -(i.confidence or 0), i.added))
         if self.filter.startswith("class:"):
             name = self.filter[6:]
             return [i for i in items if (i.label or i.suggestion) == name]
@@ -252,8 +279,8 @@ class ParticipantPage:
         """Label without a mouse: focus moves on to the next image after each action."""
         import js
 
-        tile = event.target.closest(".tile") if event.target else None
-        if tile is None or event.target.tagName in ("SELECT", "INPUT"):
+        tile = event.target.closest(".tile") if present(event.target) else None
+        if not present(tile) or event.target.tagName in ("SELECT", "INPUT"):
             return
         ids = [t.getAttribute("data-id") for t in js.document.querySelectorAll("#grid .tile")]
         item_id = tile.getAttribute("data-id")
@@ -284,7 +311,7 @@ class ParticipantPage:
         import js
 
         node = js.document.querySelector(f'#grid .tile[data-id="{item_id}"]')
-        if node is not None:
+        if present(node):
             node.focus()
 
     # --- actions ---------------------------------------------------------------------------

@@ -1,0 +1,65 @@
+"""Fetch, install and start the extensions a task names; keep hooks from breaking the client.
+
+In the browser the wheel is installed with micropip from the server; in CPython the same
+wheel is downloaded and imported from a zip on ``sys.path``. Either way the module
+registers its :class:`~browser_py.extensions.Extension` and we create it with the task's
+parameters. Failures become readable messages, never a dead client.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+import tempfile
+from pathlib import Path
+
+from .extensions import Context, Extension, ExtensionError, registered
+from .runtime import IN_PYODIDE
+
+
+async def _install(url: str, client) -> None:
+    if IN_PYODIDE:
+        import micropip
+
+        await micropip.install(url, deps=False)
+        return
+    wheel = (await client.call("GET", url)).body
+    path = Path(tempfile.mkdtemp(prefix="webfl-ext-")) / url.rsplit("/", 1)[-1]
+    path.write_bytes(wheel)
+    sys.path.insert(0, str(path))  # a pure-Python wheel is an importable zip
+
+
+async def load(specs: list[dict], client) -> tuple[list[Extension], list[str]]:
+    """Start every extension in ``specs``; returns the running ones and error messages."""
+    running, errors = [], []
+    for spec in specs:
+        name = spec["name"]
+        try:
+            if name not in registered():
+                await _install(spec["url"], client)
+                importlib.import_module(name)
+            cls = registered().get(name)
+            if cls is None:
+                raise ExtensionError(f"module {name} did not register an extension called {name!r}")
+            running.append(cls(**spec.get("params", {})))
+        except Exception as exc:  # an extension must never take the client down
+            errors.append(f"extension {name} could not be loaded: {type(exc).__name__}: {exc}")
+    return running, errors
+
+
+class Hooks:
+    """Calls a hook on every running extension; one that raises is reported and switched off."""
+
+    def __init__(self, extensions: list[Extension], context: Context, errors: list[str]) -> None:
+        self.extensions = list(extensions)
+        self.context = context
+        self.errors = errors
+
+    def call(self, hook: str, *args):
+        """Yield (extension, result) for each extension whose hook ran without raising."""
+        for ext in list(self.extensions):
+            try:
+                yield ext, getattr(ext, hook)(self.context, *args)
+            except Exception as exc:
+                self.extensions.remove(ext)
+                self.errors.append(f"extension {ext.name} failed in {hook} and was switched off: "
+                                   f"{type(exc).__name__}: {exc}")
