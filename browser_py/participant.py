@@ -5,6 +5,7 @@ global model for label suggestions, trains a local round and sends the update.
 """
 from __future__ import annotations
 
+import math
 from array import array
 from dataclasses import dataclass, field
 
@@ -189,7 +190,8 @@ class Participant:
                                    {"status": "vetoed", "by": ext.name}, picked)
             update = changed
         for _, extra in self.hooks.call("metrics", update):
-            update.metrics.update({k: float(v) for k, v in (extra or {}).items()})
+            # the server refuses non-finite numbers: keep the update, drop the bad metric
+            update.metrics.update({str(k): float(v) for k, v in (extra or {}).items() if math.isfinite(float(v))})
         ack = await self.client.push(update.params, base, update.samples, update.metrics)
         self.rounds_sent += 1
         self.version = ack.get("applied_version") or base
