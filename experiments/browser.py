@@ -5,7 +5,8 @@ import shutil
 import time
 
 
-def chrome_options(user_data_dir: str, width: int = 1280, height: int = 900, webgpu: bool = False):
+def chrome_options(user_data_dir: str, width: int = 1280, height: int = 900, webgpu: bool = False,
+                   network_log: bool = False):
     from selenium import webdriver
 
     opts = webdriver.ChromeOptions()
@@ -20,7 +21,8 @@ def chrome_options(user_data_dir: str, width: int = 1280, height: int = 900, web
         flags.append("--enable-unsafe-webgpu")
     for flag in flags:
         opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # the performance log carries DevTools network events (privacy tests read every request)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", **({"performance": "ALL"} if network_log else {})})
     return opts
 
 

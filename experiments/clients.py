@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from browser_py.extensions import Extension
+
 from .config import Dropout
 
 
@@ -141,6 +143,9 @@ class PythonClient:
                 await self.participant.import_files([(n, d) for n, d, l in self.files if l == label], label)
 
         asyncio.run(setup())
+        if getattr(self, "poison", None) is not None:
+            # a local extension instance, through the same public hook a served one uses
+            self.participant.hooks.extensions.append(PoisonUpdates(self.poison, self.index))
 
     def begin(self, t0: float) -> None:
         self.t0 = t0
@@ -174,3 +179,26 @@ class PythonClient:
         self.stop_event.set()
         if self.thread is not None:
             self.thread.join(120)
+
+
+class PoisonUpdates(Extension):
+    """A misbehaving participant for robustness experiments (never served to real clients)."""
+
+    name = "poison"
+
+    def __init__(self, poison, seed: int) -> None:
+        import random
+
+        super().__init__()
+        self.poison = poison
+        self.rng = random.Random(seed)
+
+    def before_send(self, ctx, update):
+        from array import array
+
+        if self.poison.kind == "scale":
+            f = self.poison.factor
+            update.params = array("f", (b + f * (p - b) for p, b in zip(update.params, update.base)))
+        else:
+            update.params = array("f", (self.rng.gauss(0.0, self.poison.factor) for _ in update.params))
+        return update

@@ -34,10 +34,22 @@ class Clients:
 
 
 @dataclass
+class Poison:
+    """A misbehaving client: ``scale`` multiplies its change by ``factor``; ``random``
+    sends Gaussian noise of standard deviation ``factor`` instead of its parameters."""
+
+    client: int
+    kind: str
+    factor: float
+
+
+@dataclass
 class Run:
     name: str
     aggregator: dict
     clients: Clients
+    extensions: list[dict] = field(default_factory=list)  # client extensions for this run's task
+    poison: list[Poison] = field(default_factory=list)
 
 
 @dataclass
@@ -86,9 +98,18 @@ def load(path: str | Path) -> Experiment:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     data, task, budget = raw.get("data", {}), dict(raw.get("task", {})), raw.get("budget", {})
     default_clients = _clients(raw.get("clients", {"cpython": 1}), "clients")
-    runs = [Run(str(r.get("name", f"run{i}")), dict(r.get("aggregator", {"name": "fedasync"})),
-                _clients(r["clients"], f"runs[{i}]") if "clients" in r else default_clients)
-            for i, r in enumerate(raw.get("runs", [{"name": "fedasync"}]))]
+    runs = []
+    for i, r in enumerate(raw.get("runs", [{"name": "fedasync"}])):
+        try:
+            poison = [Poison(int(p["client"]), str(p["kind"]), float(p.get("factor", 10.0)))
+                      for p in r.get("poison", [])]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"runs[{i}]: bad poison entry ({exc})") from None
+        if any(p.kind not in ("scale", "random") for p in poison):
+            raise ConfigError(f"runs[{i}]: poison kind must be scale or random")
+        runs.append(Run(str(r.get("name", f"run{i}")), dict(r.get("aggregator", {"name": "fedasync"})),
+                        _clients(r["clients"], f"runs[{i}]") if "clients" in r else default_clients,
+                        list(r.get("task_extensions", [])), poison))
     baselines = list(raw.get("baselines", []))
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:

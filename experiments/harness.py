@@ -55,8 +55,10 @@ def run_one(exp: Experiment, run: Run, train: Dataset, test: Dataset, log: Log) 
     server = ServerProcess(workdir / "server")
     clients: list = []
     try:
-        task = server.create_task(f"{exp.name}: {run.name}", classes=train.classes,
-                                  **exp.task, aggregator=run.aggregator)
+        config = dict(exp.task) | {"aggregator": run.aggregator}
+        if run.extensions:
+            config["extensions"] = run.extensions
+        task = server.create_task(f"{exp.name}: {run.name}", classes=train.classes, **config)
         manifest = server.api("GET", f"/api/tasks/{task['id']}/manifest")
         server.api("PUT", f"/api/admin/tasks/{task['id']}/validation", raw=_validation_npz(test))
         parts = client_parts(exp, train, run.clients.total)
@@ -65,7 +67,9 @@ def run_one(exp: Experiment, run: Run, train: Dataset, test: Dataset, log: Log) 
             slowdown = run.clients.slowdown[i] if i < len(run.clients.slowdown) else 0.0
             drops = [d for d in run.clients.dropout if d.client == i]
             files = image_files(train.images[part], train.labels[part], train.classes)
-            clients.append(kind(i, server.url, task["join_code"], files, slowdown, drops))
+            client = kind(i, server.url, task["join_code"], files, slowdown, drops)
+            client.poison = next((p for p in run.poison if p.client == i), None)
+            clients.append(client)
         for c in clients:
             c.start()
             log(f"  {run.name}: {c.kind} client {c.index} joined with {len(parts[c.index])} images")
@@ -150,7 +154,8 @@ def summarise(exp: Experiment, run: Run, metrics: dict, manifest: dict, wall0: f
     if exp.target_accuracy is not None:
         time_to_target = next((p["time"] for p in series if p["accuracy"] >= exp.target_accuracy), None)
     return {
-        "name": run.name, "aggregator": run.aggregator,
+        "name": run.name, "aggregator": run.aggregator, "extensions": run.extensions,
+        "poison": [p.__dict__ for p in run.poison],
         "clients": {"browser": run.clients.browser, "cpython": run.clients.cpython},
         "series": series, "classes": classes, "contributions": contributions,
         "final": {"version": metrics["current_version"], "accuracy": last and last["accuracy"],

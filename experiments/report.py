@@ -107,7 +107,8 @@ def _markdown(results: dict, plots: list[str]) -> str:
     e = results["experiment"]
     lines = [f"# Experiment: {results['name']}", "",
              f"Dataset `{e['dataset']}`, partition `{e['partition']}`, {e['test_fraction']:.0%} held out for "
-             f"evaluation; task {json.dumps(e['task'])}; budget {e['seconds']:.0f} s / {e['versions']} versions"
+             f"evaluation; task {json.dumps(e['task'])}; budget {e['seconds']:.0f} s"
+             + (f" / {e['versions']} versions" if e["versions"] < 10**9 else "")
              + (f", target accuracy {e['target_accuracy']:.0%}" if e["target_accuracy"] else "") + ".", ""]
     missing = e.get("missing") or []
     head = "| run | clients | versions | updates | final accuracy | best | time to target | MB sent |"
@@ -136,6 +137,8 @@ def _markdown(results: dict, plots: list[str]) -> str:
         if missing:
             row += "".join(f" {_pct(iso['missing'])} |" if i == iso["client"] else " |" for i in range(len(missing)))
         lines.append(row)
-    lines += ["", "Accuracy is on the held-out split, measured by the server for each global version it evaluated.", ""]
+    lines += ["", "Accuracy is on the held-out split, measured by the server for each global version it evaluated; "
+              "a run stops at its budget or as soon as a version reaches the target, so 'final' can sit "
+              "below 'best' when updates were still arriving.", ""]
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
