@@ -40,7 +40,7 @@ class ServerProcess:
                             "WEBFL_ADMIN_TOKEN": self.admin_token} | self.extra_env
         self._log = self.log_path.open("a")
         self.proc = subprocess.Popen([sys.executable, "-m", "server.cli", "run"], cwd=ROOT, env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -91,9 +91,14 @@ class ServerProcess:
         self._log.close()
 
     def kill(self) -> None:
-        """SIGKILL: no chance to clean up (crash tests)."""
+        """SIGKILL the whole process group (gunicorn's master and worker): no clean-up at all."""
+        import signal
+
         if self.proc is not None:
-            self.proc.kill()
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.proc.wait()
             self.proc = None
             self._log.close()
