@@ -9,14 +9,21 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
 
 
 class ParamStore:
+    """Files are shared by content, so whoever writes a vector and records a reference to
+    it, and whoever deletes unreferenced vectors, must hold :attr:`lock` across both steps:
+    otherwise a delete can slip between another writer's put (a no-op for an existing file)
+    and its database row."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.lock = threading.RLock()
         root.mkdir(parents=True, exist_ok=True)
 
     def path(self, sha: str) -> Path:

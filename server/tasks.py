@@ -158,14 +158,14 @@ class TaskStore:
             manifest = build_bundle(c["model"], c["classes"], staging, lr=c["lr"],
                                     train_blocks=c["train_blocks"], overwrite=True)
             initial = np.fromfile(staging / manifest["initial_parameters"], dtype="<f4")
-            sha = self.params.put(initial)
             bundle_sha = hashlib.sha256((staging / "manifest.json").read_bytes()).hexdigest()
             live = self.bundle_dir(task_id)
             old = self.bundles / f"{task_id}.old"
             if live.exists():
                 live.rename(old)
             staging.rename(live)
-            with self.db.transaction() as tx:
+            with self.params.lock, self.db.transaction() as tx:
+                sha = self.params.put(initial)
                 row = tx.execute("SELECT MAX(version) AS v FROM versions WHERE task_id=?", (task_id,)).fetchone()
                 version = 0 if row["v"] is None else row["v"] + 1
                 tx.execute("INSERT INTO versions(task_id, version, params_sha256, bundle_sha256, created, kind) "

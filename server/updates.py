@@ -139,11 +139,11 @@ class UpdateService:
             norm = float(np.linalg.norm(vector - base_params))
             if norm > bound:
                 raise UpdateRejected(f"the update changes the model by {norm:.4g} (L2); this task allows {bound:g}")
-        sha = self.params.put(vector)
         with self._lock(task.id):
             self._check_versions(task, meta.base_version, strategy)  # the world may have moved on
             try:
-                with self.db.transaction() as tx:
+                with self.params.lock, self.db.transaction() as tx:
+                    sha = self.params.put(vector)
                     cur = tx.execute(
                         "INSERT INTO updates(task_id, client_id, idempotency_key, base_version, num_samples, "
                         "params_sha256, metrics, received, status) VALUES(?,?,?,?,?,?,?,?,'pending')",
@@ -219,8 +219,8 @@ class UpdateService:
     def _commit_version(self, task: Task, version: int, params: np.ndarray, bundle_sha: str,
                         consumed: list[tuple[int, int, float]]) -> None:
         params = np.ascontiguousarray(params, dtype=np.float32)
-        sha = self.params.put(params)
-        with self.db.transaction() as tx:
+        with self.params.lock, self.db.transaction() as tx:
+            sha = self.params.put(params)
             tx.execute("INSERT INTO versions(task_id, version, params_sha256, bundle_sha256, created, kind) "
                        "VALUES(?,?,?,?,?,'aggregate')", (task.id, version, sha, bundle_sha, time.time()))
             tx.executemany("UPDATE updates SET status='applied', applied_version=?, staleness=?, weight=? WHERE id=?",
@@ -243,12 +243,13 @@ class UpdateService:
         candidates = {r["params_sha256"] for r in old}
         candidates |= {r["params_sha256"] for r in conn.execute(
             "SELECT params_sha256 FROM updates WHERE task_id=? AND applied_version=?", (task.id, newest))}
-        for sha in candidates:
-            in_use = conn.execute(
-                "SELECT 1 FROM versions WHERE params_sha256=? AND params_kept=1 UNION ALL "
-                "SELECT 1 FROM updates WHERE params_sha256=? AND status='pending' LIMIT 1", (sha, sha)).fetchone()
-            if in_use is None:
-                self.params.delete(sha)
+        with self.params.lock:
+            for sha in candidates:
+                in_use = conn.execute(
+                    "SELECT 1 FROM versions WHERE params_sha256=? AND params_kept=1 UNION ALL "
+                    "SELECT 1 FROM updates WHERE params_sha256=? AND status='pending' LIMIT 1", (sha, sha)).fetchone()
+                if in_use is None:
+                    self.params.delete(sha)
 
     # --- lifecycle ------------------------------------------------------------------
     def recover(self) -> None:
