@@ -134,3 +134,58 @@ out
             assert np.array_equal(web, native), (color, np.abs(web - native).max())
         else:
             assert np.abs(web - native).mean() < 3.0  # grey levels out of 255, smooth image
+
+
+def test_bad_files_are_refused_in_the_browser_with_reasons(browser, live_server, page_task, tmp_path):
+    from PIL import Image
+
+    open_task(browser, live_server, page_task, slot="bad-files")
+    good = digit_files(1, offset=820)[0][1]
+    (tmp_path / "corrupt.png").write_bytes(good[:80] + b"\0" * 200)        # a PNG header, then garbage
+    (tmp_path / "letter.jpg").write_bytes(b"Dear participant, this is not a photo.")
+    Image.new("L", (8000, 6000)).save(tmp_path / "huge.png")                # 48 megapixels
+    (tmp_path / "ok.png").write_bytes(good)
+    names = ["corrupt.png", "letter.jpg", "huge.png", "ok.png"]
+    browser.find_element(By.ID, "file-input").send_keys("\n".join(str(tmp_path / n) for n in names))
+    message = wait_text(browser, "import-message", "1 image added")
+    assert "3 refused" in message
+    assert "corrupt.png: this image cannot be read" in message
+    assert "letter.jpg: this is not an image" in message
+    assert "huge.png: the image is too large (8000 x 6000 pixels)" in message
+    assert text_of(browser, "count-summary").startswith("1 images")
+
+
+def test_reload_mid_training_keeps_labels_and_restarts_from_the_newest_model(browser, live_server, tmp_path):
+    task = live_server.create_task("reload", classes=[str(d) for d in range(10)], min_labelled=10, batch_size=8,
+                                   local_epochs=400)
+    open_task(browser, live_server, task, slot="reload")
+    archive = tmp_path / "r.zip"
+    archive.write_bytes(image_folder_zip(digit_files(40, offset=640)))
+    browser.find_element(By.ID, "file-input").send_keys(str(archive))
+    wait_text(browser, "import-message", "40 images added")
+    before = text_of(browser, "count-summary")
+    browser.find_element(By.ID, "train-button").click()
+    wait_text(browser, "train-text", "Epoch ")
+    # meanwhile another participant moves the global model on
+    other = live_server.api("POST", "/api/join", {"code": task["join_code"]})
+    import urllib.request
+
+    model = urllib.request.urlopen(urllib.request.Request(
+        f"{live_server.url}/api/tasks/{task['id']}/model", headers={"Authorization": f"Bearer {other['token']}"}))
+    params = np.frombuffer(model.read(), "<f4")
+    req = urllib.request.Request(
+        f"{live_server.url}/api/tasks/{task['id']}/updates", data=(params * 0.99).astype("<f4").tobytes(),
+        method="POST", headers={"Authorization": f"Bearer {other['token']}", "X-WebFL-Base-Version": "0",
+                                "X-WebFL-Samples": "5", "Idempotency-Key": "other-1"})
+    assert urllib.request.urlopen(req).status == 201
+    browser.refresh()  # mid-training: the round is abandoned, nothing half-done is sent
+    assert wait_ready(browser) == "ready"
+    assert text_of(browser, "count-summary") == before
+    assert "global version 1" in text_of(browser, "status")
+    live_server.api("PATCH", f"/api/admin/tasks/{task['id']}", {"config": {"local_epochs": 1}})
+    browser.refresh()
+    assert wait_ready(browser) == "ready"
+    browser.find_element(By.ID, "train-button").click()
+    wait_text(browser, "train-result", "fed into global version 2")
+    m = live_server.api("GET", f"/api/tasks/{task['id']}/metrics?since=1")
+    assert m["versions"][0]["updates"][0]["base_version"] == 1  # started from the newest model

@@ -61,3 +61,14 @@ def test_cli_help_explains_commands_and_settings():
     run_help = subprocess.run([sys.executable, "-m", "server.cli", "run", "--help"], capture_output=True,
                               text=True, cwd=ROOT).stdout
     assert "WEBFL_PORT" in run_help and "WEBFL_DATA_DIR" in run_help
+
+
+def test_tokens_never_reach_the_server_log(live_server):
+    joined = live_server.join_demo()
+    for token in (joined["token"], live_server.admin_token, "wrong-token-xyz"):
+        try:
+            fetch(f"{live_server.url}/api/tasks/{joined['task_id']}/manifest", {"Authorization": f"Bearer {token}"})
+        except urllib.error.HTTPError:
+            pass
+    log = live_server.log()
+    assert joined["token"] not in log and live_server.admin_token not in log and "wrong-token-xyz" not in log
