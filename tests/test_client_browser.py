@@ -74,10 +74,12 @@ def test_join_import_train_send_and_reload(browser, live_server, page_task, tmp_
     assert samples == train_count
 
     # Correct a label, then reload: images, labels and the membership survive.
+    # (the page redraws the grid when the round ends: wait for that before picking a tile)
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "train-button").is_enabled())
     tile = browser.find_element(By.CSS_SELECTOR, ".tile.suggested")
     tile_id = tile.get_attribute("data-id")
     Select(tile.find_element(By.CSS_SELECTOR, "select.pick")).select_by_value("3")
-    WebDriverWait(browser, 10).until(lambda d: "46" not in text_of(d, "count-summary") and
+    WebDriverWait(browser, 30).until(lambda d: "46" not in text_of(d, "count-summary") and
                                      "41 labelled" in text_of(d, "count-summary"))
     browser.refresh()
     assert wait_ready(browser) == "ready"
