@@ -53,3 +53,16 @@ def test_bad_configs_are_refused(tmp_path, text, message):
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and message in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_poisoned_client_is_contained_by_the_median(tmp_path):
+    out = tmp_path / "poison"
+    proc = subprocess.run([sys.executable, "-m", "server.cli", "experiment", "experiments/configs/poison_smoke.toml",
+                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    runs = {r["name"]: r["final"] for r in json.loads((out / "results.json").read_text())["runs"]}
+    clean, mean, median = runs["clean"], runs["poisoned-mean"], runs["poisoned-median"]
+    print(f"\nclean {clean['accuracy']:.3f}, poisoned+mean {mean['accuracy']:.3f}, "
+          f"poisoned+median {median['accuracy']:.3f}")
+    assert mean["accuracy"] < clean["accuracy"] - 0.2           # the attack works without a defence
+    assert median["accuracy"] >= clean["accuracy"] - 0.025      # and the median contains it
