@@ -10,7 +10,7 @@ from array import array
 from dataclasses import dataclass, field
 
 from . import extension_loader, labeling
-from .dataset import Dataset, ImageRejected, Item
+from .dataset import Dataset, Item
 from .extensions import Context, Update
 from .features import FeatureExtractor, load_features
 from .preprocess import InputSpec, decode

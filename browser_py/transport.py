@@ -68,7 +68,7 @@ class FetchTransport(Transport):
     async def request(self, method: str, url: str, headers: dict | None = None,
                       body: bytes | None = None) -> Response:
         import js
-        from pyodide.ffi import JsException, to_js
+        from pyodide.ffi import JsException
         from pyodide.http import pyfetch
 
         kwargs: dict = {"method": method, "headers": headers or {}}

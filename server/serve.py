@@ -12,7 +12,7 @@ import sys
 from gunicorn.app.base import BaseApplication
 
 from .auth import ensure_admin_token
-from .config import SETTINGS, from_environment
+from .config import SETTINGS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

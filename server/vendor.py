@@ -13,7 +13,6 @@ import argparse
 import gzip
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -201,7 +200,6 @@ def ensure(packages: tuple[Package, ...] = PACKAGES, quiet: bool = False) -> Non
     """Make every package's files present; fetch only what is missing."""
     for pkg in packages:
         stamp = _stamp(pkg)
-        root = _target_root(pkg)
         if stamp.exists() and all(p.exists() for p in _outputs(pkg)):
             continue
         if not quiet:

@@ -10,7 +10,8 @@ import tempfile
 
 import pytest
 
-from live import ARTIFACTS, LiveServer, chrome_options
+from experiments.browser import start_chrome
+from live import ARTIFACTS, LiveServer
 
 
 @pytest.fixture(scope="session")
@@ -37,12 +38,8 @@ def live_server(tmp_path_factory):
 @pytest.fixture
 def browser(request, live_server):
     """A fresh headless Chromium profile; on failure, dump console, server log, screenshot."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     profile = tempfile.mkdtemp(prefix="webfl-chrome-")
-    driver = webdriver.Chrome(options=chrome_options(profile),
-                              service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"))
+    driver = start_chrome(profile)
     driver.set_script_timeout(120)
     yield driver
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed

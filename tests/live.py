@@ -1,8 +1,8 @@
 """Helpers for tests against a real server and headless Chromium (imported by tests)."""
 from __future__ import annotations
 
-from experiments.browser import chrome_options, wait_state  # noqa: F401  (re-exported for tests)
-from experiments.server import ROOT, ServerProcess, free_port  # noqa: F401
+from experiments.browser import wait_state
+from experiments.server import ROOT, ServerProcess
 
 ARTIFACTS = ROOT / "test-artifacts"
 

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from api_helpers import ADMIN, Harness
+from api_helpers import Harness
 from server.openapi import document
 from server.strategies.fedasync import mix
 

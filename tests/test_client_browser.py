@@ -1,7 +1,6 @@
 """The participant's client in headless Chromium: Python in Pyodide, IndexedDB, onnxruntime-web."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from client_helpers import png
-from live import chrome_options, wait_ready
+from live import wait_ready
 
 pytestmark = pytest.mark.browser
 
@@ -75,13 +75,10 @@ def test_wasm_features_match_native(browser, live_server, pets):
 
 def test_webgpu_features_match_native(live_server, pets):
     """SwiftShader's software adapter proves the WebGPU code path (not its speed)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from experiments.browser import start_chrome
 
     profile = tempfile.mkdtemp(prefix="webfl-gpu-")
-    opts = chrome_options(profile)
-    opts.add_argument("--enable-unsafe-webgpu")
-    driver = webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"))
+    driver = start_chrome(profile, webgpu=True)
     driver.set_script_timeout(240)
     try:
         driver.get(f"{live_server.url}/?join={pets['join_code']}&slot=gpu")

@@ -214,7 +214,7 @@ def test_train_cancel_then_train_and_test(browser, live_server, tmp_path):
     browser.refresh()
     wait_ready(browser)
     browser.find_element(By.ID, "train-button").click()
-    result = until(browser, lambda d: "fed into global version" in text(d, "train-result") and text(d, "train-result"), 120)
+    until(browser, lambda d: "fed into global version" in text(d, "train-result"), 120)
     assert "version" in text(browser, "status") and "wasm" in text(browser, "status")
     browser.find_element(By.ID, "test-button").click()
     until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".test-accuracy")) == 2)

@@ -14,10 +14,8 @@ from array import array
 
 import numpy as np
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-
-from live import LiveServer, chrome_options, wait_ready
+from experiments.browser import start_chrome
+from live import LiveServer, wait_ready
 
 BATCH, STEPS = 32, 40
 
@@ -99,8 +97,7 @@ def _native_ms(bundle_dir, classes: int) -> float:
 
 
 def _driver(profile: str):
-    return webdriver.Chrome(options=chrome_options(profile),
-                            service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"))
+    return start_chrome(profile)
 
 
 @pytest.fixture(scope="module")
