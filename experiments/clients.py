@@ -56,6 +56,7 @@ class BrowserClient:
         self.rounds_ok = 0
         self._ok_base = 0
         self.error: str | None = None
+        self.events: list[tuple[str, float]] = []  # ("left" | "back", seconds into the run)
 
     def _page(self) -> str:
         return f"{self.url}/?join={self.code}&slot=client-{self.index}&name=browser-{self.index}"
@@ -87,13 +88,16 @@ class BrowserClient:
             if drop.at <= elapsed < drop.at + drop.duration and self.away_until == 0.0:
                 self.driver.get("about:blank")  # the participant closes the tab
                 self.away_until = drop.at + drop.duration
+                self.events.append(("left", round(elapsed, 1)))
                 return
         if self.away_until:
             if elapsed < self.away_until:
                 return
             self.away_until = 0.0
             self.driver.get(self._page())  # comes back: IndexedDB keeps data and membership
-            wait_state(self.driver)
+            if wait_state(self.driver) != "ready":
+                raise RuntimeError(f"browser client {self.index}: the page did not come back after leaving")
+            self.events.append(("back", round(elapsed, 1)))
             self._ok_base = self.rounds_ok
             self.clicked = 0
             self.next_allowed = elapsed + self.slowdown
@@ -125,6 +129,7 @@ class PythonClient:
         self.index, self.url, self.code, self.files, self.slowdown, self.drops = index, url, code, files, slowdown, drops
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
+        self.events: list[tuple[str, float]] = []
         self.rounds_ok = 0
         self.error: str | None = None
         self.t0 = time.monotonic()
@@ -159,8 +164,12 @@ class PythonClient:
             elapsed = time.monotonic() - self.t0
             away = [d for d in self.drops if d.at <= elapsed < d.at + d.duration]
             if away:
+                if not self.events or self.events[-1][0] != "left":
+                    self.events.append(("left", round(elapsed, 1)))
                 await asyncio.sleep(0.2)
                 continue
+            if self.events and self.events[-1][0] == "left":
+                self.events.append(("back", round(elapsed, 1)))
             try:
                 await self.participant.train_round()
                 self.rounds_ok += 1

@@ -100,11 +100,12 @@ def run_one(exp: Experiment, run: Run, train: Dataset, test: Dataset, log: Log) 
             if elapsed >= exp.seconds or version >= exp.versions or reached is not None:
                 break
             time.sleep(0.5)
+        events = {f"{c.kind}-{c.index}": c.events for c in clients if c.events}
         for c in clients:
             c.stop()
         clients = []
         metrics = _settled_metrics(server, task["id"])
-        return summarise(exp, run, metrics, manifest, wall0, reached)
+        return summarise(exp, run, metrics, manifest, wall0, reached) | {"events": events}
     except Exception:
         log(server.log()[-3000:])
         raise

@@ -22,6 +22,7 @@ def test_smoke_experiment(tmp_path):
     # every participant took part: the two tabs and the CPython client
     assert set(run["contributions"]) == {"browser-0", "browser-1", "cpython-2"}
     assert all(n >= 1 for n in run["contributions"].values())
+    assert [kind for kind, _ in run["events"]["browser-1"]] == ["left", "back"]  # dropped out and rejoined
     series = run["series"]
     assert len(series) >= 5 and series[0]["version"] == 0
     assert [p["version"] for p in series] == sorted(p["version"] for p in series)
