@@ -59,5 +59,14 @@ class ParamStore:
     def get(self, sha: str) -> np.ndarray:
         return np.frombuffer(self.get_bytes(sha), dtype="<f4")
 
+    def collect(self, keep: set[str]) -> int:
+        """Delete every vector not in ``keep`` and every unfinished temp file; return how many."""
+        removed = 0
+        for path in list(self.root.glob("*/*")):
+            if path.suffix == ".part" or (path.suffix == ".f32" and path.stem not in keep):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def delete(self, sha: str) -> None:
         self.path(sha).unlink(missing_ok=True)

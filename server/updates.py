@@ -253,11 +253,17 @@ class UpdateService:
 
     # --- lifecycle ------------------------------------------------------------------
     def recover(self) -> None:
-        """At start: apply what was acknowledged but not yet applied before a stop."""
+        """At start: apply what was acknowledged but not yet applied before a stop, then
+        delete parameter files a crash left without a row (written, never referenced)."""
         for task in self.tasks.list():
             if self._pending(task.id):
                 with self._lock(task.id):
                     self._apply_pending(task, make_strategy(task.config["aggregator"]))
+        with self.params.lock:
+            referenced = {r[0] for r in self.db.connect().execute(
+                "SELECT params_sha256 FROM versions WHERE params_kept=1 UNION "
+                "SELECT params_sha256 FROM updates WHERE status='pending'")}
+            self.params.collect(referenced)
 
     def tick(self) -> None:
         """Close rounds whose deadline passed (called every second by a background thread)."""

@@ -402,3 +402,20 @@ def test_join_qr_code_is_an_svg(h, task):
     assert r.status_code == 200 and r.mimetype == "image/svg+xml"
     assert b"<svg" in r.data and b"Join digits" in r.data
     assert h.client.get("/api/join/NOPE/qr.svg").status_code == 404
+
+
+def test_start_up_collects_orphaned_parameter_files(tmp_path):
+    h = Harness(tmp_path)
+    task = h.create_task()
+    joined = h.join(task)
+    _, x0 = h.model(task["id"], joined["token"])
+    h.post_update(joined, x0 + 1, 0)
+    store = h.ext["params"]
+    orphan = store.path(store.put(np.arange(10, dtype=np.float32)))   # written, never referenced (a crash)
+    partial = orphan.parent / "half-written.part"
+    partial.write_bytes(b"\0" * 7)
+    Harness(tmp_path)  # restart
+    assert not orphan.exists() and not partial.exists()
+    again = Harness(tmp_path)
+    version, x = again.model(task["id"], joined["token"])
+    assert version == 1 and x.size == x0.size
