@@ -308,7 +308,8 @@ class AdminPage:
                            cls="message", id="validation-message", aria_live="polite"))
         on(picker, "change", lambda e: self._upload(e.target.files.item(0)))
         self.root.appendChild(box)
-        self.root.appendChild(self._dashboard())
+        self.root.appendChild(self._dashboard())  # attached first: Chart.js measures its canvas
+        self._make_charts()
         self._update_header()
         self._poll = asyncio.ensure_future(self._poll_metrics(task_id))
 
@@ -335,27 +336,22 @@ class AdminPage:
             ("chart-staleness", "Staleness of merged updates", "bar", ["updates"], "staleness (versions)", "updates", None),
             ("chart-weights", "Mixing weight per update", "line", ["weight"], "version", "weight", None),
         )
-        for id_, title, kind, series, xt, yt, y2 in specs:
+        for id_, title, *_ in specs:
             fig = el("figure", cls="chart")
             fig.appendChild(el("figcaption", title))
             holder = el("div", cls="chart-box")
-            canvas = el("canvas", id=id_, role="img", aria_label=title)
-            holder.appendChild(canvas)
+            holder.appendChild(el("canvas", id=id_, role="img", aria_label=title))
             fig.appendChild(holder)
             grid.appendChild(fig)
-            self.charts[id_] = (canvas, kind, series, xt, yt, y2)
+        self._chart_specs = specs
         box.appendChild(grid)
         return box
 
+    def _make_charts(self) -> None:
+        self.charts = {id_: charts.make(by_id(id_), kind, series, xt, yt, y2)
+                       for id_, _, kind, series, xt, yt, y2 in self._chart_specs}
+
     def _draw(self) -> None:
-        made = {}
-        for id_, spec in list(self.charts.items()):
-            if isinstance(spec, tuple):
-                canvas, kind, series, xt, yt, y2 = spec
-                made[id_] = charts.make(canvas, kind, series, xt, yt, y2)
-            else:
-                made[id_] = spec
-        self.charts = made
         versions = self.metrics
         if not versions:
             return
@@ -398,8 +394,7 @@ class AdminPage:
             self._poll.cancel()
             self._poll = None
         for chart in self.charts.values():
-            if not isinstance(chart, tuple):
-                chart.destroy()
+            chart.destroy()
         self.charts = {}
 
     async def _download(self, fmt: str) -> None:
