@@ -478,5 +478,6 @@ def _bump(counter: str) -> None:
 def set_status(p: Participant, connected: bool = True) -> None:
     status = by_id("status")
     version = "–" if p.version is None else str(p.version)
+    features = "" if p.features.backend == "none" else f"; features: {p.features.backend}"
     status.textContent = (f"{'Connected' if connected else 'Offline'} · global version {version} · "
-                          f"compute: {p.trainer.backend.name}; features: {p.features.backend}")
+                          f"compute: {p.trainer.backend.name}{features}")
