@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     url = f"http://{cfg['HOST']}:{cfg['PORT']}/"
     print(f"webfl: serving on {url}", flush=True)
     print(f"webfl: demo task {demo.title!r}: open {url}?join={demo.join_code} (join code {demo.join_code})")
+    print(f"webfl: admin page {url}admin")
     if token and app.config["ADMIN_TOKEN"]:
         print("webfl: admin token taken from WEBFL_ADMIN_TOKEN")
     elif token:
@@ -61,11 +62,11 @@ def run(args: argparse.Namespace) -> int:
     # Threads do not survive gunicorn's fork: the worker builds its own app (and threads).
     ext["tasks"].close()
     ext["evaluator"].stop()
-    _Gunicorn(create_app, {"bind": f"{cfg['HOST']}:{cfg['PORT']}", "workers": 1, "worker_class": "gthread",
-                    "threads": cfg["THREADS"], "timeout": 120, "graceful_timeout": 5,
-                    "accesslog": None, "errorlog": "-", "loglevel": "warning"}).run()
+    options = {"bind": f"{cfg['HOST']}:{cfg['PORT']}", "workers": 1, "worker_class": "gthread",
+               "threads": cfg["THREADS"], "timeout": 120, "graceful_timeout": 5,
+               "accesslog": None, "errorlog": "-", "loglevel": "warning"}
+    _Gunicorn(create_app, options).run()
     return 0
-
 
 
 class _Gunicorn(BaseApplication):
