@@ -47,6 +47,18 @@ def encode_png(image) -> bytes:
     return buf.getvalue()
 
 
+def image_files(images, labels, classes: list[str]) -> list[tuple[str, bytes, str]]:
+    """Dataset arrays as a participant's files: (class/n.png, PNG bytes, class)."""
+    return [(f"{classes[y]}/{n}.png", encode_png(im), classes[y]) for n, (im, y) in enumerate(zip(images, labels))]
+
+
+async def import_labelled(participant, files: list[tuple[str, bytes, str]]) -> None:
+    """Import files through the participant's own import path, one label at a time
+    (classes the task does not have are left out)."""
+    for label in sorted({f[2] for f in files} & set(participant.classes)):
+        await participant.import_files([(n, d) for n, d, l in files if l == label], label)
+
+
 async def run_participant(index: int, args: argparse.Namespace, images, labels, classes, log) -> dict:
     from .participant import Participant
     from .protocol import FLClient
@@ -55,13 +67,7 @@ async def run_participant(index: int, args: argparse.Namespace, images, labels, 
     store = SqliteStore(args.store / f"client-{index}.sqlite3") if args.store else MemoryStore()
     participant = Participant(FLClient(args.server, store), store)
     await participant.start(args.code, name=f"headless-{index}")
-    task_classes = participant.classes
-    by_class: dict[str, list] = {}
-    for n, (image, label) in enumerate(zip(images, labels)):
-        by_class.setdefault(classes[label], []).append((f"{classes[label]}/{n}.png", encode_png(image)))
-    for name, files in by_class.items():
-        if name in task_classes:
-            await participant.import_files(files, label=name)
+    await import_labelled(participant, image_files(images, labels, classes))
     log(f"participant {index}: {participant.dataset.counts()['labelled']} labelled images")
     losses = []
     for r in range(args.rounds):

@@ -18,7 +18,7 @@ def _inputs(bundle: Path, manifest: dict, images: np.ndarray) -> list[array]:
     from browser_py.features import FeatureExtractor, NativeFeatures
     from browser_py.preprocess import InputSpec, pixels_pillow
 
-    from .clients import encode_png
+    from browser_py.headless import encode_png
 
     spec = InputSpec.from_manifest(manifest)
     pixels = [(str(i), pixels_pillow(encode_png(im), spec)) for i, im in enumerate(images)]

@@ -11,23 +11,10 @@ import time
 import zipfile
 from pathlib import Path
 
-import numpy as np
-
 from browser_py.extensions import Extension
+from browser_py.headless import import_labelled
 
 from .config import Dropout
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def image_files(images: np.ndarray, labels: np.ndarray, classes: list[str]) -> list[tuple[str, bytes, str]]:
-    return [(f"{classes[y]}/{i}.png", encode_png(im), classes[y]) for i, (im, y) in enumerate(zip(images, labels))]
 
 
 def folder_zip(files: list[tuple[str, bytes, str]]) -> bytes:
@@ -53,8 +40,6 @@ class BrowserClient:
         self.clicked = 0
         self.next_allowed = 0.0
         self.away_until = 0.0
-        self.rounds_ok = 0
-        self._ok_base = 0
         self.error: str | None = None
         self.events: list[tuple[str, float]] = []  # ("left" | "back", seconds into the run)
 
@@ -98,14 +83,12 @@ class BrowserClient:
             if wait_state(self.driver) != "ready":
                 raise RuntimeError(f"browser client {self.index}: the page did not come back after leaving")
             self.events.append(("back", round(elapsed, 1)))
-            self._ok_base = self.rounds_ok
             self.clicked = 0
             self.next_allowed = elapsed + self.slowdown
             return
         ended = self._counter("webflRoundsEnded")
         if ended < self.clicked:
             return  # a round is running
-        self.rounds_ok = self._ok_base + self._counter("webflRoundsOk")
         if elapsed < self.next_allowed:
             return
         button = self.driver.find_element("id", "train-button")
@@ -130,7 +113,6 @@ class PythonClient:
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
         self.events: list[tuple[str, float]] = []
-        self.rounds_ok = 0
         self.error: str | None = None
         self.t0 = time.monotonic()
 
@@ -144,8 +126,7 @@ class PythonClient:
 
         async def setup():
             await self.participant.start(self.code, name=f"cpython-{self.index}")
-            for label in sorted({f[2] for f in self.files}):
-                await self.participant.import_files([(n, d) for n, d, l in self.files if l == label], label)
+            await import_labelled(self.participant, self.files)
 
         asyncio.run(setup())
         if getattr(self, "poison", None) is not None:
@@ -172,7 +153,6 @@ class PythonClient:
                 self.events.append(("back", round(elapsed, 1)))
             try:
                 await self.participant.train_round()
-                self.rounds_ok += 1
             except ServerRefused:
                 pass  # e.g. a synchronous round closed meanwhile: start again from the newest model
             except Exception as exc:

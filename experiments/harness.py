@@ -11,11 +11,12 @@ from typing import Callable
 
 import numpy as np
 
+from browser_py.headless import image_files
 from export.datasets import Dataset, load
 from export.partition import parse
 
 from . import baselines as baseline_mod
-from .clients import BrowserClient, PythonClient, image_files
+from .clients import BrowserClient, PythonClient
 from .config import Experiment, Run
 from .server import ServerProcess
 

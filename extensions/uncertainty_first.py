@@ -8,18 +8,8 @@ Task config: ``{"name": "uncertainty_first", "params": {"by": "margin"}}``.
 """
 from __future__ import annotations
 
-import math
-
 from browser_py.extensions import Context, Extension, register
-
-
-def margin(probs) -> float:
-    top = sorted(probs, reverse=True)
-    return top[0] - (top[1] if len(top) > 1 else 0.0)
-
-
-def entropy(probs) -> float:
-    return -sum(p * math.log(p) for p in probs if p > 0)
+from browser_py.labeling import entropy, margin
 
 
 @register

@@ -101,11 +101,7 @@ def download(task_id: str):
     fmt = request.args.get("format", "onnx")
     if fmt not in ("onnx", "pytorch"):
         raise APIError("format must be onnx or pytorch")
-    wanted = request.args.get("version")
-    v = tasks.current_version(task_id) if wanted is None else tasks.version(task_id, int(wanted)) \
-        if wanted.isdigit() else None
-    if v is None or not v.params_kept:
-        raise APIError("that version is not available", status=404)
+    v = tasks.kept_version(task_id, request.args.get("version"))
     manifest = tasks.manifest(task_id)
     params = tasks.params.get(v.params_sha256)
     data = to_onnx(manifest, params) if fmt == "onnx" else to_state_dict(manifest, params)

@@ -101,6 +101,7 @@ class Evaluator:
         self._cache: dict[str, tuple[str, object, np.ndarray, np.ndarray]] = {}
         self._thread = threading.Thread(target=self._run, name="evaluator", daemon=True)
         self._stopping = False
+        self._busy = False
         self._thread.start()
 
     def path(self, task_id: str) -> Path:
@@ -134,7 +135,7 @@ class Evaluator:
     def wait_idle(self, timeout: float = 60) -> bool:
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._wanted or getattr(self, "_busy", False):
+            while self._wanted or self._busy:
                 if not self._cond.wait(max(0.0, deadline - time.monotonic())):
                     return False
         return True

@@ -110,17 +110,7 @@ def global_model(task_id: str):
     """The global parameters (newest, or ``?version=N``) as little-endian float32 bytes."""
     _access(task_id)
     tasks = _ext()["tasks"]
-    wanted = request.args.get("version")
-    if wanted is None:
-        v = tasks.current_version(task_id)
-    else:
-        if not wanted.isdigit():
-            raise APIError("version must be a whole number")
-        v = tasks.version(task_id, int(wanted))
-        if v is None:
-            raise NotFound(f"no version {wanted}")
-        if not v.params_kept:
-            raise APIError(f"version {wanted} is no longer kept", status=410)
+    v = tasks.kept_version(task_id, request.args.get("version"))
     response = Response(tasks.params.get_bytes(v.params_sha256), mimetype="application/octet-stream")
     response.headers["X-WebFL-Version"] = str(v.version)
     response.headers["Access-Control-Expose-Headers"] = "X-WebFL-Version"

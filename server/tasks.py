@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import shutil
 import threading
 import time
 import uuid
@@ -174,8 +175,6 @@ class TaskStore:
                 tx.execute("UPDATE updates SET status='discarded' WHERE task_id=? AND status='pending'", (task_id,))
                 tx.execute("UPDATE tasks SET bundle_status='ready', bundle_sha256=? WHERE id=?", (bundle_sha, task_id))
             if old.exists():
-                import shutil
-
                 shutil.rmtree(old, ignore_errors=True)
         except Exception as exc:  # reported on the task, never lost in a thread
             conn.execute("UPDATE tasks SET bundle_status='failed', bundle_error=? WHERE id=?",
@@ -228,6 +227,22 @@ class TaskStore:
         row = (conn or self.db.connect()).execute(
             "SELECT * FROM versions WHERE task_id=? AND version=?", (task_id, version)).fetchone()
         return self._version(row) if row else None
+
+    def kept_version(self, task_id: str, wanted: str | None) -> Version:
+        """The newest version, or version ``wanted`` (a string from a query) if its parameters
+        are still kept: 400 for a malformed number, 404 if it never existed, 410 if dropped."""
+        from .errors import APIError
+
+        if wanted is None:
+            return self.current_version(task_id)
+        if not wanted.isdigit():
+            raise APIError("version must be a whole number")
+        v = self.version(task_id, int(wanted))
+        if v is None:
+            raise NotFound(f"no version {wanted}")
+        if not v.params_kept:
+            raise APIError(f"version {wanted} is no longer kept", status=410)
+        return v
 
     def ensure_demo(self) -> Task:
         """The embedded default: one ready digits task, created on first start."""
