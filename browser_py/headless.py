@@ -71,7 +71,7 @@ async def run_participant(index: int, args: argparse.Namespace, images, labels, 
     log(f"participant {index}: {participant.dataset.counts()['labelled']} labelled images")
     losses = []
     for r in range(args.rounds):
-        result = await participant.train_round(epochs=args.epochs, seed=args.seed + r, mix_newer=None)
+        result = await participant.train_round(epochs=args.epochs, seed=args.seed + r, follow_newer=False)
         losses.append(result.epoch_losses[-1])
         log(f"participant {index} round {r + 1}/{args.rounds}: loss {losses[-1]:.3f}, "
             f"{result.ack['status']} -> version {result.ack.get('applied_version')}")

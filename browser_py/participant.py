@@ -29,13 +29,15 @@ class RoundResult:
     epoch_losses: list[float]
     samples: int
     ack: dict
-    picked_up: list[int] = field(default_factory=list)  # newer global versions merged mid-round
+    picked_up: list[int] = field(default_factory=list)  # newer global versions followed mid-round
 
 
-def mix_into(local: array, other: array, weight: float) -> array:
-    """(1 - w) local + w other (ASYN2F's server-to-client merge), element-wise."""
-    keep = 1.0 - weight
-    return array("f", [keep * a + weight * b for a, b in zip(local, other)])
+def carry_progress(local: array, base: array, newer: array) -> array:
+    """``newer + (local - base)``: the training progress made from ``base`` so far, carried
+    onto a newer global model. With no progress it is exactly ``newer``; nothing of the
+    older model comes back (mixing the two would pull the global model back towards the
+    old version while the update claims to start from the new one)."""
+    return array("f", [n + (a - b) for a, b, n in zip(local, base, newer)])
 
 
 class Participant:
@@ -143,12 +145,13 @@ class Participant:
         return True, f"Ready to train on {have} labelled images."
 
     async def train_round(self, epochs: int | None = None, progress: ProgressFn | None = None,
-                          cancel: CancelToken | None = None, mix_newer: float | None = 0.5,
+                          cancel: CancelToken | None = None, follow_newer: bool = True,
                           seed: int | None = None) -> RoundResult:
         """Pull the global model, train locally, send the update.
 
-        Between epochs a newer global model, if any, is merged into the local one with
-        weight ``mix_newer`` (None: ignore it) and becomes the update's base version.
+        Between epochs, when ``follow_newer`` is set and a newer global model exists, the
+        progress made so far is carried onto it (:func:`carry_progress`) and it becomes the
+        update's base version, so the update is never stale by more than one epoch.
         """
         ok, why = self.can_train()
         if not ok:
@@ -164,13 +167,13 @@ class Participant:
 
         async def between(epoch: int) -> None:
             nonlocal base, base_params
-            if mix_newer is None:
+            if not follow_newer:
                 return
             latest = await self.client.current_version()
             if latest > base:
                 version, newer = await self.client.pull()
                 local = await self.trainer.backend.get_parameters()
-                await self.trainer.backend.set_parameters(mix_into(local, newer, mix_newer))
+                await self.trainer.backend.set_parameters(carry_progress(local, base_params, newer))
                 base, base_params = version, newer
                 picked.append(version)
 

@@ -47,9 +47,11 @@ class ServerProcess:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
                 urllib.request.urlopen(f"{self.url}/api/health", timeout=2)
-                return
+                if self.api("GET", "/api/admin/tasks")["tasks"][0]["bundle_status"] in ("ready", "failed"):
+                    return  # the demo task, built by the worker's background work
             except OSError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"server did not come up:\n{self.log()}")
 

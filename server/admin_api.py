@@ -1,58 +1,58 @@
-"""The admin API: create and edit tasks, upload validation sets, see participants."""
+"""The admin API: create and edit tasks, upload validation sets, manage participants."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from .auth import require_admin
 from .errors import APIError
-from .participant_api import json_body
+from .schemas import TaskCreateBody, TaskEditBody, VersionQuery, parse, parse_json
+from .services import services
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api/admin")
-
-def _ext() -> dict:
-    return current_app.extensions["webfl"]
 
 
 @bp.before_request
 def _admin_only():
-    require_admin(_ext()["db"], _ext()["tasks"])
+    require_admin(services().db, services().tasks)
 
 
 def _detail(task) -> dict:
-    ext = _ext()
+    s = services()
     out = task.admin()
     try:
-        out["version"] = ext["tasks"].current_version(task.id).version
+        out["version"] = s.tasks.current_version(task.id).version
     except APIError:
         out["version"] = None
-    out["has_validation_set"] = ext["evaluator"].has_validation(task.id)
+    out["has_validation_set"] = s.evaluator.has_validation(task.id)
     out["join_path"] = f"/?join={task.join_code}"
     return out
 
 
 @bp.get("/choices")
 def choices():
-    """Models and aggregators for the task form, with their explanations and defaults."""
+    """Models, aggregators and task settings for the form: names, bounds, defaults and help
+    all come from the declarations the server validates with."""
     from export.models import MODELS
 
-    from .strategies import describe_all
-    from .taskconfig import DEFAULTS
+    from . import forms
+    from .taskconfig import defaults
 
     models = [{"name": m.name, "description": m.description, "max_train_blocks": m.max_train_blocks,
                "input": {"color": m.preprocessing.color, "size": list(m.preprocessing.size)}}
               for m in MODELS.values()]
-    return jsonify({"models": models, "aggregators": describe_all(), "defaults": DEFAULTS})
+    return jsonify({"models": models, "aggregators": forms.aggregators(), "settings": forms.task_settings(),
+                    "defaults": defaults()})
 
 
 @bp.get("/tasks")
 def list_tasks():
-    return jsonify({"tasks": [_detail(t) for t in _ext()["tasks"].list()]})
+    return jsonify({"tasks": [_detail(t) for t in services().tasks.list()]})
 
 
 @bp.post("/tasks")
 def create_task():
-    body = json_body()
-    task = _ext()["tasks"].create(body.get("title"), body.get("config", {}))
+    body = parse_json(TaskCreateBody, request.get_data(cache=False))
+    task = services().tasks.create(body.title, body.config)
     response = jsonify(_detail(task))
     response.status_code = 201
     return response
@@ -60,21 +60,38 @@ def create_task():
 
 @bp.get("/tasks/<task_id>")
 def get_task(task_id: str):
-    return jsonify(_detail(_ext()["tasks"].get(task_id)))
+    return jsonify(_detail(services().tasks.get(task_id)))
 
 
 @bp.patch("/tasks/<task_id>")
 def edit_task(task_id: str):
-    body = json_body()
-    changes = body.get("config", {})
-    task = _ext()["tasks"].update(task_id, body.get("title"), changes)
+    body = parse_json(TaskEditBody, request.get_data(cache=False))
+    task = services().tasks.update(task_id, body.title, body.config)
     return jsonify(_detail(task))
+
+
+@bp.post("/tasks/<task_id>/join-code")
+def rotate_join_code(task_id: str):
+    """A new join code: the old link and QR code stop working; members keep their tokens."""
+    return jsonify(_detail(services().tasks.rotate_join_code(task_id)))
 
 
 @bp.get("/tasks/<task_id>/clients")
 def clients(task_id: str):
-    _ext()["tasks"].get(task_id)
-    return jsonify({"clients": _ext()["tasks"].clients(task_id)})
+    """Participants with their contributions and any quarantined updates."""
+    tasks = services().tasks
+    tasks.get(task_id)
+    quarantined = services().db.connect().execute(
+        "SELECT id, client_id, received, error FROM updates WHERE task_id=? AND status='quarantined' ORDER BY id",
+        (task_id,)).fetchall()
+    return jsonify({"clients": tasks.clients(task_id), "quarantined": [dict(r) for r in quarantined]})
+
+
+@bp.post("/tasks/<task_id>/clients/<client_id>/block")
+def block_client(task_id: str, client_id: str):
+    """Block a participant: its token stops working at once; its waiting updates are dropped."""
+    services().tasks.get(task_id)
+    return jsonify(services().tasks.block(task_id, client_id))
 
 
 @bp.put("/tasks/<task_id>/validation")
@@ -82,26 +99,23 @@ def upload_validation(task_id: str):
     """Body: a zip (one folder per class) or an .npz with ``images`` and ``labels``.
 
     Bodies above WEBFL_MAX_UPDATE_BYTES are refused (413) before they are read."""
-    _ext()["tasks"].get(task_id)
+    services().tasks.get(task_id)
     data = request.get_data(cache=False)
     if not data:
         raise APIError("the body is empty; send the zip or .npz file as the request body")
-    summary = _ext()["evaluator"].store_validation(task_id, data)
-    return jsonify(summary)
+    return jsonify(services().evaluator.store_validation(task_id, data))
 
 
 @bp.get("/tasks/<task_id>/download")
 def download(task_id: str):
     """The global model (newest, or ``?version=N``) as ``?format=onnx`` or ``?format=pytorch``."""
-    from flask import Response
-
     from export.download import to_onnx, to_state_dict
 
-    tasks = _ext()["tasks"]
+    tasks = services().tasks
     fmt = request.args.get("format", "onnx")
     if fmt not in ("onnx", "pytorch"):
         raise APIError("format must be onnx or pytorch")
-    v = tasks.kept_version(task_id, request.args.get("version"))
+    v = tasks.kept_version(task_id, parse(VersionQuery, request.args, "query").version)
     manifest = tasks.manifest(task_id)
     params = tasks.params.get(v.params_sha256)
     data = to_onnx(manifest, params) if fmt == "onnx" else to_state_dict(manifest, params)

@@ -1,8 +1,12 @@
-"""The app factory: wires storage, tasks, updates and evaluation to the blueprints."""
+"""The app factory: wires storage, tasks, updates and evaluation to the blueprints.
+
+It only wires: no thread starts and no stored work resumes here. Background work (round
+deadlines, evaluation, bundle builds, recovery) starts in exactly one place,
+:func:`server.background.start`, called by the process that serves (the gunicorn worker).
+"""
 from __future__ import annotations
 
 import hashlib
-import threading
 from pathlib import Path
 
 from flask import Flask
@@ -12,35 +16,31 @@ from .client_wheel import build_wheel
 from .config import from_environment
 from .db import Database
 from .evaluation import Evaluator
+from .locks import TaskLocks
 from .paramstore import ParamStore
+from .ratelimit import RateLimiter
+from .services import Services
 from .tasks import TaskStore
 from .updates import UpdateService
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """Build the app: settings from ``WEBFL_*`` (or ``test_config``), state under DATA_DIR.
-
-    Starting restores everything: interrupted bundle builds restart, and updates that
-    were acknowledged but not yet merged are merged.
-    """
+    """Build the app: settings from ``WEBFL_*`` (or ``test_config``), state under DATA_DIR."""
     app = Flask(__name__, static_folder=None)
     app.config.from_mapping(from_environment(test_config))
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPDATE_BYTES"]
     data_dir = Path(app.config["DATA_DIR"])
     db = Database(data_dir / "webfl.sqlite3")
     params = ParamStore(data_dir / "params")
-    tasks = TaskStore(db, data_dir, params, Path(app.config["EXTENSIONS_DIR"]))
+    locks = TaskLocks()
+    tasks = TaskStore(db, data_dir, params, locks, Path(app.config["EXTENSIONS_DIR"]))
     evaluator = Evaluator(tasks, data_dir)
-    updates = UpdateService(tasks, params, on_new_version=evaluator.schedule)
+    updates = UpdateService(tasks, params, locks, on_new_version=evaluator.schedule)
     wheel = build_wheel()
-    app.extensions["webfl"] = {
-        "db": db, "params": params, "tasks": tasks, "updates": updates, "evaluator": evaluator,
-        "client_wheel": wheel, "client_wheel_etag": hashlib.sha256(wheel).hexdigest(),
-    }
-    tasks.resume_builds()
-    updates.recover()
-    if app.config["TICK_SECONDS"] > 0:
-        _start_ticker(updates, app.config["TICK_SECONDS"])
+    app.extensions["webfl"] = Services(
+        db=db, params=params, locks=locks, tasks=tasks, updates=updates, evaluator=evaluator,
+        join_limiter=RateLimiter(app.config["JOINS_PER_MINUTE"]),
+        client_wheel=wheel, client_wheel_etag=hashlib.sha256(wheel).hexdigest())
     errors.register(app)
     pages.add_isolation_headers(app)
     app.register_blueprint(pages.bp)
@@ -48,16 +48,3 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(openapi.bp)
     return app
-
-
-def _start_ticker(updates: UpdateService, seconds: float) -> None:
-    """Close synchronous rounds at their deadline even when no request arrives."""
-    def loop() -> None:
-        while not stop.wait(seconds):
-            try:
-                updates.tick()
-            except Exception as exc:  # never let the ticker die silently
-                print(f"webfl: round ticker: {exc}", flush=True)
-
-    stop = threading.Event()
-    threading.Thread(target=loop, name="round-ticker", daemon=True).start()

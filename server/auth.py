@@ -30,8 +30,11 @@ def ensure_admin_token(db, preset: str = "") -> str | None:
 
 
 def bearer_token() -> str | None:
+    """The token from ``Authorization: Bearer <token>`` (tokens are short printable ASCII:
+    anything else is no token)."""
     header = request.headers.get("Authorization", "")
-    return header[7:].strip() if header.startswith("Bearer ") else None
+    token = header[7:].strip() if header.startswith("Bearer ") else ""
+    return token if 0 < len(token) <= 256 and token.isascii() and token.isprintable() else None
 
 
 def require_admin(db, tasks) -> None:
@@ -68,6 +71,8 @@ def require_task_access(db, tasks, task_id: str, allow_admin: bool = True):
     if client is not None:
         if client.task_id != task_id:
             raise Forbidden("this token belongs to another task")
+        if client.blocked:
+            raise Forbidden("the organiser removed you from this task", "ask them if you think this is a mistake")
         return client
     if is_admin(db, token):
         if allow_admin:

@@ -28,6 +28,7 @@ SETTINGS = (
     Setting("MAX_UPDATE_BYTES", 64 * 1024 * 1024, "largest request body accepted, in bytes"),
     Setting("THREADS", 8, "worker threads of the WSGI server"),
     Setting("ADMIN_TOKEN", "", "use this admin token at first start instead of generating one (automation)"),
+    Setting("JOINS_PER_MINUTE", 30, "joins accepted per minute from one address"),
     Setting("TICK_SECONDS", 1, "how often synchronous rounds check their deadline (0 = never)"),
 )
 

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS clients (
     task_id TEXT NOT NULL REFERENCES tasks(id),
     token_sha256 TEXT NOT NULL UNIQUE,
     name TEXT NOT NULL,
-    joined REAL NOT NULL
+    joined REAL NOT NULL,
+    blocked REAL                     -- when an admin blocked it (NULL: active)
 );
 CREATE TABLE IF NOT EXISTS versions (
     task_id TEXT NOT NULL REFERENCES tasks(id),
@@ -47,10 +48,11 @@ CREATE TABLE IF NOT EXISTS updates (
     params_sha256 TEXT NOT NULL,
     metrics TEXT NOT NULL,           -- JSON reported by the client
     received REAL NOT NULL,
-    status TEXT NOT NULL,            -- pending | applied | discarded
+    status TEXT NOT NULL,            -- pending | applied | discarded | quarantined
     applied_version INTEGER,
     staleness INTEGER,
     weight REAL,
+    error TEXT,                      -- why it was discarded or quarantined
     UNIQUE (client_id, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS updates_pending ON updates(task_id, status, id);
@@ -78,6 +80,7 @@ class Database:
         with self.connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SCHEMA)
+            _add_missing_columns(conn)
 
     def connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -88,6 +91,13 @@ class Database:
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
         return conn
+
+    def close(self) -> None:
+        """Close this thread's connection (before a fork, for example)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
 
     def transaction(self):
         """``with db.transaction() as conn:`` runs a write transaction (BEGIN IMMEDIATE)."""
@@ -101,6 +111,18 @@ class Database:
         self.connect().execute(
             "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
             (key, value))
+
+
+# Columns added after the first release: (table, column, declaration).
+_ADDED_COLUMNS = (("clients", "blocked", "REAL"), ("updates", "error", "TEXT"))
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a database made by an earlier release up to the current schema."""
+    for table, column, decl in _ADDED_COLUMNS:
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
 
 class _Transaction:

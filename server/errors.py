@@ -34,6 +34,16 @@ class Conflict(APIError):
     status = 409
 
 
+class TooManyRequests(APIError):
+    """429 with ``Retry-After``: the client's retry policy waits and tries again."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, {"retry_after_seconds": round(retry_after, 1)})
+        self.retry_after = retry_after
+
+
 def envelope(message: str, detail: object = None, status: int = 400):
     response = jsonify({"error": message, "detail": detail})
     response.status_code = status
@@ -43,7 +53,10 @@ def envelope(message: str, detail: object = None, status: int = 400):
 def register(app: Flask) -> None:
     @app.errorhandler(APIError)
     def _api_error(exc: APIError):
-        return envelope(exc.message, exc.detail, exc.status)
+        response = envelope(exc.message, exc.detail, exc.status)
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -99,10 +99,15 @@ class Evaluator:
         self._wanted: dict[str, int] = {}  # task -> newest version waiting
         self._cond = threading.Condition()
         self._cache: dict[str, tuple[str, object, np.ndarray, np.ndarray]] = {}
-        self._thread = threading.Thread(target=self._run, name="evaluator", daemon=True)
+        self._thread: threading.Thread | None = None
         self._stopping = False
         self._busy = False
-        self._thread.start()
+
+    def start(self) -> None:
+        """Run evaluations on a background thread (the process that does background work)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="evaluator", daemon=True)
+            self._thread.start()
 
     def path(self, task_id: str) -> Path:
         return self.root / f"{task_id}.npz"

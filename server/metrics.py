@@ -1,11 +1,16 @@
-"""The history of a task as JSON: versions, who fed them, with what weight, how they score."""
+"""The history of a task as JSON: versions, who fed them, with what weight, how they score.
+
+Admins see every update. A participant sees, per version, how many updates fed it and
+their mean staleness, and the details (name, images, metrics) of its own updates only:
+other participants' names, ids and sample counts are theirs.
+"""
 from __future__ import annotations
 
 import json
 
 
-def task_metrics(db, tasks, task_id: str, since: int = -1) -> dict:
-    """Everything after version ``since`` (use the last seen version to poll cheaply)."""
+def task_metrics(db, tasks, task_id: str, since: int = -1, viewer: str | None = None) -> dict:
+    """Everything after version ``since``; ``viewer`` is the participant asking (None: admin)."""
     conn = db.connect()
     versions = conn.execute(
         "SELECT version, created, kind FROM versions WHERE task_id=? AND version>? ORDER BY version",
@@ -25,11 +30,15 @@ def task_metrics(db, tasks, task_id: str, since: int = -1) -> dict:
     out = []
     for v in versions:
         e = evaluations.get(v["version"])
-        out.append({"version": v["version"], "created": v["created"], "kind": v["kind"],
-                    "updates": by_version.get(v["version"], []),
-                    "evaluation": None if e is None else {
-                        "accuracy": e["accuracy"], "loss": e["loss"], "per_class": json.loads(e["per_class"]),
-                        "confusion": json.loads(e["confusion"]), "samples": e["samples"]}})
+        fed = by_version.get(v["version"], [])
+        entry = {"version": v["version"], "created": v["created"], "kind": v["kind"],
+                 "contributors": len(fed),
+                 "mean_staleness": sum(u["staleness"] for u in fed) / len(fed) if fed else None,
+                 "updates": fed if viewer is None else [u for u in fed if u["client_id"] == viewer],
+                 "evaluation": None if e is None else {
+                     "accuracy": e["accuracy"], "loss": e["loss"], "per_class": json.loads(e["per_class"]),
+                     "confusion": json.loads(e["confusion"]), "samples": e["samples"]}}
+        out.append(entry)
     counts = conn.execute(
         "SELECT status, COUNT(*) AS n FROM updates WHERE task_id=? GROUP BY status", (task_id,)).fetchall()
     task = tasks.get(task_id)

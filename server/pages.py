@@ -59,9 +59,10 @@ def vendor_file(name: str):
 
 @bp.route(f"/client/{WHEEL_NAME}")
 def client_wheel():
-    data: bytes = current_app.extensions["webfl"]["client_wheel"]
-    response = Response(data, mimetype="application/zip")
-    response.set_etag(current_app.extensions["webfl"]["client_wheel_etag"])
+    from .services import services
+
+    response = Response(services().client_wheel, mimetype="application/zip")
+    response.set_etag(services().client_wheel_etag)
     response.cache_control.no_cache = True
     return response.make_conditional(request)
 

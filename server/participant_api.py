@@ -1,30 +1,21 @@
 """The participant API: join a task, fetch its model, send updates, read its metrics."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
+from flask import Blueprint, Response, jsonify, request, send_from_directory
 
 from .auth import require_task_access
-from .errors import APIError, NotFound
+from .errors import NotFound
 from .metrics import task_metrics
+from .schemas import JoinBody, SinceQuery, VersionQuery, parse, parse_json
+from .services import services
 from .updates import decode_body, parse_meta
 
 bp = Blueprint("participant_api", __name__, url_prefix="/api")
 
 
-def _ext() -> dict:
-    return current_app.extensions["webfl"]
-
-
 def _access(task_id: str, allow_admin: bool = True):
-    ext = _ext()
-    return require_task_access(ext["db"], ext["tasks"], task_id, allow_admin)
-
-
-def json_body() -> dict:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise APIError("the request body must be a JSON object", "send Content-Type: application/json")
-    return data
+    s = services()
+    return require_task_access(s.db, s.tasks, task_id, allow_admin)
 
 
 @bp.get("/health")
@@ -35,7 +26,7 @@ def health():
 @bp.get("/join/<code>")
 def preview(code: str):
     """What a join link shows before joining: the task, no token needed."""
-    return jsonify(_ext()["tasks"].by_join_code(code).public())
+    return jsonify(services().tasks.by_join_code(code).public())
 
 
 @bp.get("/join/<code>/qr.svg")
@@ -46,7 +37,7 @@ def join_qr(code: str):
 
     import segno
 
-    task = _ext()["tasks"].by_join_code(code)
+    task = services().tasks.by_join_code(code)
     link = f"{request.host_url.rstrip('/')}/?join={task.join_code}"
     buf = io.BytesIO()
     segno.make(link, error="m").save(buf, kind="svg", scale=6, border=2, title=f"Join {task.title}")
@@ -57,14 +48,11 @@ def join_qr(code: str):
 
 @bp.post("/join")
 def join():
-    body = json_body()
-    code = body.get("code")
-    if not isinstance(code, str) or not code.strip():
-        raise APIError("code is required", "the join code from the link or QR code")
-    name = body.get("name", "")
-    if not isinstance(name, str):
-        raise APIError("name must be a string")
-    client, token, task = _ext()["tasks"].join(code, name)
+    """Join with a code; limited per address (``WEBFL_JOINS_PER_MINUTE``)."""
+    body = parse_json(JoinBody, request.get_data(cache=False))
+    s = services()
+    s.join_limiter.hit(request.remote_addr or "unknown", "joins from this address")
+    client, token, task = s.tasks.join(body.code, body.name)
     response = jsonify({"task_id": task.id, "client_id": client.id, "name": client.name, "token": token,
                         "task": task.public()})
     response.status_code = 201
@@ -74,7 +62,7 @@ def join():
 @bp.get("/tasks/<task_id>")
 def get_task(task_id: str):
     _access(task_id)
-    tasks = _ext()["tasks"]
+    tasks = services().tasks
     info = tasks.get(task_id).public()
     try:
         info["version"] = tasks.current_version(task_id).version
@@ -86,7 +74,7 @@ def get_task(task_id: str):
 @bp.get("/tasks/<task_id>/manifest")
 def manifest(task_id: str):
     _access(task_id)
-    response = jsonify(_ext()["tasks"].manifest(task_id))
+    response = jsonify(services().tasks.manifest(task_id))
     response.add_etag()
     response.cache_control.no_cache = True
     return response.make_conditional(request)
@@ -95,10 +83,10 @@ def manifest(task_id: str):
 @bp.get("/tasks/<task_id>/bundle/<name>")
 def bundle_file(task_id: str, name: str):
     _access(task_id)
-    tasks = _ext()["tasks"]
+    tasks = services().tasks
     files = tasks.manifest(task_id)["files"]
     if name not in files:  # also refuses any path trickery: only listed names are served
-        raise NotFound(f"the bundle has no file {name!r}", sorted(files))
+        raise NotFound(f"the bundle has no file {name[:80]!r}", sorted(files))
     response = send_from_directory(tasks.bundle_dir(task_id), name, conditional=True, etag=False)
     response.set_etag(files[name]["sha256"])
     response.cache_control.no_cache = True
@@ -109,8 +97,8 @@ def bundle_file(task_id: str, name: str):
 def global_model(task_id: str):
     """The global parameters (newest, or ``?version=N``) as little-endian float32 bytes."""
     _access(task_id)
-    tasks = _ext()["tasks"]
-    v = tasks.kept_version(task_id, request.args.get("version"))
+    tasks = services().tasks
+    v = tasks.kept_version(task_id, parse(VersionQuery, request.args, "query").version)
     response = Response(tasks.params.get_bytes(v.params_sha256), mimetype="application/octet-stream")
     response.headers["X-WebFL-Version"] = str(v.version)
     response.headers["Access-Control-Expose-Headers"] = "X-WebFL-Version"
@@ -123,13 +111,13 @@ def global_model(task_id: str):
 def post_update(task_id: str):
     """One client update: the body is the new local parameters (float32 LE, optionally gzip)."""
     client = _access(task_id, allow_admin=False)
-    ext = _ext()
-    task = ext["tasks"].get(task_id)
-    manifest = ext["tasks"].manifest(task_id)
+    s = services()
+    task = s.tasks.get(task_id)
+    manifest = s.tasks.manifest(task_id)
     meta = parse_meta(request.headers)
     vector = decode_body(request.stream, request.content_length,
                          request.headers.get("Content-Encoding", "").strip().lower(), manifest["num_parameters"])
-    ack = ext["updates"].submit(task, client, meta, vector)
+    ack = s.updates.submit(task, client, meta, vector)
     response = jsonify(ack)
     response.status_code = 200 if ack["duplicate"] else 201
     return response
@@ -137,10 +125,8 @@ def post_update(task_id: str):
 
 @bp.get("/tasks/<task_id>/metrics")
 def metrics(task_id: str):
-    _access(task_id)
-    since = request.args.get("since", "-1")
-    try:
-        since_version = int(since)
-    except ValueError:
-        raise APIError("since must be a whole number") from None
-    return jsonify(task_metrics(_ext()["db"], _ext()["tasks"], task_id, since_version))
+    """The admin sees every update; a participant sees aggregates and its own updates."""
+    client = _access(task_id)
+    since = parse(SinceQuery, request.args, "query").since
+    s = services()
+    return jsonify(task_metrics(s.db, s.tasks, task_id, since, viewer=None if client is None else client.id))

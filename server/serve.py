@@ -1,18 +1,23 @@
 """``webfl run``: prepare the embedded default and serve the app with gunicorn.
 
-One gunicorn worker process with threads: the per-task locks that order updates live
-in that process. gunicorn hands the app each request after its headers, so an
-oversized update is refused from its Content-Length without the body being read.
+Process roles: the gunicorn master only prepares the database (admin token, the demo
+task's row) and forks; it starts no thread and builds no bundle. The one worker process
+builds its app and runs all background work (:mod:`server.background`): recovery,
+bundle builds (the demo's included), evaluation and round deadlines. One worker with
+threads, because the per-task locks that order updates live in that process. gunicorn
+hands the app each request after its headers, so an oversized update is refused from its
+Content-Length without the body being read.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
 from .auth import ensure_admin_token
-from .config import SETTINGS
+from .config import SETTINGS, from_environment
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,60 +25,73 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "run", help="start the server (SQLite under the data dir, a ready demo task)",
         description="Start webfl on an embedded default: state in SQLite under the data directory "
                     "and a ready demo task on handwritten digits. Settings come from the environment:\n"
-                    + "\n".join(f"  {s.env:22} {s.help} (default: {s.default})" for s in SETTINGS),
+                    + "\n".join(f"  {s.env:22} {s.help} (default: {s.default})" for s in SETTINGS)
+                    + "\n\nexample:\n  WEBFL_PORT=8001 WEBFL_DATA_DIR=/tmp/webfl webfl run",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(func=run)
     r = sub.add_parser("reset-admin-token", help="replace the admin token and print the new one",
                        description="The admin token is stored only as a hash, so it cannot be shown "
-                                   "again; this makes a new one (the old one stops working).")
+                                   "again; this makes a new one (the old one stops working). It only "
+                                   "touches the database, so it is safe while the server runs.\n\n"
+                                   "example:\n  webfl reset-admin-token",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     r.set_defaults(func=reset_admin_token)
 
 
+def _database():
+    from .db import Database
+
+    return Database(Path(from_environment()["DATA_DIR"]) / "webfl.sqlite3")
+
+
 def reset_admin_token(args: argparse.Namespace) -> int:
-    from . import create_app
     from .auth import ADMIN_HASH_KEY, hash_token, new_token
 
-    db = create_app().extensions["webfl"]["db"]
     token = new_token()
-    db.set_setting(ADMIN_HASH_KEY, hash_token(token))
+    _database().set_setting(ADMIN_HASH_KEY, hash_token(token))
     print(f"webfl: new admin token: {token}")
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import create_app
+    from .tasks import demo_task_row
 
-    app = create_app()
-    ext = app.extensions["webfl"]
-    token = ensure_admin_token(ext["db"], app.config["ADMIN_TOKEN"])
-    demo = ext["tasks"].ensure_demo()
-    cfg = app.config
+    cfg = from_environment()
+    db = _database()
+    token = ensure_admin_token(db, cfg["ADMIN_TOKEN"])
+    demo = demo_task_row(db)
     url = f"http://{cfg['HOST']}:{cfg['PORT']}/"
     print(f"webfl: serving on {url}", flush=True)
-    print(f"webfl: demo task {demo.title!r}: open {url}?join={demo.join_code} (join code {demo.join_code})")
+    print(f"webfl: demo task {demo['title']!r}: open {url}?join={demo['join_code']} (join code {demo['join_code']})")
     print(f"webfl: admin page {url}admin")
-    if token and app.config["ADMIN_TOKEN"]:
+    if token and cfg["ADMIN_TOKEN"]:
         print("webfl: admin token taken from WEBFL_ADMIN_TOKEN")
     elif token:
         print(f"webfl: admin token (shown once, stored only as a hash): {token}")
     else:
         print("webfl: admin token was shown at first start (`webfl reset-admin-token` makes a new one)")
     sys.stdout.flush()
-    # Threads do not survive gunicorn's fork: the worker builds its own app (and threads).
-    ext["tasks"].close()
-    ext["evaluator"].stop()
+    db.close()
     options = {"bind": f"{cfg['HOST']}:{cfg['PORT']}", "workers": 1, "worker_class": "gthread",
                "threads": cfg["THREADS"], "timeout": 120, "graceful_timeout": 5,
-               "accesslog": None, "errorlog": "-", "loglevel": "warning"}
-    _Gunicorn(create_app, options).run()
+               "accesslog": None, "errorlog": "-", "loglevel": "warning",
+               "post_worker_init": _start_background}
+    _Gunicorn(options).run()
     return 0
 
 
-class _Gunicorn(BaseApplication):
-    """gunicorn run from Python with our app object and options (no config file)."""
+def _start_background(worker) -> None:
+    """In the worker, once its app is loaded: the one place background work starts."""
+    from .background import start
 
-    def __init__(self, factory, options: dict) -> None:
-        self.factory = factory
+    start(worker.wsgi)
+
+
+class _Gunicorn(BaseApplication):
+    """gunicorn run from Python with our app object and options (no config file).
+    The app is built in the worker (``load`` runs after the fork), never in the master."""
+
+    def __init__(self, options: dict) -> None:
         self.options = options
         super().__init__()
 
@@ -82,4 +100,6 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        return self.factory()
+        from . import create_app
+
+        return create_app()

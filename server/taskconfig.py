@@ -1,44 +1,99 @@
-"""A task's configuration: defaults, validation and which fields need a new bundle.
+"""A task's configuration, declared once with its bounds.
 
-Validation errors name the field and say what is allowed, so the admin UI and API can
-show them as they are.
+:class:`TaskConfig` validates what admins send (readable errors name the field), fills the
+defaults, documents the API (its JSON schema goes into ``/api/openapi.json``) and builds
+the admin's form (``server.forms``). Which fields change the bundle is declared here too.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from export import BundleError
 from export.bundle import validate_args
 
 from .errors import APIError
-from .strategies import make_strategy
-
-DEFAULTS: dict = {
-    "model": "digits_cnn",
-    "train_blocks": 0,
-    "lr": 0.003,
-    "batch_size": 32,
-    "local_epochs": 1,
-    "min_labelled": 10,
-    "max_staleness": 50,
-    "max_update_norm": None,     # refuse updates whose change is larger than this (L2)
-    "keep_versions": 200,        # parameter files of older versions are deleted
-    "aggregator": {"name": "fedasync", "alpha": 0.6, "staleness": "polynomial"},
-    "extensions": [],            # client extensions: [{"name": ..., "params": {...}}]
-}
+from .strategies import AggregatorConfig
+from .strategies.fedasync import FedAsyncParams
 
 # Changing any of these changes the bundle (and with it the parameter layout).
 BUNDLE_FIELDS = ("model", "classes", "lr", "train_blocks")
 
-_INT_RANGES = {
-    "batch_size": (1, 4096), "local_epochs": (1, 1000), "min_labelled": (1, 10**6),
-    "max_staleness": (0, 10**6), "keep_versions": (1, 10**6), "train_blocks": (0, 10**3),
-}
+ClassName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64,
+                                             pattern=r"^[^\x00-\x1f\x7f]+$")]
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+ExtensionValue = (Annotated[str, StringConstraints(max_length=200)] | bool | int | float | None)
 
 
 class ConfigError(APIError):
     status = 400
+
+
+class ExtensionRef(BaseModel):
+    """A client extension the task runs, with its parameters (code the admin trusts)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Identifier
+    params: dict[Identifier, Annotated[ExtensionValue, Field(allow_inf_nan=False)]] = Field(
+        default_factory=dict, max_length=32)
+
+
+class TaskConfig(BaseModel):
+    """Everything a task is configured with. ``title`` and ``help`` feed the admin form."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, protected_namespaces=())
+
+    classes: list[ClassName] = Field(min_length=2, max_length=1000, description=(
+        "the labels participants choose from, in order"))
+    model: str = Field("digits_cnn", max_length=64, description="which network the participants train")
+    train_blocks: int = Field(0, ge=0, le=1000, title="Trainable blocks", description=(
+        "0 trains only the new classifier on features computed once per image (fast); "
+        "more blocks adapt more of the network and cost more per step"))
+    lr: float = Field(0.003, gt=0, le=1.0, title="Learning rate", description=(
+        "how big a step each training batch takes on a participant's device"))
+    batch_size: int = Field(32, ge=1, le=4096, title="Batch size",
+                            description="images per training step on a participant's device")
+    local_epochs: int = Field(1, ge=1, le=1000, title="Local epochs",
+                              description="passes over a participant's images per round")
+    min_labelled: int = Field(10, ge=1, le=10**6, title="Minimum labelled images",
+                              description="how many labelled images a participant needs before training")
+    max_staleness: int = Field(50, ge=0, le=10**6, title="Maximum staleness", description=(
+        "updates that started this many versions ago or more are refused"))
+    keep_versions: int = Field(200, ge=1, le=10**6, title="Versions kept", description=(
+        "parameter files of older versions are deleted (must exceed the maximum staleness)"))
+    max_samples: int = Field(1000, ge=1, le=10**9, title="Most images one update counts for", description=(
+        "a participant's claimed image count weighs its update only up to this many"))
+    max_change_ratio: float | None = Field(1.0, gt=0, le=1000, title="Largest change per update", description=(
+        "an update that changes the model by more than this multiple of the model's size (L2) is refused, "
+        "and no update moves the shared model further than that (empty: no limit)"))
+    max_update_norm: float | None = Field(None, gt=0, le=1e9, title="Largest change (absolute L2)", description=(
+        "refuse updates whose change is larger than this (empty: no absolute limit)"))
+    max_updates_per_minute: int = Field(30, ge=1, le=10**4, title="Updates per participant per minute",
+                                        description="more are refused with 'try again later'")
+    aggregator: AggregatorConfig = Field(default_factory=FedAsyncParams, description=(
+        "how updates are merged into the shared model"))
+    extensions: list[ExtensionRef] = Field(default_factory=list, max_length=16, description=(
+        "client extensions (code the admin trusts) with their parameters"))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TaskConfig":
+        if self.keep_versions <= self.max_staleness:
+            raise ValueError("keep_versions must exceed max_staleness "
+                             "(a stale update needs the version it started from)")
+        try:
+            self.classes = validate_args(self.model, self.classes, self.lr, self.train_blocks)[1]
+        except BundleError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+def defaults() -> dict:
+    """Every field's default (classes empty): what a new task starts from."""
+    return TaskConfig.model_construct(classes=[]).model_dump(mode="json") | {
+        "aggregator": FedAsyncParams().model_dump(mode="json")}
 
 
 def available_extensions(directory: str | Path) -> dict[str, Path]:
@@ -51,61 +106,35 @@ def available_extensions(directory: str | Path) -> dict[str, Path]:
     return found
 
 
-def _check_extensions(value, directory: str | Path | None) -> list[dict]:
-    if not isinstance(value, list):
-        raise ConfigError("config.extensions must be a list like [{\"name\": \"local_dp\", \"params\": {}}]")
-    known = available_extensions(directory) if directory is not None else None
-    out = []
-    for entry in value:
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise ConfigError("each extension needs a name: {\"name\": ..., \"params\": {...}}")
-        params = entry.get("params", {})
-        if not isinstance(params, dict):
-            raise ConfigError(f"config.extensions: params of {entry['name']} must be an object")
-        if known is not None and entry["name"] not in known:
-            raise ConfigError(f"unknown extension {entry['name']!r}", {"available": sorted(known)})
-        out.append({"name": entry["name"], "params": params})
-    return out
+def describe_errors(exc: ValidationError, prefix: str = "") -> tuple[str, list[dict]]:
+    """A one-line message and a list of ``{field, problem}`` from pydantic's errors."""
+    problems = []
+    for err in exc.errors(include_url=False, include_context=False, include_input=False):
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).endswith("Params]"))
+        field = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body"
+        problem = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        problems.append({"field": field, "problem": problem})
+    head = f"{problems[0]['field']}: {problems[0]['problem']}"
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return head + more, problems
 
 
-def validate(config: dict, base: dict | None = None, extensions_dir: str | Path | None = None) -> dict:
-    """Merge ``config`` over ``base`` (or the defaults) and check every field."""
+def validate(config: Any, base: dict | None = None, extensions_dir: str | Path | None = None) -> dict:
+    """Merge ``config`` over ``base`` (a stored config), check every field, return it in full."""
     if not isinstance(config, dict):
         raise ConfigError("task config must be a JSON object")
-    unknown = sorted(set(config) - set(DEFAULTS) - {"classes"})
-    if unknown:
-        raise ConfigError(f"unknown config field(s): {', '.join(unknown)}",
-                          {"allowed": sorted([*DEFAULTS, "classes"])})
-    merged = dict(base or DEFAULTS) | config
-    if "classes" not in merged:
-        raise ConfigError("config.classes is required: a list of class names")
-    if not isinstance(merged["classes"], list) or not all(isinstance(c, str) for c in merged["classes"]):
-        raise ConfigError("config.classes must be a list of strings")
-    for name, (lo, hi) in _INT_RANGES.items():
-        value = merged[name]
-        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-            raise ConfigError(f"config.{name} must be a whole number from {lo} to {hi}, got {value!r}")
-    if not isinstance(merged["lr"], (int, float)) or isinstance(merged["lr"], bool):
-        raise ConfigError(f"config.lr must be a number, got {merged['lr']!r}")
-    norm = merged["max_update_norm"]
-    if norm is not None and (not isinstance(norm, (int, float)) or not math.isfinite(norm) or norm <= 0):
-        raise ConfigError(f"config.max_update_norm must be a positive number or null, got {norm!r}")
-    if merged["keep_versions"] <= merged["max_staleness"]:
-        raise ConfigError("config.keep_versions must exceed config.max_staleness "
-                          "(a stale update needs the version it started from)")
+    merged = dict(base or {}) | config
     try:
-        merged["classes"] = validate_args(merged["model"], merged["classes"], merged["lr"],
-                                          merged["train_blocks"])[1]
-    except BundleError as exc:
-        raise ConfigError(str(exc)) from None
-    if not isinstance(merged["aggregator"], dict):
-        raise ConfigError("config.aggregator must be an object like {\"name\": \"fedasync\", ...}")
-    try:
-        make_strategy(merged["aggregator"])
-    except ValueError as exc:
-        raise ConfigError(f"config.aggregator: {exc}") from None
-    merged["extensions"] = _check_extensions(merged.get("extensions", []), extensions_dir)
-    return merged
+        checked = TaskConfig.model_validate(merged)
+    except ValidationError as exc:
+        message, problems = describe_errors(exc, "config.")
+        raise ConfigError(message, problems) from None
+    if extensions_dir is not None:
+        known = available_extensions(extensions_dir)
+        for ext in checked.extensions:
+            if ext.name not in known:
+                raise ConfigError(f"unknown extension {ext.name!r}", {"available": sorted(known)})
+    return checked.model_dump(mode="json")
 
 
 def needs_new_bundle(old: dict, new: dict) -> bool:

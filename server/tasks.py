@@ -20,7 +20,8 @@ from . import taskconfig
 from .auth import hash_token, new_token
 from .client_wheel import extension_dist, wheel_name
 from .db import Database
-from .errors import Conflict, NotFound
+from .errors import APIError, Conflict, NotFound
+from .locks import TaskLocks
 from .paramstore import ParamStore
 
 DEMO_TASK = {"title": "Handwritten digits (demo)", "config": {"classes": [str(d) for d in range(10)]}}
@@ -57,6 +58,7 @@ class Client:
     id: str
     task_id: str
     name: str
+    blocked: bool = False
 
 
 @dataclass
@@ -72,8 +74,10 @@ class Version:
 class TaskStore:
     """Owns the tasks, clients and versions tables and the bundle directories."""
 
-    def __init__(self, db: Database, data_dir: Path, params: ParamStore, extensions_dir: Path | None = None) -> None:
+    def __init__(self, db: Database, data_dir: Path, params: ParamStore, locks: TaskLocks,
+                 extensions_dir: Path | None = None) -> None:
         self.db = db
+        self.locks = locks
         self.extensions_dir = extensions_dir
         self.bundles = data_dir / "bundles"
         self.params = params
@@ -106,12 +110,8 @@ class TaskStore:
 
     def create(self, title: str, config: dict, build: bool = True) -> Task:
         """Validate and record a task, then build its bundle in the background."""
-        title = _clean_title(title)
         config = taskconfig.validate(config, extensions_dir=self.extensions_dir)
-        task_id = uuid.uuid4().hex[:12]
-        self.db.connect().execute(
-            "INSERT INTO tasks(id, title, config, join_code, bundle_status, created) VALUES(?,?,?,?,?,?)",
-            (task_id, title, json.dumps(config), secrets.token_hex(4).upper(), "pending", time.time()))
+        task_id = _insert_task(self.db, title, config)
         if build:
             self.start_build(task_id)
         return self.get(task_id)
@@ -124,7 +124,7 @@ class TaskStore:
         if rebuild and task.bundle_status == "building":
             raise Conflict("the bundle is being built; try again when it is done")
         self.db.connect().execute("UPDATE tasks SET title=?, config=? WHERE id=?",
-                                  (_clean_title(title) if title is not None else task.title,
+                                  (title if title is not None else task.title,
                                    json.dumps(config), task_id))
         if rebuild:
             self.start_build(task_id)
@@ -162,23 +162,28 @@ class TaskStore:
             bundle_sha = hashlib.sha256((staging / "manifest.json").read_bytes()).hexdigest()
             live = self.bundle_dir(task_id)
             old = self.bundles / f"{task_id}.old"
-            if live.exists():
-                live.rename(old)
-            staging.rename(live)
-            with self.params.lock, self.db.transaction() as tx:
-                sha = self.params.put(initial)
-                row = tx.execute("SELECT MAX(version) AS v FROM versions WHERE task_id=?", (task_id,)).fetchone()
-                version = 0 if row["v"] is None else row["v"] + 1
-                tx.execute("INSERT INTO versions(task_id, version, params_sha256, bundle_sha256, created, kind) "
-                           "VALUES(?,?,?,?,?,'initial')", (task_id, version, sha, bundle_sha, time.time()))
-                # Updates waiting for the old bundle can no longer be merged.
-                tx.execute("UPDATE updates SET status='discarded' WHERE task_id=? AND status='pending'", (task_id,))
-                tx.execute("UPDATE tasks SET bundle_status='ready', bundle_sha256=? WHERE id=?", (bundle_sha, task_id))
+            with self.locks(task_id):  # no update is merged while the lineage switches
+                if live.exists():
+                    live.rename(old)
+                staging.rename(live)
+                self._switch_lineage(task_id, initial, bundle_sha)
             if old.exists():
                 shutil.rmtree(old, ignore_errors=True)
         except Exception as exc:  # reported on the task, never lost in a thread
             conn.execute("UPDATE tasks SET bundle_status='failed', bundle_error=? WHERE id=?",
                          (f"{type(exc).__name__}: {exc}", task_id))
+
+    def _switch_lineage(self, task_id: str, initial: np.ndarray, bundle_sha: str) -> None:
+        """A new initial version for the new bundle (caller holds the task's lock)."""
+        with self.params.lock, self.db.transaction() as tx:
+            sha = self.params.put(initial)
+            row = tx.execute("SELECT MAX(version) AS v FROM versions WHERE task_id=?", (task_id,)).fetchone()
+            version = 0 if row["v"] is None else row["v"] + 1
+            tx.execute("INSERT INTO versions(task_id, version, params_sha256, bundle_sha256, created, kind) "
+                       "VALUES(?,?,?,?,?,'initial')", (task_id, version, sha, bundle_sha, time.time()))
+            # Updates waiting for the old bundle can no longer be merged.
+            tx.execute("UPDATE updates SET status='discarded' WHERE task_id=? AND status='pending'", (task_id,))
+            tx.execute("UPDATE tasks SET bundle_status='ready', bundle_sha256=? WHERE id=?", (bundle_sha, task_id))
 
     def manifest(self, task_id: str) -> dict:
         task = self.get(task_id)
@@ -200,15 +205,41 @@ class TaskStore:
 
     def client_by_token(self, token: str) -> Client | None:
         row = self.db.connect().execute(
-            "SELECT id, task_id, name FROM clients WHERE token_sha256=?", (hash_token(token),)).fetchone()
-        return Client(row["id"], row["task_id"], row["name"]) if row else None
+            "SELECT id, task_id, name, blocked FROM clients WHERE token_sha256=?", (hash_token(token),)).fetchone()
+        return Client(row["id"], row["task_id"], row["name"], row["blocked"] is not None) if row else None
 
     def clients(self, task_id: str) -> list[dict]:
+        """Participants with what they contributed: updates by outcome, images claimed, last seen."""
         rows = self.db.connect().execute(
-            "SELECT c.id, c.name, c.joined, COUNT(u.id) AS updates FROM clients c "
-            "LEFT JOIN updates u ON u.client_id = c.id AND u.status='applied' "
+            "SELECT c.id, c.name, c.joined, c.blocked, "
+            "COUNT(u.id) FILTER (WHERE u.status='applied') AS updates, "
+            "COUNT(u.id) FILTER (WHERE u.status='pending') AS pending, "
+            "COUNT(u.id) FILTER (WHERE u.status='discarded') AS discarded, "
+            "COUNT(u.id) FILTER (WHERE u.status='quarantined') AS quarantined, "
+            "COALESCE(SUM(u.num_samples) FILTER (WHERE u.status='applied'), 0) AS samples_claimed, "
+            "MAX(u.received) AS last_update "
+            "FROM clients c LEFT JOIN updates u ON u.client_id = c.id "
             "WHERE c.task_id=? GROUP BY c.id ORDER BY c.joined", (task_id,)).fetchall()
         return [dict(r) for r in rows]
+
+    def block(self, task_id: str, client_id: str) -> dict:
+        """Block a participant: its token stops working at once and its pending updates are
+        dropped (under the task's lock, so none of them is being merged meanwhile)."""
+        with self.locks(task_id), self.db.transaction() as tx:
+            row = tx.execute("SELECT blocked FROM clients WHERE id=? AND task_id=?", (client_id, task_id)).fetchone()
+            if row is None:
+                raise NotFound(f"this task has no participant {client_id!r}")
+            if row["blocked"] is None:
+                tx.execute("UPDATE clients SET blocked=? WHERE id=?", (time.time(), client_id))
+            dropped = tx.execute("UPDATE updates SET status='discarded', error='participant blocked' "
+                                 "WHERE client_id=? AND status='pending'", (client_id,)).rowcount
+        return {"client_id": client_id, "blocked": True, "pending_updates_dropped": dropped}
+
+    def rotate_join_code(self, task_id: str) -> Task:
+        """A new join code; the old one stops working (members keep their tokens)."""
+        self.get(task_id)
+        self.db.connect().execute("UPDATE tasks SET join_code=? WHERE id=?", (secrets.token_hex(4).upper(), task_id))
+        return self.get(task_id)
 
     # --- versions ------------------------------------------------------------------
     @staticmethod
@@ -228,29 +259,17 @@ class TaskStore:
             "SELECT * FROM versions WHERE task_id=? AND version=?", (task_id, version)).fetchone()
         return self._version(row) if row else None
 
-    def kept_version(self, task_id: str, wanted: str | None) -> Version:
-        """The newest version, or version ``wanted`` (a string from a query) if its parameters
-        are still kept: 400 for a malformed number, 404 if it never existed, 410 if dropped."""
-        from .errors import APIError
-
+    def kept_version(self, task_id: str, wanted: int | None) -> Version:
+        """The newest version, or version ``wanted`` if its parameters are still kept:
+        404 if it never existed, 410 if retention dropped it."""
         if wanted is None:
             return self.current_version(task_id)
-        if not wanted.isdigit():
-            raise APIError("version must be a whole number")
-        v = self.version(task_id, int(wanted))
+        v = self.version(task_id, wanted)
         if v is None:
             raise NotFound(f"no version {wanted}")
         if not v.params_kept:
             raise APIError(f"version {wanted} is no longer kept", status=410)
         return v
-
-    def ensure_demo(self) -> Task:
-        """The embedded default: one ready digits task, created on first start."""
-        tasks = self.list()
-        task = tasks[0] if tasks else self.create(DEMO_TASK["title"], DEMO_TASK["config"], build=False)
-        if task.bundle_status != "ready":
-            self.start_build(task.id).result()
-        return self.get(task.id)
 
     def resume_builds(self) -> None:
         """After a restart, finish builds that were interrupted."""
@@ -262,9 +281,20 @@ class TaskStore:
         self._builder.shutdown(wait=True)
 
 
-def _clean_title(title: object) -> str:
-    if not isinstance(title, str) or not title.strip():
-        raise taskconfig.ConfigError("title must be a non-empty string")
-    if len(title) > 200:
-        raise taskconfig.ConfigError("title must be at most 200 characters")
-    return title.strip()
+def _insert_task(db: Database, title: str, config: dict) -> str:
+    task_id = uuid.uuid4().hex[:12]
+    db.connect().execute(
+        "INSERT INTO tasks(id, title, config, join_code, bundle_status, created) VALUES(?,?,?,?,?,?)",
+        (task_id, title, json.dumps(config), secrets.token_hex(4).upper(), "pending", time.time()))
+    return task_id
+
+
+def demo_task_row(db: Database) -> dict:
+    """The embedded default: the first task, or a new digits demo task (its bundle is built
+    by the serving process's background work, like any pending build)."""
+    conn = db.connect()
+    row = conn.execute("SELECT * FROM tasks ORDER BY created LIMIT 1").fetchone()
+    if row is None:
+        _insert_task(db, DEMO_TASK["title"], taskconfig.validate(DEMO_TASK["config"]))
+        row = conn.execute("SELECT * FROM tasks ORDER BY created LIMIT 1").fetchone()
+    return dict(row)

@@ -15,18 +15,19 @@ the next start, so an acknowledged update is applied exactly once.
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import threading
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
-from .errors import APIError, Conflict
+from .errors import APIError, Conflict, TooManyRequests
+from .locks import TaskLocks
 from .paramstore import ParamStore
+from .schemas import MAX_ABS_PARAMETER, UpdateHeaders, parse
 from .strategies import ClientUpdate, Strategy, make_strategy
 from .strategies.fedasync import FedAsync
 from .tasks import Client, Task, TaskStore
@@ -48,36 +49,11 @@ class UpdateMeta:
     metrics: dict
 
 
-def parse_meta(headers) -> UpdateMeta:
-    """Read the update's metadata from its headers, with readable errors."""
-    def integer(name: str, lo: int) -> int:
-        raw = headers.get(name)
-        if raw is None:
-            raise UpdateRejected(f"missing header {name}")
-        try:
-            value = int(raw)
-        except ValueError:
-            raise UpdateRejected(f"header {name} must be a whole number, got {raw!r}") from None
-        if value < lo:
-            raise UpdateRejected(f"header {name} must be at least {lo}, got {value}")
-        return value
-
-    key = headers.get("Idempotency-Key", "").strip()
-    if not key or len(key) > 128:
-        raise UpdateRejected("header Idempotency-Key must be 1 to 128 characters",
-                             "send a fresh random key per update and the same key when retrying it")
-    raw_metrics = headers.get("X-WebFL-Metrics", "{}")
-    if len(raw_metrics) > 4096:
-        raise UpdateRejected("header X-WebFL-Metrics is longer than 4096 characters")
-    try:
-        metrics = json.loads(raw_metrics)
-    except json.JSONDecodeError:
-        raise UpdateRejected("header X-WebFL-Metrics is not valid JSON") from None
-    if not isinstance(metrics, dict) or not all(
-            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
-            and math.isfinite(v) for k, v in metrics.items()):
-        raise UpdateRejected("header X-WebFL-Metrics must be a JSON object of finite numbers")
-    return UpdateMeta(integer("X-WebFL-Base-Version", 0), integer("X-WebFL-Samples", 1), key, metrics)
+def parse_meta(headers: Mapping[str, str]) -> UpdateMeta:
+    """The update's metadata from its headers (declared in :class:`UpdateHeaders`)."""
+    wanted = ("X-WebFL-Base-Version", "X-WebFL-Samples", "Idempotency-Key", "X-WebFL-Metrics")
+    h = parse(UpdateHeaders, {k: headers[k] for k in wanted if k in headers}, "header")
+    return UpdateMeta(h.base_version, h.num_samples, h.idempotency_key, h.metric_values())
 
 
 def decode_body(stream, content_length: int | None, encoding: str, num_parameters: int) -> np.ndarray:
@@ -88,7 +64,7 @@ def decode_body(stream, content_length: int | None, encoding: str, num_parameter
     elif encoding == "gzip":
         limit = expected + expected // 50 + 1024  # incompressible data grows a little
     else:
-        raise UpdateRejected(f"unsupported Content-Encoding {encoding!r}; use gzip or none")
+        raise UpdateRejected(f"unsupported Content-Encoding {encoding[:40]!r}; use gzip or none")
     if content_length is not None and content_length > limit:
         raise PayloadTooLarge(f"the update is {content_length} bytes; this task's model takes {expected}")
     body = stream.read(limit + 1)
@@ -107,23 +83,33 @@ def decode_body(stream, content_length: int | None, encoding: str, num_parameter
     vector = np.frombuffer(body, dtype="<f4")
     if not np.isfinite(vector).all():
         raise UpdateRejected("the update contains NaN or infinite values")
+    largest = float(np.abs(vector).max()) if vector.size else 0.0
+    if largest > MAX_ABS_PARAMETER:
+        raise UpdateRejected(f"the update contains a value of magnitude {largest:.3g}; "
+                             f"no parameter of these models exceeds {MAX_ABS_PARAMETER:g}")
     return vector
 
 
+def change_bound(config: dict, reference: np.ndarray) -> float | None:
+    """How far (L2) one update may move a model whose vector is ``reference``: the task's
+    ratio of the model's own size, and its absolute bound, whichever is smaller."""
+    bounds = []
+    if config.get("max_change_ratio") is not None:
+        bounds.append(config["max_change_ratio"] * max(float(np.linalg.norm(reference.astype(np.float64))), 1e-3))
+    if config.get("max_update_norm") is not None:
+        bounds.append(float(config["max_update_norm"]))
+    return min(bounds) if bounds else None
+
+
 class UpdateService:
-    def __init__(self, tasks: TaskStore, params: ParamStore,
+    def __init__(self, tasks: TaskStore, params: ParamStore, locks: TaskLocks,
                  on_new_version: Callable[[str, int], None] | None = None) -> None:
         self.tasks = tasks
         self.db = tasks.db
         self.params = params
+        self.locks = locks
         self.on_new_version = on_new_version or (lambda task_id, version: None)
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
         self._current: dict[str, tuple[int, np.ndarray]] = {}  # newest global vector per task
-
-    def _lock(self, task_id: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(task_id, threading.Lock())
 
     # --- receiving ------------------------------------------------------------------
     def submit(self, task: Task, client: Client, meta: UpdateMeta, vector: np.ndarray) -> dict:
@@ -131,18 +117,25 @@ class UpdateService:
         existing = self._find(client.id, meta.idempotency_key)
         if existing is not None:
             return self._ack(existing, duplicate=True)
+        self._check_rate(task, client)
         strategy = make_strategy(task.config["aggregator"])
         base = self._check_versions(task, meta.base_version, strategy)
         base_params = self.params.get(base.params_sha256)
-        bound = task.config.get("max_update_norm")
+        bound = change_bound(task.config, base_params)
         if bound is not None:
-            norm = float(np.linalg.norm(vector - base_params))
+            norm = float(np.linalg.norm(np.subtract(vector, base_params, dtype=np.float64)))
             if norm > bound:
-                raise UpdateRejected(f"the update changes the model by {norm:.4g} (L2); this task allows {bound:g}")
-        with self._lock(task.id):
+                raise UpdateRejected(
+                    f"the update changes the model by {norm:.4g} (L2); this task allows at most {bound:.4g}",
+                    {"change_norm": norm, "bound": bound})
+        with self.locks(task.id):
             self._check_versions(task, meta.base_version, strategy)  # the world may have moved on
+            if strategy.buffered:
+                self._check_one_per_round(task, client)
             try:
                 with self.params.lock, self.db.transaction() as tx:
+                    if tx.execute("SELECT blocked FROM clients WHERE id=?", (client.id,)).fetchone()["blocked"]:
+                        raise APIError("the organiser removed you from this task", status=403)
                     sha = self.params.put(vector)
                     cur = tx.execute(
                         "INSERT INTO updates(task_id, client_id, idempotency_key, base_version, num_samples, "
@@ -154,6 +147,28 @@ class UpdateService:
                 return self._ack(self._find(client.id, meta.idempotency_key), duplicate=True)
             self._apply_pending(task, strategy)
         return self._ack(self._row(update_id))
+
+    def _check_rate(self, task: Task, client: Client) -> None:
+        """At most the task's ``max_updates_per_minute`` per participant (counted in the
+        database, so it holds across restarts)."""
+        limit = task.config["max_updates_per_minute"]
+        since = time.time() - 60
+        rows = self.db.connect().execute(
+            "SELECT received FROM updates WHERE client_id=? AND received>? ORDER BY received DESC LIMIT ?",
+            (client.id, since, limit)).fetchall()
+        if len(rows) >= limit:
+            raise TooManyRequests(f"this task accepts {limit} updates per minute from one participant",
+                                  rows[-1]["received"] - since)
+
+    def _check_one_per_round(self, task: Task, client: Client) -> None:
+        """One update per participant per buffer or round: a second is refused, so one
+        participant cannot fill a buffer or close a round alone."""
+        row = self.db.connect().execute(
+            "SELECT id FROM updates WHERE task_id=? AND client_id=? AND status='pending' LIMIT 1",
+            (task.id, client.id)).fetchone()
+        if row is not None:
+            raise Conflict("your update for this round is already waiting; send the next one after the "
+                           "round closes", {"pending_update_id": row["id"]})
 
     def _check_versions(self, task: Task, base_version: int, strategy: Strategy):
         current = self.tasks.current_version(task.id)
@@ -187,10 +202,15 @@ class UpdateService:
         return self.db.connect().execute(
             "SELECT * FROM updates WHERE task_id=? AND status='pending' ORDER BY id", (task_id,)).fetchall()
 
-    def _client_update(self, row, version: int) -> ClientUpdate:
+    def _client_update(self, task: Task, row, version: int) -> ClientUpdate:
+        """The strategy's view of a stored update; the weight its image count earns is
+        capped by the task (``max_samples``), whatever the client claimed."""
         base = self.tasks.version(row["task_id"], row["base_version"])
+        if base is None or not base.params_kept:
+            raise LookupError(f"its base version {row['base_version']} is not kept")
         return ClientUpdate(params=self.params.get(row["params_sha256"]),
-                            base=self.params.get(base.params_sha256), num_samples=row["num_samples"],
+                            base=self.params.get(base.params_sha256),
+                            num_samples=min(row["num_samples"], task.config["max_samples"]),
                             staleness=version - row["base_version"], received=row["received"])
 
     def _apply_pending(self, task: Task, strategy: Strategy) -> None:
@@ -205,14 +225,15 @@ class UpdateService:
                 if staleness > task.config["max_staleness"]:
                     self._discard([row["id"]])
                     continue
-                result = strategy.aggregate(x, [self._client_update(row, version)])
+                result = strategy.bounded_aggregate(x, [self._client_update(task, row, version)],
+                                                    change_bound(task.config, x))
                 self._commit_version(task, version + 1, result.params, bundle_sha,
                                      [(row["id"], staleness, result.weights[0])])
             return
         version, x, bundle_sha = self._global(task.id)
-        updates = [self._client_update(row, version) for row in rows]
+        updates = [self._client_update(task, row, version) for row in rows]
         if strategy.ready(updates, time.time()):
-            result = strategy.aggregate(x, updates)
+            result = strategy.bounded_aggregate(x, updates, change_bound(task.config, x))
             self._commit_version(task, version + 1, result.params, bundle_sha,
                                  [(row["id"], u.staleness, w) for row, u, w in zip(rows, updates, result.weights)])
 
@@ -254,23 +275,54 @@ class UpdateService:
     # --- lifecycle ------------------------------------------------------------------
     def recover(self) -> None:
         """At start: apply what was acknowledged but not yet applied before a stop, then
-        delete parameter files a crash left without a row (written, never referenced)."""
+        delete parameter files a crash left without a row (written, never referenced).
+
+        A pending update that cannot be applied (its file or base version is gone, it no
+        longer fits the model) is quarantined with the reason, logged and shown to the
+        admin; the server starts anyway."""
         for task in self.tasks.list():
-            if self._pending(task.id):
-                with self._lock(task.id):
-                    self._apply_pending(task, make_strategy(task.config["aggregator"]))
+            if not self._pending(task.id):
+                continue
+            with self.locks(task.id):
+                try:
+                    strategy = make_strategy(task.config["aggregator"])
+                    self._quarantine_unusable(task)
+                    self._apply_pending(task, strategy)
+                except Exception as exc:  # one broken task must not keep the others down
+                    rows = self._pending(task.id)
+                    self._quarantine([r["id"] for r in rows], f"{type(exc).__name__}: {exc}")
         with self.params.lock:
             referenced = {r[0] for r in self.db.connect().execute(
                 "SELECT params_sha256 FROM versions WHERE params_kept=1 UNION "
-                "SELECT params_sha256 FROM updates WHERE status='pending'")}
+                "SELECT params_sha256 FROM updates WHERE status IN ('pending', 'quarantined')")}
             self.params.collect(referenced)
+
+    def _quarantine_unusable(self, task: Task) -> None:
+        try:
+            version = self.tasks.current_version(task.id).version
+        except APIError:
+            return
+        for row in self._pending(task.id):
+            try:
+                update = self._client_update(task, row, version)
+                if update.params.shape != update.base.shape:
+                    raise ValueError("its size does not match the model")
+            except Exception as exc:
+                self._quarantine([row["id"]], f"{type(exc).__name__}: {exc}")
+
+    def _quarantine(self, ids: list[int], reason: str) -> None:
+        if not ids:
+            return
+        print(f"webfl: recovery quarantined update(s) {ids}: {reason}", flush=True)
+        self.db.connect().executemany("UPDATE updates SET status='quarantined', error=? WHERE id=?",
+                                      [(reason, i) for i in ids])
 
     def tick(self) -> None:
         """Close rounds whose deadline passed (called every second by a background thread)."""
         for task in self.tasks.list():
             strategy = make_strategy(task.config["aggregator"])
             if strategy.buffered:
-                with self._lock(task.id):
+                with self.locks(task.id):
                     self._apply_pending(task, strategy)
 
     # --- acknowledgements -------------------------------------------------------------
@@ -283,7 +335,8 @@ class UpdateService:
 
     def _ack(self, row, duplicate: bool = False) -> dict:
         current = self.tasks.current_version(row["task_id"])
-        return {"update_id": row["id"], "status": row["status"] if row["status"] != "pending" else "buffered",
+        status = {"pending": "buffered"}.get(row["status"], row["status"])
+        return {"update_id": row["id"], "status": status,
                 "duplicate": duplicate, "base_version": row["base_version"],
                 "applied_version": row["applied_version"], "staleness": row["staleness"],
                 "weight": row["weight"], "current_version": current.version}

@@ -8,6 +8,7 @@ import numpy as np
 
 from server import create_app
 from server.auth import ensure_admin_token
+from server.background import start as start_background
 
 ADMIN = "admin-token-for-tests"
 
@@ -16,11 +17,13 @@ class Harness:
     def __init__(self, data_dir, **config) -> None:
         self.data_dir = data_dir
         self.app = create_app({"DATA_DIR": str(data_dir), "TICK_SECONDS": 0} | config)
-        ensure_admin_token(self.ext["db"], ADMIN)
+        self.background = start_background(self.app)
+        ensure_admin_token(self.ext.db, ADMIN)
         self.client = self.app.test_client()
 
     @property
-    def ext(self) -> dict:
+    def ext(self):
+        """The app's typed services."""
         return self.app.extensions["webfl"]
 
     def admin(self, method: str, path: str, headers: dict | None = None, **kwargs):
@@ -31,7 +34,7 @@ class Harness:
         body = {"title": title, "config": {"classes": [str(d) for d in range(10)]} | config}
         r = self.admin("POST", "/api/admin/tasks", json=body)
         assert r.status_code == 201, r.json
-        self.ext["tasks"].wait_for_build(r.json["id"])
+        self.ext.tasks.wait_for_build(r.json["id"])
         task = self.admin("GET", f"/api/admin/tasks/{r.json['id']}").json
         assert task["bundle_status"] == "ready", task
         return task
@@ -58,7 +61,7 @@ class Harness:
 
     def state(self) -> tuple:
         """Everything a refused request must leave unchanged."""
-        conn = self.ext["db"].connect()
+        conn = self.ext.db.connect()
         rows = tuple(tuple(conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall().__iter__())
                      for t in ("versions", "updates", "tasks", "evaluations"))
         files = tuple(sorted(p.name for p in (self.data_dir / "params").rglob("*.f32")))

@@ -64,5 +64,5 @@ def test_admin_token_is_stored_only_as_a_hash(world):
 
 def test_participant_tokens_are_stored_only_as_hashes(world):
     h, _, me, stranger = world
-    rows = h.ext["db"].connect().execute("SELECT * FROM clients").fetchall()
+    rows = h.ext.db.connect().execute("SELECT * FROM clients").fetchall()
     assert all(me["token"] not in tuple(map(str, r)) and stranger["token"] not in tuple(map(str, r)) for r in rows)

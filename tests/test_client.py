@@ -215,7 +215,7 @@ def test_a_newer_global_model_is_merged_between_epochs(live_server, digits_task)
     async def scenario():
         async def other_client_finishes(progress):
             if progress.epoch == 0 and progress.batch == progress.batches:
-                await b.train_round(epochs=1, mix_newer=None)
+                await b.train_round(epochs=1, follow_newer=False)
 
         return await a.train_round(epochs=2, progress=other_client_finishes)
 

@@ -84,7 +84,7 @@ def test_fuzz_admin_create_and_edit(world, title, config):
     r = h.admin("POST", "/api/admin/tasks", json={"title": title, "config": config}, )
     _assert_refusal_is_clean(h, r, before)
     if r.status_code == 201:  # a valid random task: fine, but keep the world small
-        h.ext["tasks"].wait_for_build(r.json["id"])
+        h.ext.tasks.wait_for_build(r.json["id"])
         return
     before = h.state()
     r = h.admin("PATCH", f"/api/admin/tasks/{task['id']}", json={"title": title, "config": config})

@@ -4,14 +4,28 @@ A strategy is pure: numpy arrays and numbers in, numpy arrays out; no Flask, no 
 The server feeds it the updates that are pending for a task (persisted before they are
 acknowledged, so a buffer survives a crash) and asks two questions: is it time to
 aggregate, and what is the new global model.
+
+Each strategy declares its parameters once, as a pydantic model (``Params``): the same
+declaration validates a task's config (with readable errors), documents the API and
+builds the admin's form (names, bounds, defaults, help).
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StrategyParams(BaseModel):
+    """Parameters every strategy takes. Subclasses add their own with bounds and help."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    clip_norm: float | None = Field(
+        None, gt=0, le=1e6, description="clip each update's change to this L2 norm (empty: off)")
 
 
 @dataclass(frozen=True)
@@ -19,7 +33,8 @@ class ClientUpdate:
     """One client's result: its new local parameters and where it started from.
 
     ``base`` is the global vector of ``base_version`` (the client's starting point);
-    ``staleness`` is how many global versions appeared since then.
+    ``staleness`` is how many global versions appeared since then. ``num_samples`` is the
+    weight the server grants (the client's claim, capped by the task).
     """
 
     params: np.ndarray
@@ -42,25 +57,19 @@ class Aggregate:
 
 
 class Strategy(ABC):
-    """Base of all strategies.
+    """Base of all strategies: ``Strategy(**params)`` validates against ``Params`` and
+    raises ``ValueError`` (pydantic's ValidationError is one) for bad values."""
 
-    Parameters
-    ----------
-    clip_norm : float | None (default: None)
-        If set, every update's delta from its base is scaled down to at most this L2
-        norm before aggregation (a robustness option available to every strategy).
-    """
+    name: ClassVar[str] = ""
+    buffered: ClassVar[bool] = False  # whether updates wait for one another
+    synchronous: ClassVar[bool] = False  # whether updates must start from the current version
+    paper: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    Params: ClassVar[type[StrategyParams]] = StrategyParams
 
-    name: str = ""
-    buffered: bool = False  # whether updates wait for one another
-    paper: str = ""
-    summary: str = ""
-    form: tuple[dict, ...] = ()  # parameters for the admin's task form: name, kind, default, help
-
-    def __init__(self, clip_norm: float | None = None) -> None:
-        if clip_norm is not None and not clip_norm > 0:
-            raise ValueError(f"clip_norm must be positive, got {clip_norm}")
-        self.clip_norm = clip_norm
+    def __init__(self, **params: Any) -> None:
+        self.params = self.Params(**params)
+        self.clip_norm = self.params.clip_norm
 
     @abstractmethod
     def ready(self, pending: Sequence[ClientUpdate], now: float) -> bool:
@@ -70,14 +79,39 @@ class Strategy(ABC):
     def aggregate(self, current: np.ndarray, pending: Sequence[ClientUpdate]) -> Aggregate:
         """The new global model from ``current`` and the pending updates."""
 
+    def bounded_aggregate(self, current: np.ndarray, pending: Sequence[ClientUpdate],
+                          max_move: float | None) -> Aggregate:
+        """:meth:`aggregate`, then the step from ``current`` limited to ``max_move`` (L2).
+
+        Whatever base the clients claim and whatever they send, the global model moves by
+        at most ``max_move`` per aggregation."""
+        result = self.aggregate(current, pending)
+        if max_move is not None:
+            result.params = limit_step(current, result.params, max_move)
+        return result
+
     def clipped(self, update: ClientUpdate) -> np.ndarray:
         """The update's delta, scaled to at most ``clip_norm`` in L2 norm."""
-        delta = update.delta
-        if self.clip_norm is None:
-            return delta
-        norm = float(np.linalg.norm(delta))
-        return delta if norm <= self.clip_norm else delta * (self.clip_norm / norm)
+        return clip(update.delta, self.clip_norm)
 
     def describe(self) -> dict:
         """Parameters for metrics and the admin UI."""
-        return {"name": self.name, "clip_norm": self.clip_norm}
+        return {"name": self.name} | self.params.model_dump(exclude={"name"})
+
+
+def clip(vector: np.ndarray, bound: float | None) -> np.ndarray:
+    """``vector`` scaled down to at most ``bound`` in L2 norm (unchanged when within)."""
+    if bound is None:
+        return vector
+    norm = float(np.linalg.norm(vector.astype(np.float64)))
+    return vector if norm <= bound else (vector * (bound / norm)).astype(vector.dtype)
+
+
+def limit_step(current: np.ndarray, new: np.ndarray, max_move: float) -> np.ndarray:
+    """``new``, pulled back towards ``current`` so the two are at most ``max_move`` apart."""
+    step = np.subtract(new, current, dtype=np.float64)
+    norm = float(np.linalg.norm(step))
+    if norm <= max_move:
+        return new
+    # a hair inside the bound, so float32 rounding cannot push it over
+    return (current + step * (max_move * (1 - 1e-6) / norm)).astype(np.float32)

@@ -6,6 +6,20 @@ and does not increase with staleness.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+StalenessName = Literal["constant", "polynomial", "hinge"]
+
+
+class StalenessParams(BaseModel):
+    """Optional shape parameters: ``a`` (polynomial, hinge) and ``b`` (hinge)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    a: float | None = Field(None, ge=0, le=1000, description="polynomial exponent, or hinge slope")
+    b: float | None = Field(None, ge=0, le=1e6, description="hinge: versions of full weight")
 
 
 @dataclass(frozen=True)
@@ -49,8 +63,15 @@ class Hinge:
         return 1.0 if staleness <= self.b else float(1.0 / (self.a * (staleness - self.b) + 1.0))
 
 
-def make_staleness(name: str = "polynomial", **params: float):
+def make_staleness(name: str = "polynomial", params: StalenessParams | dict | None = None, **kwargs: float):
     kinds = {"constant": Constant, "polynomial": Polynomial, "hinge": Hinge}
     if name not in kinds:
         raise ValueError(f"unknown staleness function {name!r}; choose one of {', '.join(kinds)}")
-    return kinds[name](**params)
+    if isinstance(params, StalenessParams):
+        params = params.model_dump(exclude_none=True)
+    given = {**(params or {}), **kwargs}
+    if name == "constant":
+        given = {}
+    elif name == "polynomial":
+        given.pop("b", None)
+    return kinds[name](**given)

@@ -1,0 +1,32 @@
+"""The services one app is wired with, typed, and the one way blueprints reach them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from .db import Database
+from .evaluation import Evaluator
+from .locks import TaskLocks
+from .paramstore import ParamStore
+from .ratelimit import RateLimiter
+from .tasks import TaskStore
+from .updates import UpdateService
+
+
+@dataclass
+class Services:
+    db: Database
+    params: ParamStore
+    locks: TaskLocks
+    tasks: TaskStore
+    updates: UpdateService
+    evaluator: Evaluator
+    join_limiter: RateLimiter
+    client_wheel: bytes
+    client_wheel_etag: str
+
+
+def services() -> Services:
+    """The current app's services (inside a request or app context)."""
+    return current_app.extensions["webfl"]
