@@ -56,7 +56,9 @@ def run_one(exp: Experiment, run: Run, train: Dataset, test: Dataset, log: Log) 
     server = ServerProcess(workdir / "server")
     clients: list = []
     try:
-        config = dict(exp.task) | {"aggregator": run.aggregator}
+        # Simulated participants train far faster than people click: lift the per-participant
+        # rate limit unless the config sets one.
+        config = {"max_updates_per_minute": 10_000} | dict(exp.task) | {"aggregator": run.aggregator}
         if run.extensions:
             config["extensions"] = run.extensions
         task = server.create_task(f"{exp.name}: {run.name}", classes=train.classes, **config)

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS updates (
     applied_version INTEGER,
     staleness INTEGER,
     weight REAL,
+    change_norm REAL,                -- L2 norm of params - base (what the client changed)
     error TEXT,                      -- why it was discarded or quarantined
     UNIQUE (client_id, idempotency_key)
 );
@@ -114,7 +115,7 @@ class Database:
 
 
 # Columns added after the first release: (table, column, declaration).
-_ADDED_COLUMNS = (("clients", "blocked", "REAL"), ("updates", "error", "TEXT"))
+_ADDED_COLUMNS = (("clients", "blocked", "REAL"), ("updates", "error", "TEXT"), ("updates", "change_norm", "REAL"))
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:

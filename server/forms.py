@@ -18,7 +18,7 @@ from .taskconfig import TaskConfig
 # TaskConfig fields the form shows as plain inputs (classes, model, aggregator and
 # extensions have their own controls).
 SETTINGS_IN_FORM = ("lr", "batch_size", "local_epochs", "min_labelled", "max_staleness", "keep_versions",
-                    "max_samples", "max_change_ratio", "max_update_norm", "max_updates_per_minute")
+                    "max_samples", "max_change_ratio", "max_change_vs_recent", "direction_guard", "max_update_norm", "max_updates_per_minute")
 
 
 def _bounds(info: FieldInfo) -> dict:

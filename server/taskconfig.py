@@ -69,6 +69,13 @@ class TaskConfig(BaseModel):
     max_change_ratio: float | None = Field(1.0, gt=0, le=1000, title="Largest change per update", description=(
         "an update that changes the model by more than this multiple of the model's size (L2) is refused, "
         "and no update moves the shared model further than that (empty: no limit)"))
+    max_change_vs_recent: float | None = Field(3.0, gt=0, le=1000, title="Largest move vs recent updates",
+                                               description=(
+        "no update moves the shared model further than this multiple of the typical (median) change of the "
+        "last 20 merged updates, so one odd update cannot drag it far (empty: no limit)"))
+    direction_guard: bool = Field(True, title="Drop updates that pull backwards", description=(
+        "an update whose change points against the shared model's progress over the last few versions "
+        "(negative cosine) is acknowledged but not merged: it would undo others' work"))
     max_update_norm: float | None = Field(None, gt=0, le=1e9, title="Largest change (absolute L2)", description=(
         "refuse updates whose change is larger than this (empty: no absolute limit)"))
     max_updates_per_minute: int = Field(30, ge=1, le=10**4, title="Updates per participant per minute",
@@ -112,7 +119,7 @@ def describe_errors(exc: ValidationError, prefix: str = "") -> tuple[str, list[d
     for err in exc.errors(include_url=False, include_context=False, include_input=False):
         loc = ".".join(str(p) for p in err["loc"] if not str(p).endswith("Params]"))
         field = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body"
-        problem = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        problem = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         problems.append({"field": field, "problem": problem})
     head = f"{problems[0]['field']}: {problems[0]['problem']}"
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -90,10 +90,25 @@ def decode_body(stream, content_length: int | None, encoding: str, num_parameter
     return vector
 
 
-def change_bound(config: dict, reference: np.ndarray) -> float | None:
+RECENT_UPDATES = 20  # how many merged updates define "a typical change"
+GUARD_VERSIONS = 5   # the direction guard compares with the model's path over this many versions
+
+
+def direction_agreement(change: np.ndarray, path: np.ndarray) -> float:
+    """Cosine between an update's change and the global model's recent path (0 if either is 0)."""
+    a, b = change.astype(np.float64), path.astype(np.float64)
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    return 0.0 if na == 0 or nb == 0 else float(a @ b / (na * nb))
+
+
+def change_bound(config: dict, reference: np.ndarray, recent_norms: list[float] | None = None) -> float | None:
     """How far (L2) one update may move a model whose vector is ``reference``: the task's
-    ratio of the model's own size, and its absolute bound, whichever is smaller."""
+    ratio of the model's own size, its absolute bound and (when ``recent_norms`` of merged
+    updates are given, at least five) its multiple of their median, whichever is smallest."""
     bounds = []
+    k = config.get("max_change_vs_recent")
+    if k is not None and recent_norms and len(recent_norms) >= 5:
+        bounds.append(k * float(np.median(recent_norms)))
     if config.get("max_change_ratio") is not None:
         bounds.append(config["max_change_ratio"] * max(float(np.linalg.norm(reference.astype(np.float64))), 1e-3))
     if config.get("max_update_norm") is not None:
@@ -122,16 +137,18 @@ class UpdateService:
         base = self._check_versions(task, meta.base_version, strategy)
         base_params = self.params.get(base.params_sha256)
         bound = change_bound(task.config, base_params)
+        norm = float(np.linalg.norm(np.subtract(vector, base_params, dtype=np.float64)))
         if bound is not None:
-            norm = float(np.linalg.norm(np.subtract(vector, base_params, dtype=np.float64)))
             if norm > bound:
                 raise UpdateRejected(
                     f"the update changes the model by {norm:.4g} (L2); this task allows at most {bound:.4g}",
                     {"change_norm": norm, "bound": bound})
         with self.locks(task.id):
             self._check_versions(task, meta.base_version, strategy)  # the world may have moved on
+            self._check_builds_on_own_last(task, client, meta.base_version)
             if strategy.buffered:
                 self._check_one_per_round(task, client)
+            verdict = self._direction_verdict(task, vector, base_params)
             try:
                 with self.params.lock, self.db.transaction() as tx:
                     if tx.execute("SELECT blocked FROM clients WHERE id=?", (client.id,)).fetchone()["blocked"]:
@@ -139,9 +156,11 @@ class UpdateService:
                     sha = self.params.put(vector)
                     cur = tx.execute(
                         "INSERT INTO updates(task_id, client_id, idempotency_key, base_version, num_samples, "
-                        "params_sha256, metrics, received, status) VALUES(?,?,?,?,?,?,?,?,'pending')",
+                        "params_sha256, metrics, received, status, change_norm, error) "
+                        "VALUES(?,?,?,?,?,?,?,?,?,?,?)",
                         (task.id, client.id, meta.idempotency_key, meta.base_version, meta.num_samples,
-                         sha, json.dumps(meta.metrics), time.time()))
+                         sha, json.dumps(meta.metrics), time.time(),
+                         "pending" if verdict is None else "discarded", norm, verdict))
                     update_id = cur.lastrowid
             except sqlite3.IntegrityError:  # the same key raced in from a retry
                 return self._ack(self._find(client.id, meta.idempotency_key), duplicate=True)
@@ -159,6 +178,43 @@ class UpdateService:
         if len(rows) >= limit:
             raise TooManyRequests(f"this task accepts {limit} updates per minute from one participant",
                                   rows[-1]["received"] - since)
+
+    def _check_builds_on_own_last(self, task: Task, client: Client, base_version: int) -> None:
+        """A participant's next update must start from a model that already contains its
+        previous one: several updates from one starting point (or from before its own last
+        contribution) would multiply one participant's say."""
+        row = self.db.connect().execute(
+            "SELECT applied_version FROM updates WHERE task_id=? AND client_id=? AND status='applied' "
+            "ORDER BY id DESC LIMIT 1", (task.id, client.id)).fetchone()
+        if row is not None and base_version < row["applied_version"]:
+            raise Conflict(f"your previous update went into version {row['applied_version']}; start the next one "
+                           f"from that version or a newer one (this one starts from {base_version})",
+                           {"current_version": self.tasks.current_version(task.id).version})
+
+    def _direction_verdict(self, task: Task, vector: np.ndarray, base_params: np.ndarray) -> str | None:
+        """None to merge; otherwise why the update is kept but not merged: its change points
+        against the global model's path over the last few versions (a reversed or rolled-back
+        model would undo the others' work). A trust score in the spirit of FLTrust (Cao et al.,
+        NDSS 2021), with the model's own recent path as the reference instead of server data."""
+        if not task.config.get("direction_guard"):
+            return None
+        current = self.tasks.current_version(task.id)
+        past = self.tasks.version(task.id, max(0, current.version - GUARD_VERSIONS))
+        if current.version < 2 or past is None or not past.params_kept or past.bundle_sha256 != current.bundle_sha256:
+            return None
+        _, x, _ = self._global(task.id)
+        cos = direction_agreement(np.subtract(vector, base_params, dtype=np.float32),
+                                  np.subtract(x, self.params.get(past.params_sha256), dtype=np.float32))
+        if cos >= 0:
+            return None
+        return (f"not merged: its change points against the model's progress over the last versions "
+                f"(cosine {cos:.2f})")
+
+    def _recent_change_norms(self, task: Task) -> list[float]:
+        rows = self.db.connect().execute(
+            "SELECT change_norm FROM updates WHERE task_id=? AND status='applied' AND change_norm IS NOT NULL "
+            "ORDER BY id DESC LIMIT ?", (task.id, RECENT_UPDATES)).fetchall()
+        return [r["change_norm"] for r in rows]
 
     def _check_one_per_round(self, task: Task, client: Client) -> None:
         """One update per participant per buffer or round: a second is refused, so one
@@ -226,14 +282,15 @@ class UpdateService:
                     self._discard([row["id"]])
                     continue
                 result = strategy.bounded_aggregate(x, [self._client_update(task, row, version)],
-                                                    change_bound(task.config, x))
+                                                    change_bound(task.config, x, self._recent_change_norms(task)))
                 self._commit_version(task, version + 1, result.params, bundle_sha,
                                      [(row["id"], staleness, result.weights[0])])
             return
         version, x, bundle_sha = self._global(task.id)
         updates = [self._client_update(task, row, version) for row in rows]
         if strategy.ready(updates, time.time()):
-            result = strategy.bounded_aggregate(x, updates, change_bound(task.config, x))
+            result = strategy.bounded_aggregate(x, updates,
+                                                change_bound(task.config, x, self._recent_change_norms(task)))
             self._commit_version(task, version + 1, result.params, bundle_sha,
                                  [(row["id"], u.staleness, w) for row, u, w in zip(rows, updates, result.weights)])
 

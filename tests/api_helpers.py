@@ -63,6 +63,6 @@ class Harness:
         """Everything a refused request must leave unchanged."""
         conn = self.ext.db.connect()
         rows = tuple(tuple(conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall().__iter__())
-                     for t in ("versions", "updates", "tasks", "evaluations"))
+                     for t in ("versions", "updates", "tasks", "evaluations", "clients", "settings"))
         files = tuple(sorted(p.name for p in (self.data_dir / "params").rglob("*.f32")))
         return tuple(tuple(tuple(r) for r in t) for t in rows), files

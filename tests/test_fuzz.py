@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from server.openapi import document
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers() | st.sampled_from([2**63, -(2**63) - 1, 10**30]) | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5),
     max_leaves=20)
 
@@ -39,8 +40,9 @@ header_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126
 
 
 @FUZZ
-@given(base=st.one_of(st.integers(-5, 10**6).map(str), header_text),
-       samples=st.one_of(st.integers(-5, 10**9).map(str), header_text),
+@given(base=st.one_of(st.integers(-5, 10**6).map(str), st.integers().map(str), header_text),
+       samples=st.one_of(st.integers(-5, 10**9).map(str), st.integers().map(str), header_text,
+                         st.sampled_from(["9223372036854775808", "1" + "0" * 20, "١٢", "1_0"])),
        key=header_text,
        metrics=st.one_of(json_values.map(json.dumps), header_text),
        encoding=st.sampled_from(["", "gzip", "br", "identity", "x"]),
@@ -114,3 +116,108 @@ def test_fuzz_every_route(world, route, segment, query, body, who, junk):
     assert r.status_code < 500, (url, method, r.data[:300])
     if r.status_code >= 400 and method != "GET":
         assert h.state() == before
+
+
+# --- every declared field of every operation, with hostile values --------------------------
+
+HOSTILE_NUMBERS = [2**63, 2**64 + 1, -(2**63) - 1, 10**20, 10**4000, -1, 0, 1.7976931348623157e308,
+                   -1.7976931348623157e308, 5e-324, 1e308 * 10, 0.5, True, None]
+HOSTILE_TEXT = ["١٢٣", "１２", "²", "1_000", " 12 ", "+5", "-0", "0x10", "1e3", "9" * 19, "9" * 5000,
+                "x" * 300_000, "\x00", "\u202e", "😀" * 100, "", "[]", "{}", "null"]
+DEEP = ["[" * 5000 + "]" * 5000, '{"a":' * 3000 + "1" + "}" * 3000]
+WIDE = ["[" + ",".join(["0"] * 50_000) + "]", "{" + ",".join(f'"k{i}":{i}' for i in range(20_000)) + "}"]
+
+hostile_value = st.one_of(st.sampled_from(HOSTILE_NUMBERS), st.sampled_from(HOSTILE_TEXT),
+                          st.integers(), st.floats(), st.text(max_size=50),
+                          st.sampled_from(DEEP + WIDE),
+                          json_values)
+
+
+def _operations() -> list[tuple[str, str, str, str]]:
+    """(path, method, location, field) for every parameter and JSON body property declared."""
+    doc = document()
+    schemas = doc["components"]["schemas"]
+    out = []
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            for p in op.get("parameters", []):
+                out.append((path, method.upper(), p["in"], p["name"]))
+            ref = (op.get("requestBody", {}).get("content", {}).get("application/json", {})
+                   .get("schema", {}).get("$ref"))
+            if ref:
+                body = schemas[ref.rsplit("/", 1)[-1]]
+                for name in body["properties"]:
+                    out.append((path, method.upper(), "body", name))
+                if "config" in body["properties"]:
+                    out += [(path, method.upper(), "config", n) for n in schemas["TaskConfig"]["properties"]]
+                    out += [(path, method.upper(), "aggregator", n)
+                            for m in ("FedAsyncParams", "FedBuffParams", "FedAvgParams")
+                            for n in schemas[m]["properties"]]
+                out.append((path, method.upper(), "raw-body", ""))
+    return out
+
+
+OPERATIONS = _operations()
+
+
+def _as_header(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(op=st.sampled_from(OPERATIONS), value=hostile_value, raw=st.sampled_from(DEEP + WIDE + HOSTILE_TEXT),
+       who=st.sampled_from(["participant", "admin"]), aggregator=st.sampled_from(["fedasync", "fedbuff", "fedavg"]))
+def test_fuzz_every_declared_field_with_extremes(world, op, value, raw, who, aggregator):
+    """Each declared header, query, path segment and JSON field, one at a time, set to an
+    extreme (integers past 64 bits, float64's maximum, other scripts' digits, deep and wide
+    JSON, huge strings): never a 5xx, and a refusal leaves the database and files as they were."""
+    from urllib.parse import quote
+
+    h, task, joined, x0 = world
+    path, method, where, name = op
+    token = ADMIN if who == "admin" else joined["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    query = {}
+    segments = {"task_id": task["id"], "code": task["join_code"], "name": "checkpoint", "client_id": "nobody"}
+    body: bytes | None = None
+    if method == "POST" and path.endswith("/updates"):
+        headers |= {"X-WebFL-Base-Version": "0", "X-WebFL-Samples": "10", "Idempotency-Key": os.urandom(8).hex(),
+                    "X-WebFL-Metrics": '{"loss": 0.5}', "Content-Type": "application/octet-stream"}
+        body = (x0 + np.float32(1e-4)).astype("<f4").tobytes()
+    json_body = {"/api/join": {"code": task["join_code"], "name": "fuzz"},
+                 "/api/admin/tasks": {"title": "fuzz", "config": {"classes": ["a", "b"]}},
+                 "/api/admin/tasks/{task_id}": {"title": "fuzz", "config": {}}}.get(path)
+    if where == "header":
+        headers[name] = _as_header(value)[:10_000]
+    elif where == "query":
+        query[name] = _as_header(value)
+    elif where == "path":
+        segments[name] = _as_header(value)[:2000] or "x"
+    elif where == "body":
+        json_body = dict(json_body or {}) | {name: value}
+    elif where == "config":
+        json_body = dict(json_body or {}) | {"config": {"classes": ["a", "b"], name: value}}
+    elif where == "aggregator":
+        json_body = dict(json_body or {}) | {"config": {"classes": ["a", "b"],
+                                                        "aggregator": {"name": aggregator, name: value}}}
+    if where == "raw-body":
+        body, headers["Content-Type"] = raw.encode(), "application/json"
+    elif json_body is not None and method in ("POST", "PATCH"):
+        try:
+            body = json.dumps(json_body).encode()
+        except (ValueError, OverflowError):
+            body = str(json_body).encode()
+        headers["Content-Type"] = "application/json"
+    url = path
+    for key, seg in segments.items():
+        url = url.replace("{" + key + "}", quote(seg, safe=""))
+    if query:
+        url += "?" + "&".join(f"{quote(k)}={quote(v)}" for k, v in query.items())
+    before = h.state()
+    r = h.client.open(url, method=method, headers=headers, data=body)
+    assert r.status_code < 500, (op, str(value)[:200], r.data[:300])
+    if r.status_code >= 400:
+        assert set(r.json) == {"error", "detail"}, r.data[:300]
+        assert h.state() == before, (op, str(value)[:200])
+    elif r.status_code == 201 and path == "/api/admin/tasks":
+        h.ext.tasks.wait_for_build(r.json["id"])

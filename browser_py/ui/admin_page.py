@@ -12,13 +12,6 @@ from .dom import by_id, clear, download, el, on
 
 TOKEN_KEY = "webfl-admin-token"  # sessionStorage: gone when the tab closes; never a cookie
 POLL_SECONDS = 2.0
-CONFIG_FIELDS = (  # (name, label, kind, help)
-    ("lr", "Learning rate", "number", "baked into the model's optimizer; 0.003 suits the digits CNN with AdamW"),
-    ("batch_size", "Batch size", "int", "images per training step on a participant's device"),
-    ("local_epochs", "Local epochs", "int", "passes over a participant's images per round"),
-    ("min_labelled", "Minimum labelled images", "int", "before a participant may train"),
-    ("max_staleness", "Maximum staleness", "int", "older updates (in versions) are refused"),
-)
 
 
 class AdminAPI:
@@ -163,9 +156,9 @@ class AdminPage:
                                                       value=str(config["train_blocks"])),
               "0 trains only the new classifier on features computed once per image (fast); "
               "more blocks adapt more of the network and cost more per step")
-        for name, label, kind, help_text in CONFIG_FIELDS:
-            step = "any" if kind == "number" else "1"
-            field(name, label, el("input", id=name, type="number", step=step, value=str(config[name])), help_text)
+        for spec in self.choices["settings"]:  # names, bounds, defaults and help from the server's schema
+            value = config.get(spec["name"], spec["default"])
+            field(spec["name"], spec["label"], number_input(spec["name"], spec, value), spec["help"])
         agg = el("select", id="aggregator")
         for a in self.choices["aggregators"]:
             option = el("option", a["name"], value=a["name"])
@@ -195,8 +188,7 @@ class AdminPage:
                     node = el("input", id=node_id, type="checkbox")
                     node.checked = bool(value)
                 else:
-                    node = el("input", id=node_id, type="number", step="any" if p["kind"] == "number" else "1",
-                              value="" if value is None else str(value), placeholder="off" if value is None else "")
+                    node = number_input(node_id, p, value)
                 wrap = el("div", cls="field")
                 wrap.appendChild(el("label", p["name"].replace("_", " "), for_=node_id))
                 wrap.appendChild(node)
@@ -241,8 +233,8 @@ class AdminPage:
                 return raw  # the server names the field and what it takes
         config = {"classes": [c.strip() for c in str(by_id("classes").value).split(",") if c.strip()],
                   "model": str(by_id("model").value), "train_blocks": number("train_blocks", "int")}
-        for name, _, kind, _ in CONFIG_FIELDS:
-            config[name] = number(name, kind)
+        for spec in self.choices["settings"]:
+            config[spec["name"]] = number(spec["name"], spec["kind"])
         spec = next(a for a in self.choices["aggregators"] if a["name"] == aggregator)
         agg = {"name": aggregator}
         for p in spec["params"]:
@@ -307,11 +299,74 @@ class AdminPage:
                             if not task["has_validation_set"] else "A validation set is in place.",
                            cls="message", id="validation-message", aria_live="polite"))
         on(picker, "change", lambda e: self._upload(e.target.files.item(0)))
+        rotate = el("button", "New join code", type="button", id="rotate-code")
+        on(rotate, "click", lambda e: self._rotate_code())
+        box.appendChild(rotate)
         self.root.appendChild(box)
+        self.root.appendChild(self._participants_panel())
         self.root.appendChild(self._dashboard())  # attached first: Chart.js measures its canvas
         self._make_charts()
         self._update_header()
         self._poll = asyncio.ensure_future(self._poll_metrics(task_id))
+
+    def _participants_panel(self):
+        box = el("section", cls="card", id="participants")
+        box.appendChild(el("h2", "Participants"))
+        box.appendChild(el("p", "Nobody has joined yet: share the link or QR code above.", cls="empty",
+                           id="participants-empty"))
+        box.appendChild(el("table", id="participants-table", cls="table"))
+        return box
+
+    def _draw_participants(self, listing: dict) -> None:
+        table = by_id("participants-table")
+        if table is None:
+            return
+        clear(table)
+        people = listing["clients"]
+        by_id("participants-empty").hidden = bool(people)
+        if not people:
+            return
+        head = el("tr")
+        for title in ("Name", "Updates merged", "Waiting", "Refused or dropped", "Images claimed", ""):
+            head.appendChild(el("th", title))
+        table.appendChild(head)
+        for c in people:
+            row = el("tr", id=f"participant-{c['id']}")
+            for value in (c["name"], c["updates"], c["pending"], c["discarded"] + c["quarantined"], c["samples_claimed"]):
+                row.appendChild(el("td", str(value)))
+            cell = el("td")
+            if c["blocked"] is not None:
+                cell.appendChild(el("span", "Blocked", cls="message"))
+            else:
+                button = el("button", "Block", type="button", id=f"block-{c['id']}",
+                            aria_label=f"Block {c['name']}")
+                on(button, "click", lambda e, c=c: self._block(c))
+                cell.appendChild(button)
+            row.appendChild(cell)
+            table.appendChild(row)
+
+    async def _block(self, client: dict) -> None:
+        import js
+
+        if not js.window.confirm(f"Block {client['name']}? Their updates stop counting at once and their "
+                                 "waiting updates are dropped. This cannot be undone."):
+            return
+        t = self.current
+        result = (await self.api.call("POST", f"/api/admin/tasks/{t['id']}/clients/{client['id']}/block")).json()
+        dropped = result["pending_updates_dropped"]
+        by_id("status").textContent = (f"Blocked {client['name']}"
+                                       + (f"; {dropped} waiting update{'s' if dropped != 1 else ''} dropped"
+                                          if dropped else ""))
+        self._draw_participants((await self.api.call("GET", f"/api/admin/tasks/{t['id']}/clients")).json())
+
+    async def _rotate_code(self) -> None:
+        import js
+
+        if not js.window.confirm("Make a new join code? The current link and QR code stop working; "
+                                 "people who already joined keep taking part."):
+            return
+        await self.api.call("POST", f"/api/admin/tasks/{self.current['id']}/join-code")
+        await self.show_task(self.current["id"])
 
     def _update_header(self) -> None:
         t = self.current
@@ -383,6 +438,7 @@ class AdminPage:
                 fresh = (await self.api.call("GET", f"/api/tasks/{task_id}/metrics?since={since}")).json()["versions"]
                 self.metrics = [v for v in self.metrics if v["version"] <= since] + fresh
                 self.current = (await self.api.call("GET", f"/api/admin/tasks/{task_id}")).json()
+                self._draw_participants((await self.api.call("GET", f"/api/admin/tasks/{task_id}/clients")).json())
                 self._update_header()
                 self._draw()
             except ServerRefused as exc:
@@ -416,6 +472,17 @@ class AdminPage:
             message.textContent = f"Not accepted: {exc.error}"
             return
         message.textContent = f"Validation set in place: {summary['samples']} images. Every new version is evaluated."
+
+
+def number_input(node_id: str, spec: dict, value):
+    """A number field with the bounds the server declares (it still validates everything)."""
+    attrs = {"id": node_id, "type": "number", "step": "any" if spec["kind"] == "number" else "1",
+             "value": "" if value is None else str(value), "placeholder": "off" if spec.get("optional") else ""}
+    if "min" in spec and not spec.get("min_exclusive"):
+        attrs["min"] = str(spec["min"])
+    if "max" in spec and not spec.get("max_exclusive"):
+        attrs["max"] = str(spec["max"])
+    return el("input", **attrs)
 
 
 async def main() -> None:

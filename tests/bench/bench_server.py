@@ -37,7 +37,7 @@ def _median_seconds(fn, repeat: int) -> float:
 def test_update_cost(tmp_path, label, model, classes, blocks):
     h = Harness(tmp_path)
     task = h.create_task(model=model, classes=[f"c{i}" for i in range(classes)], train_blocks=blocks,
-                         max_staleness=1000, keep_versions=1001,
+                         max_staleness=1000, keep_versions=1001, max_updates_per_minute=10_000,
                          aggregator={"name": "fedasync", "alpha": 0.6, "staleness": "polynomial"})
     joined = h.join(task)
     version, x = h.model(task["id"], joined["token"])
