@@ -65,7 +65,7 @@ class MatrixConfig:
 
     @classmethod
     def from_toml(cls, path: Path) -> "MatrixConfig":
-        raw = tomllib.loads(Path(path).read_text()).get("attack_matrix", {})
+        raw = tomllib.loads(Path(path).read_text())["attack_matrix"]
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown attack_matrix keys: {', '.join(sorted(unknown))}")
@@ -278,6 +278,10 @@ def table(cells: list[Cell], tolerance: float) -> str:
             line.append("" if c is None else f"{100 * c.accuracy:.1f}% {v[(aggregator, attack)]}")
         rows.append("| " + " | ".join(line) + " |")
     return "\n".join(rows)
+
+
+def is_matrix_config(path: Path) -> bool:
+    return "attack_matrix" in tomllib.loads(Path(path).read_text())
 
 
 def write_report(cells: list[Cell], cfg: MatrixConfig, out: Path) -> None:

@@ -36,8 +36,9 @@ class ServerProcess:
         self.start()
 
     def start(self, timeout: float = 120) -> None:
+        # Every simulated participant joins from 127.0.0.1: lift the per-address join limit.
         env = os.environ | {"WEBFL_PORT": str(self.port), "WEBFL_DATA_DIR": str(self.data_dir),
-                            "WEBFL_ADMIN_TOKEN": self.admin_token} | self.extra_env
+                            "WEBFL_ADMIN_TOKEN": self.admin_token, "WEBFL_JOINS_PER_MINUTE": "100000"} | self.extra_env
         self._log = self.log_path.open("a")
         self.proc = subprocess.Popen([sys.executable, "-m", "server.cli", "run"], cwd=ROOT, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)

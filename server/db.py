@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS updates (
     staleness INTEGER,
     weight REAL,
     change_norm REAL,                -- L2 norm of params - base (what the client changed)
+    sketch BLOB,                     -- count sketch of that change (server.direction)
     error TEXT,                      -- why it was discarded or quarantined
     UNIQUE (client_id, idempotency_key)
 );
@@ -115,7 +116,8 @@ class Database:
 
 
 # Columns added after the first release: (table, column, declaration).
-_ADDED_COLUMNS = (("clients", "blocked", "REAL"), ("updates", "error", "TEXT"), ("updates", "change_norm", "REAL"))
+_ADDED_COLUMNS = (("clients", "blocked", "REAL"), ("updates", "error", "TEXT"), ("updates", "change_norm", "REAL"),
+                  ("updates", "sketch", "BLOB"))
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:

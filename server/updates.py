@@ -24,6 +24,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from . import direction
 from .errors import APIError, Conflict, TooManyRequests
 from .locks import TaskLocks
 from .paramstore import ParamStore
@@ -91,14 +92,7 @@ def decode_body(stream, content_length: int | None, encoding: str, num_parameter
 
 
 RECENT_UPDATES = 20  # how many merged updates define "a typical change"
-GUARD_VERSIONS = 5   # the direction guard compares with the model's path over this many versions
-
-
-def direction_agreement(change: np.ndarray, path: np.ndarray) -> float:
-    """Cosine between an update's change and the global model's recent path (0 if either is 0)."""
-    a, b = change.astype(np.float64), path.astype(np.float64)
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    return 0.0 if na == 0 or nb == 0 else float(a @ b / (na * nb))
+GUARD_WINDOW = 20    # the direction guard's reference: others' latest among this many updates
 
 
 def change_bound(config: dict, reference: np.ndarray, recent_norms: list[float] | None = None) -> float | None:
@@ -148,7 +142,8 @@ class UpdateService:
             self._check_builds_on_own_last(task, client, meta.base_version)
             if strategy.buffered:
                 self._check_one_per_round(task, client)
-            verdict = self._direction_verdict(task, vector, base_params)
+            change_sketch = direction.sketch(np.subtract(vector, base_params, dtype=np.float32))
+            verdict = self._direction_verdict(task, client, change_sketch)
             try:
                 with self.params.lock, self.db.transaction() as tx:
                     if tx.execute("SELECT blocked FROM clients WHERE id=?", (client.id,)).fetchone()["blocked"]:
@@ -156,11 +151,11 @@ class UpdateService:
                     sha = self.params.put(vector)
                     cur = tx.execute(
                         "INSERT INTO updates(task_id, client_id, idempotency_key, base_version, num_samples, "
-                        "params_sha256, metrics, received, status, change_norm, error) "
-                        "VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                        "params_sha256, metrics, received, status, change_norm, sketch, error) "
+                        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
                         (task.id, client.id, meta.idempotency_key, meta.base_version, meta.num_samples,
                          sha, json.dumps(meta.metrics), time.time(),
-                         "pending" if verdict is None else "discarded", norm, verdict))
+                         "pending" if verdict is None else "discarded", norm, change_sketch.tobytes(), verdict))
                     update_id = cur.lastrowid
             except sqlite3.IntegrityError:  # the same key raced in from a retry
                 return self._ack(self._find(client.id, meta.idempotency_key), duplicate=True)
@@ -191,24 +186,25 @@ class UpdateService:
                            f"from that version or a newer one (this one starts from {base_version})",
                            {"current_version": self.tasks.current_version(task.id).version})
 
-    def _direction_verdict(self, task: Task, vector: np.ndarray, base_params: np.ndarray) -> str | None:
-        """None to merge; otherwise why the update is kept but not merged: its change points
-        against the global model's path over the last few versions (a reversed or rolled-back
-        model would undo the others' work). A trust score in the spirit of FLTrust (Cao et al.,
-        NDSS 2021), with the model's own recent path as the reference instead of server data."""
+    def _direction_verdict(self, task: Task, client: Client, change_sketch: np.ndarray) -> str | None:
+        """None to merge; otherwise why the update is kept but not merged (see
+        :mod:`server.direction`: its change points against the other participants' median)."""
         if not task.config.get("direction_guard"):
             return None
-        current = self.tasks.current_version(task.id)
-        past = self.tasks.version(task.id, max(0, current.version - GUARD_VERSIONS))
-        if current.version < 2 or past is None or not past.params_kept or past.bundle_sha256 != current.bundle_sha256:
+        rows = self.db.connect().execute(
+            "SELECT client_id, sketch FROM updates WHERE task_id=? AND status IN ('applied', 'pending') "
+            "AND sketch IS NOT NULL AND client_id<>? ORDER BY id DESC LIMIT ?",
+            (task.id, client.id, GUARD_WINDOW)).fetchall()
+        latest: dict[str, np.ndarray] = {}
+        for r in rows:
+            latest.setdefault(r["client_id"], np.frombuffer(r["sketch"], np.float32))
+        ref = direction.reference(list(latest.values()))
+        if ref is None:
             return None
-        _, x, _ = self._global(task.id)
-        cos = direction_agreement(np.subtract(vector, base_params, dtype=np.float32),
-                                  np.subtract(x, self.params.get(past.params_sha256), dtype=np.float32))
+        cos = direction.agreement(change_sketch, ref)
         if cos >= 0:
             return None
-        return (f"not merged: its change points against the model's progress over the last versions "
-                f"(cosine {cos:.2f})")
+        return f"not merged: its change points against what the other participants did recently (cosine {cos:.2f})"
 
     def _recent_change_norms(self, task: Task) -> list[float]:
         rows = self.db.connect().execute(

@@ -16,7 +16,8 @@ from server.strategies.fedasync import mix
 
 # These tests compute merges by hand with large, round changes and post many updates
 # quickly: the default change bound and rate limit have their own tests.
-UNBOUNDED = {"max_change_ratio": None, "max_updates_per_minute": 10_000}
+UNBOUNDED = {"max_change_ratio": None, "max_change_vs_recent": None, "direction_guard": False,
+             "max_updates_per_minute": 10_000}
 
 
 @pytest.fixture

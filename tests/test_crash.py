@@ -14,6 +14,7 @@ import uuid
 import numpy as np
 
 from live import LiveServer
+from loadgen import MECHANICS_ONLY
 
 
 def _post(server, joined, params: np.ndarray, base: int, key: str) -> dict | None:
@@ -41,7 +42,7 @@ def test_sigkill_during_updates_loses_nothing_acknowledged(tmp_path):
     server = LiveServer(tmp_path / "srv")
     rng = random.Random(1)
     try:
-        task = server.create_task("crash", classes=[str(d) for d in range(10)], max_staleness=10_000, max_updates_per_minute=10_000,
+        task = server.create_task("crash", classes=[str(d) for d in range(10)], max_staleness=10_000, **MECHANICS_ONLY,
                                   keep_versions=10_001)
         clients = [server.api("POST", "/api/join", {"code": task["join_code"]}) for _ in range(4)]
         acked: dict[str, dict] = {}
