@@ -281,7 +281,12 @@ def table(cells: list[Cell], tolerance: float) -> str:
 
 
 def is_matrix_config(path: Path) -> bool:
-    return "attack_matrix" in tomllib.loads(Path(path).read_text())
+    """Whether ``path`` is an attack-matrix config (a broken file is left to the usual loader,
+    which says what is wrong with it)."""
+    try:
+        return "attack_matrix" in tomllib.loads(Path(path).read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
+        return False
 
 
 def write_report(cells: list[Cell], cfg: MatrixConfig, out: Path) -> None:

@@ -3,7 +3,7 @@
 A guard against updates that would undo the others' work (a reversed change, an old
 model sent as new): each update's change is compressed to a count sketch (every
 coordinate hashed to one of ``DIMS`` buckets with a random sign; inner products and so
-cosines are preserved in expectation, and it costs one pass and 1 KB per update). The
+cosines are preserved in expectation, and it costs one pass and 4 KB per update). The
 reference is the coordinate-wise median of the latest sketch of each of the other recent
 participants (at least :data:`MIN_PARTICIPANTS`), so no single participant, however
 early or often it posts, can steer it. An update whose cosine with it is negative is kept
@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-DIMS = 256
+DIMS = 1024
 MIN_PARTICIPANTS = 3
 
 

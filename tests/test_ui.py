@@ -326,3 +326,34 @@ def test_admin_dashboard_validation_and_download(browser, live_server, tmp_path)
     model = next(p for p in downloads.iterdir() if p.suffix == ".onnx")
     logits = ort.InferenceSession(str(model)).run(None, {"pixels": np.zeros((1, 1, 28, 28), np.float32)})[0]
     assert logits.shape == (1, 10)
+
+
+def test_admin_blocks_a_participant_and_rotates_the_join_code(browser, live_server):
+    task = live_server.create_task("Moderation", classes=[str(d) for d in range(10)])
+    mallory = live_server.api("POST", "/api/join", {"code": task["join_code"], "name": "mallory"})
+    live_server.api("POST", "/api/join", {"code": task["join_code"], "name": "alice"})
+    sign_in(browser, live_server)
+    browser.find_element(By.CSS_SELECTOR, f'.task-row[data-id="{task["id"]}"] a').click()
+    until(browser, lambda d: d.find_elements(By.ID, f"block-{mallory['client_id']}"))
+    assert "mallory" in text(browser, "participants-table") and "alice" in text(browser, "participants-table")
+    shot(browser, "admin-participants")
+    browser.find_element(By.ID, f"block-{mallory['client_id']}").click()
+    alert = browser.switch_to.alert
+    assert "Block mallory?" in alert.text and "cannot be undone" in alert.text
+    alert.accept()
+    until(browser, lambda d: "Blocked mallory" in text(d, "status"))
+    row = browser.find_element(By.ID, f"participant-{mallory['client_id']}").text
+    assert "Blocked" in row
+    shot(browser, "admin-participant-blocked")
+    import urllib.error
+
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        live_server.api("GET", f"/api/tasks/{task['id']}/model", token=mallory["token"])
+    assert refused.value.code == 403
+    old_code = task["join_code"]
+    browser.find_element(By.ID, "rotate-code").click()
+    browser.switch_to.alert.accept()
+    until(browser, lambda d: d.find_elements(By.ID, "join-code") and old_code not in text(d, "join-code"))
+    with pytest.raises(urllib.error.HTTPError) as gone:
+        live_server.api("GET", f"/api/join/{old_code}")
+    assert gone.value.code == 404

@@ -392,8 +392,13 @@ class ParticipantPage:
             result: RoundResult = await self.p.train_round(progress=progress, cancel=self.cancel)
             ack = result.ack
             fed = ack.get("applied_version")
-            result_box.textContent = (f"Update sent: it fed into global version {fed}." if fed is not None
-                                      else f"Update sent: it waits for other participants ({ack['status']}).")
+            if fed is not None:
+                result_box.textContent = f"Update sent: it fed into global version {fed}."
+            elif ack.get("status") == "discarded":
+                result_box.textContent = ("Update received, but not merged: it pulled the shared model away from "
+                                          "what the other participants taught it. Check your labels and train again.")
+            else:
+                result_box.textContent = f"Update sent: it waits for other participants ({ack['status']})."
             text.textContent = f"Done. Final loss {result.epoch_losses[-1]:.3f}."
             _bump("webflRoundsOk")
         except Cancelled:
