@@ -2,7 +2,7 @@
 
 It runs in the browser under Pyodide and in CPython for headless clients and tests.
 Only small adapters know where they run: ``ort_web`` (onnxruntime-web via JS interop)
-and ``ort_native`` (onnxruntime-training in CPython) behind one trainer interface, and
+and ``native.trainer`` (onnxruntime-training in CPython) behind one trainer interface, and
 ``bundle_source`` for fetching bundle files.
 """
 from .runtime import IN_PYODIDE

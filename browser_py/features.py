@@ -9,6 +9,7 @@ from __future__ import annotations
 from array import array
 
 from .bundle_source import BundleSource
+from .jsvalues import js_object, uint8array
 from .runtime import IN_PYODIDE
 
 
@@ -77,18 +78,16 @@ class WebFeatures(FeatureExtractor):
     async def create(cls, manifest: dict, model_bytes: bytes, prefer_webgpu: bool = True,
                      allow_software_gpu: bool = False) -> "WebFeatures":
         import js
-        from pyodide.ffi import to_js
 
-        data = js.Uint8Array.new(len(model_bytes))
-        data.assign(model_bytes)
+        data = uint8array(model_bytes)
         if prefer_webgpu and await webgpu_available(allow_software_gpu):
             ort = await js.eval("import('/vendor/ort/ort.webgpu.min.mjs')")
             ort.env.wasm.wasmPaths = "/vendor/ort/"
-            options = to_js({"executionProviders": ["webgpu"]}, dict_converter=js.Object.fromEntries)
+            options = js_object({"executionProviders": ["webgpu"]})
             session = await ort.InferenceSession.create(data, options)
             return cls(manifest, session, ort, "WebGPU")
         ort = js.ort
-        options = to_js({"executionProviders": ["wasm"]}, dict_converter=js.Object.fromEntries)
+        options = js_object({"executionProviders": ["wasm"]})
         session = await ort.InferenceSession.create(data, options)
         return cls(manifest, session, ort, f"wasm, {ort.env.wasm.numThreads} threads")
 
@@ -99,7 +98,7 @@ class WebFeatures(FeatureExtractor):
         x = js.Float32Array.new(len(batch))
         x.assign(batch)
         tensor = self._ort.Tensor.new("float32", x, to_js([n, *self.input_shape]))
-        feeds = to_js({"pixels": tensor}, dict_converter=js.Object.fromEntries)
+        feeds = js_object({"pixels": tensor})
         results = await self._session.run(feeds)
         out = js.Reflect.get(results, "features")
         return array("f", out.data.to_bytes())

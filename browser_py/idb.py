@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+from .jsvalues import js_object, uint8array
+
 VERSION = 1
 FIELDS = ("id", "name", "label", "source", "split", "suggestion", "confidence", "added")
 
@@ -59,9 +61,9 @@ class IndexedDBStore:
             db = request.result
             names = list(db.objectStoreNames)
             if "items" not in names:
-                db.createObjectStore("items", _opts({"keyPath": "id"}))
+                db.createObjectStore("items", js_object({"keyPath": "id"}))
             if "meta" not in names:
-                db.createObjectStore("meta", _opts({"keyPath": "key"}))
+                db.createObjectStore("meta", js_object({"keyPath": "key"}))
 
         upgrade_proxy = create_proxy(upgrade)
         request.addEventListener("upgradeneeded", upgrade_proxy)
@@ -72,7 +74,7 @@ class IndexedDBStore:
         return self
 
     def _tx(self, store: str, mode: str):
-        tx = self._db.transaction(store, mode, _opts({"durability": "strict"}))
+        tx = self._db.transaction(store, mode, js_object({"durability": "strict"}))
         return tx, tx.objectStore(store)
 
     async def _write(self, store: str, op: str, *args) -> None:
@@ -92,9 +94,7 @@ class IndexedDBStore:
         record = js.Object.new()
         for key in FIELDS:
             setattr(record, key, item.get(key))
-        data = js.Uint8Array.new(len(item["data"]))
-        data.assign(item["data"])
-        record.data = data
+        record.data = uint8array(item["data"])
         await self._write("items", "put", record)
 
     @staticmethod
@@ -132,16 +132,7 @@ class IndexedDBStore:
         record = js.Object.new()
         record.key = key
         if isinstance(value, (bytes, bytearray)):
-            data = js.Uint8Array.new(len(value))
-            data.assign(value)
-            record.kind, record.value = "bytes", data
+            record.kind, record.value = "bytes", uint8array(value)
         else:
             record.kind, record.value = "json", json.dumps(value)
         await self._write("meta", "put", record)
-
-
-def _opts(d: dict):
-    import js
-    from pyodide.ffi import to_js
-
-    return to_js(d, dict_converter=js.Object.fromEntries)

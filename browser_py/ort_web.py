@@ -9,15 +9,8 @@ from array import array
 from typing import Sequence
 
 from .bundle_source import BundleSource
+from .jsvalues import js_object, uint8array
 from .trainer import TrainerError, check_batch
-
-
-def _u8(data: bytes):
-    import js
-
-    buf = js.Uint8Array.new(len(data))
-    buf.assign(data)
-    return buf
 
 
 class OrtWebTrainer:
@@ -56,17 +49,17 @@ class OrtWebTrainer:
     @classmethod
     async def create(cls, source: BundleSource) -> "OrtWebTrainer":
         import js
-        from pyodide.ffi import JsException, to_js
+        from pyodide.ffi import JsException
 
         manifest = await source.load_manifest()
         options = {
-            "checkpointState": _u8(await source.read("checkpoint")),
-            "trainModel": _u8(await source.read("training_model.onnx")),
-            "evalModel": _u8(await source.read("eval_model.onnx")),
-            "optimizerModel": _u8(await source.read("optimizer_model.onnx")),
+            "checkpointState": uint8array(await source.read("checkpoint")),
+            "trainModel": uint8array(await source.read("training_model.onnx")),
+            "evalModel": uint8array(await source.read("eval_model.onnx")),
+            "optimizerModel": uint8array(await source.read("optimizer_model.onnx")),
         }
         try:
-            session = await js.ort.TrainingSession.create(to_js(options, dict_converter=js.Object.fromEntries))
+            session = await js.ort.TrainingSession.create(js_object(options))
         except JsException as exc:
             raise TrainerError(f"onnxruntime-web could not load the bundle: {exc}") from None
         return cls(manifest, session)
@@ -78,12 +71,12 @@ class OrtWebTrainer:
         n = check_batch(self, inputs, labels)
         x = js.Float32Array.new(len(inputs))
         x.assign(inputs)
-        y = js.BigInt64Array.new(_u8(array("q", labels).tobytes()).buffer)
+        y = js.BigInt64Array.new(uint8array(array("q", labels).tobytes()).buffer)
         feeds = {
             "input": js.ort.Tensor.new("float32", x, to_js([n, *self.input_shape])),
             "labels": js.ort.Tensor.new("int64", y, to_js([n])),
         }
-        return to_js(feeds, dict_converter=js.Object.fromEntries)
+        return js_object(feeds)
 
     @staticmethod
     def _output(results, name: str):
@@ -116,4 +109,4 @@ class OrtWebTrainer:
     async def set_parameters(self, params: array) -> None:
         if len(params) != self.num_parameters:
             raise TrainerError(f"expected {self.num_parameters} parameters, got {len(params)}")
-        await self._session.loadParametersBuffer(_u8(params.tobytes()), True)
+        await self._session.loadParametersBuffer(uint8array(params.tobytes()), True)

@@ -72,7 +72,7 @@ class Participant:
         if IN_PYODIDE:
             from .ort_web import OrtWebTrainer as Backend
         else:
-            from .ort_native import NativeTrainer as Backend
+            from .native.trainer import NativeTrainer as Backend
         backend = await Backend.create(bundle)
         self.trainer = LocalTrainer(backend, self.task["training"]["batch_size"])
         self.features = await load_features(self.manifest, bundle, self.prefer_webgpu)

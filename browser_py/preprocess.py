@@ -3,7 +3,8 @@
 The bundle's manifest says what the model takes: ``color`` (L or RGB) and ``size``; the
 result is float32 pixels in [0, 255], channels first. Normalisation is in the graph.
 
-- CPython: Pillow (EXIF orientation applied, convert, bilinear resize).
+- CPython: :mod:`browser_py.native.images` (Pillow; EXIF orientation applied, convert,
+  bilinear resize), the same decoding export and the server use.
 - Browser: ``createImageBitmap`` (applies EXIF orientation) drawn onto an OffscreenCanvas
   at the target size, pixels read back as RGBA bytes; channels are split with byte
   slicing, so no Python loop runs per pixel. Grey levels use Pillow's integer formula
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 from .dataset import ImageRejected
 
-MAX_PIXELS = 40_000_000  # larger images are refused, not decoded
+MAX_PIXELS = 40_000_000  # larger images are refused, not decoded (the same bound as native.images)
 
 
 @dataclass(frozen=True)
@@ -58,24 +59,14 @@ def planes_from_rgba(rgba: bytes, color: str) -> array:
 
 
 def pixels_pillow(data: bytes, spec: InputSpec) -> array:
-    """CPython decoding with Pillow."""
-    import io
-
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """CPython decoding, through the shared native decoder."""
+    from .native.images import UnreadableImage, decode, planes
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.width * im.height > MAX_PIXELS:
-                raise ImageRejected(f"the image is too large ({im.width} x {im.height} pixels)")
-            im = ImageOps.exif_transpose(im).convert("RGBA").convert(spec.color)
-            if im.size != (spec.width, spec.height):
-                im = im.resize((spec.width, spec.height), Image.BILINEAR)
-            raw = im.convert("RGBA").tobytes()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        if isinstance(exc, ImageRejected):
-            raise
-        raise ImageRejected(f"this image cannot be read ({exc})") from None
-    return planes_from_rgba(raw, spec.color)
+        image = decode(data, spec.color, (spec.width, spec.height))
+    except UnreadableImage as exc:
+        raise ImageRejected(str(exc)) from None
+    return array("f", planes(image).tobytes())
 
 
 async def pixels_browser(data: bytes, spec: InputSpec) -> array:
@@ -83,9 +74,9 @@ async def pixels_browser(data: bytes, spec: InputSpec) -> array:
     import js
     from pyodide.ffi import JsException, to_js
 
-    buf = js.Uint8Array.new(len(data))
-    buf.assign(data)
-    blob = js.Blob.new(to_js([buf]))
+    from .jsvalues import uint8array
+
+    blob = js.Blob.new(to_js([uint8array(data)]))
     try:
         bitmap = await js.createImageBitmap(blob)
     except JsException:

@@ -12,6 +12,8 @@ from array import array
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Protocol, Sequence
 
+from .scoring import Scores
+
 
 class TrainingBackend(Protocol):
     name: str
@@ -143,18 +145,11 @@ class LocalTrainer:
 
     async def evaluate(self, xs: Sequence[array], ys: Sequence[int], num_classes: int,
                        batch_size: int = 64) -> dict:
-        """Accuracy, mean loss, per-class accuracy and the confusion matrix [true][predicted]."""
-        confusion = [[0] * num_classes for _ in range(num_classes)]
-        loss_sum = 0.0
+        """Accuracy, mean loss, per-class accuracy and the confusion matrix [true][predicted]
+        (:class:`~browser_py.scoring.Scores`)."""
+        scores = Scores(num_classes)
         for i in range(0, len(xs), batch_size):
             chunk, labels = xs[i:i + batch_size], list(ys[i:i + batch_size])
             loss, logits = await self.backend.eval_step(_concat(chunk), labels)
-            loss_sum += loss * len(chunk)
-            for j, y in enumerate(labels):
-                row = logits[j * num_classes:(j + 1) * num_classes]
-                confusion[y][max(range(num_classes), key=row.__getitem__)] += 1
-        n = max(1, len(xs))
-        correct = sum(confusion[i][i] for i in range(num_classes))
-        per_class = [confusion[i][i] / sum(confusion[i]) if sum(confusion[i]) else None for i in range(num_classes)]
-        return {"accuracy": correct / n, "loss": loss_sum / n, "per_class": per_class,
-                "confusion": confusion, "samples": len(xs)}
+            scores.add(labels, logits, loss)
+        return scores.summary()

@@ -67,15 +67,14 @@ class FetchTransport(Transport):
 
     async def request(self, method: str, url: str, headers: dict | None = None,
                       body: bytes | None = None) -> Response:
-        import js
         from pyodide.ffi import JsException
         from pyodide.http import pyfetch
 
         kwargs: dict = {"method": method, "headers": headers or {}}
         if body is not None:
-            data = js.Uint8Array.new(len(body))
-            data.assign(body)
-            kwargs["body"] = data
+            from .jsvalues import uint8array
+
+            kwargs["body"] = uint8array(body)
         try:
             r = await pyfetch(url, **kwargs)
             payload = await r.bytes()

@@ -143,7 +143,7 @@ class Honest:
     @classmethod
     async def create(cls, bundle: Path, images: np.ndarray, labels: np.ndarray) -> "Honest":
         from browser_py.bundle_source import DirectoryBundle
-        from browser_py.ort_native import NativeTrainer
+        from browser_py.native.trainer import NativeTrainer
         from browser_py.trainer import LocalTrainer
 
         backend = await NativeTrainer.create(DirectoryBundle(bundle))

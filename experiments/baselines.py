@@ -18,7 +18,7 @@ def _inputs(bundle: Path, manifest: dict, images: np.ndarray) -> list[array]:
     from browser_py.features import FeatureExtractor, NativeFeatures
     from browser_py.preprocess import InputSpec, pixels_pillow
 
-    from browser_py.headless import encode_png
+    from .headless import encode_png
 
     spec = InputSpec.from_manifest(manifest)
     pixels = [(str(i), pixels_pillow(encode_png(im), spec)) for i, im in enumerate(images)]
@@ -29,7 +29,7 @@ def _inputs(bundle: Path, manifest: dict, images: np.ndarray) -> list[array]:
 
 def _train_eval(bundle: Path, xs, ys, xt, yt, classes: int, epochs: int, batch: int, seed: int) -> dict:
     from browser_py.bundle_source import DirectoryBundle
-    from browser_py.ort_native import NativeTrainer
+    from browser_py.native.trainer import NativeTrainer
     from browser_py.trainer import LocalTrainer
 
     async def go():
@@ -43,14 +43,15 @@ def _train_eval(bundle: Path, xs, ys, xt, yt, classes: int, epochs: int, batch: 
 def run(exp, train: Dataset, test: Dataset, parts: list[np.ndarray], log) -> dict:
     from .harness import missing_accuracy
 
-    task = exp.task
+    from server.taskconfig import defaults
+
+    task = defaults() | exp.task  # the same defaults a task created on the server gets
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"
-        manifest = build_bundle(task.get("model", "digits_cnn"), train.classes, bundle, lr=task.get("lr", 0.003),
-                                train_blocks=task.get("train_blocks", 0))
+        manifest = build_bundle(task["model"], train.classes, bundle, lr=task["lr"], train_blocks=task["train_blocks"])
         xt = _inputs(bundle, manifest, test.images)
         yt = test.labels.tolist()
-        batch = int(task.get("batch_size", 32))
+        batch = int(task["batch_size"])
         out: dict = {}
         if "isolated" in exp.baselines:
             out["isolated"] = []

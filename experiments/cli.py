@@ -6,20 +6,27 @@ import sys
 import time
 from pathlib import Path
 
+import click
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "experiment", help="run an experiment: many clients, partitions, baselines, a report with plots",
-        description="Start a server on a fresh data directory, create the task, split the dataset among "
-                    "browser tabs (headless Chromium) and/or CPython clients, train for the budget, run the "
-                    "baselines, and write results.json, results.csv, report.md and PNG plots to --out.",
-        epilog="configs: experiments/configs/*.toml (smoke.toml runs in about a minute; attacks.toml, a config "
-               "with an [attack_matrix] table, runs every aggregator against every attack)\n\n"
-               "example:\n  webfl experiment experiments/configs/smoke.toml --out results/smoke",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("config", type=Path, help="experiment config (TOML)")
-    p.add_argument("--out", type=Path, required=True, help="directory for the results")
-    p.set_defaults(func=run)
+
+@click.command("experiment", epilog="""\b
+configs: experiments/configs/*.toml
+  smoke.toml          about a minute: browser tabs and a CPython client
+  flower_mnist.toml   the Flower article's split, every strategy
+  attacks.toml        (an [attack_matrix] table) every aggregator against every attack
+
+\b
+example:
+  webfl experiment experiments/configs/smoke.toml --out results/smoke""")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="directory for the results")
+def experiment_command(config: Path, out: Path) -> None:
+    """Run an experiment: many clients, partitions, baselines, a report with plots.
+
+    Starts a server on a fresh data directory, creates the task, splits the dataset among browser
+    tabs (headless Chromium) and/or CPython clients, trains for the budget, runs the baselines,
+    and writes results.json, results.csv, report.md and PNG plots to --out."""
+    sys.exit(run(argparse.Namespace(config=config, out=out)))
 
 
 def run(args: argparse.Namespace) -> int:

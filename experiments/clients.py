@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 from browser_py.extensions import Extension
-from browser_py.headless import import_labelled
+from .headless import import_labelled
 
 from .config import Dropout
 

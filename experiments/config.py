@@ -9,6 +9,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from export.partition import lacking_groups
+
 
 class ConfigError(ValueError):
     pass
@@ -115,9 +117,7 @@ def load(path: str | Path) -> Experiment:
     if unknown:
         raise ConfigError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
     partition = str(data.get("partition", "iid"))
-    missing: list[list[str]] = []
-    if partition.startswith("lacks:"):
-        missing = [[c for c in g.split(",") if c] for g in partition[6:].split("/")]
+    missing: list[list[str]] = lacking_groups(partition) or []
     for run in runs:
         if missing and len(missing) != run.clients.total:
             raise ConfigError(f"run {run.name}: the partition names {len(missing)} clients but the run has "

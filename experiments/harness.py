@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from browser_py.headless import image_files
+from .headless import image_files
 from export.datasets import Dataset, load
 from export.partition import parse
 

@@ -13,7 +13,6 @@ participant's camera or file would give; the model bundle's preprocessing does t
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import struct
@@ -22,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+
+from browser_py.native.images import UnreadableImage, decode, from_array
 
 CACHE = Path(os.environ.get("WEBFL_CACHE", Path(__file__).resolve().parent.parent / ".cache"))
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"}
@@ -70,7 +70,7 @@ def sklearn_digits(size: int = 28) -> Dataset:
 
     raw = load_digits()
     small = np.clip(raw.images * 16, 0, 255).astype(np.uint8)
-    big = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR)) for im in small])
+    big = np.stack([from_array(im, "L", (size, size)) for im in small])
     return Dataset(big, raw.target.astype(np.int64), [str(d) for d in range(10)])
 
 
@@ -115,13 +115,10 @@ def load_idx(images_path: str | Path, labels_path: str | Path, classes: list[str
 
 
 def _decode(data: bytes, name: str, color: str, size: tuple[int, int] | None) -> np.ndarray:
+    """Through the participants' own decoder (EXIF orientation included)."""
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im = im.convert(color)
-            if size is not None and im.size != size:
-                im = im.resize(size, Image.BILINEAR)
-            return np.asarray(im)
-    except (UnidentifiedImageError, OSError) as exc:
+        return decode(data, color, size)
+    except UnreadableImage as exc:
         raise DatasetError(f"{name} is not a readable image ({exc})") from None
 
 

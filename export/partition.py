@@ -47,6 +47,15 @@ def shards(labels: np.ndarray, clients: int, per_client: int = 2, seed: int = 0)
     return [np.sort(np.concatenate([pieces[j] for j in deal[i::clients]])) for i in range(clients)]
 
 
+def lacking_groups(spec: str) -> list[list[str]] | None:
+    """The class names each client lacks, from ``lacks:1,3,7/2,5,8/...`` (None for other kinds).
+    The one parser of that syntax: partitions and experiment reports both use it."""
+    kind, _, arg = spec.partition(":")
+    if kind != "lacks":
+        return None
+    return [[c.strip() for c in g.split(",") if c.strip()] for g in arg.split("/")]
+
+
 def parse(spec: str, labels: np.ndarray, clients: int, seed: int = 0) -> list[np.ndarray]:
     """``iid``, ``dirichlet:0.5``, ``shards:2`` or ``lacks:1,3,7/2,5,8/4,6,9`` (one group per client)."""
     kind, _, arg = spec.partition(":")
@@ -57,7 +66,7 @@ def parse(spec: str, labels: np.ndarray, clients: int, seed: int = 0) -> list[np
     if kind == "shards":
         return shards(labels, clients, int(arg or 2), seed)
     if kind == "lacks":
-        groups = [[int(c) for c in g.split(",") if c] for g in arg.split("/")]
+        groups = [[int(c) for c in g] for g in lacking_groups(spec)]
         if len(groups) != clients:
             raise ValueError(f"lacks: names {len(groups)} groups for {clients} clients")
         return lacking(labels, groups, seed)

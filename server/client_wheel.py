@@ -44,14 +44,19 @@ def build(dist: str, files: dict[str, bytes], top_level: str, version: str = VER
     return buf.getvalue()
 
 
-def _tree(package_dir: Path, prefix: str) -> dict[str, bytes]:
+# The client's CPython twins (Pillow decoding, onnxruntime-training) never run in a browser.
+NOT_IN_BROWSER = ("native",)
+
+
+def _tree(package_dir: Path, prefix: str, leave_out: tuple[str, ...] = ()) -> dict[str, bytes]:
     return {f"{prefix}/{p.relative_to(package_dir).as_posix()}": p.read_bytes()
-            for p in sorted(package_dir.rglob("*.py")) if "__pycache__" not in p.parts}
+            for p in sorted(package_dir.rglob("*.py"))
+            if "__pycache__" not in p.parts and p.relative_to(package_dir).parts[0] not in leave_out}
 
 
 def build_wheel(package_dir: Path = PACKAGE_DIR) -> bytes:
-    """The participant client."""
-    return build(DIST, _tree(package_dir, "browser_py"), "browser_py")
+    """The participant client, without its CPython-only twins."""
+    return build(DIST, _tree(package_dir, "browser_py", NOT_IN_BROWSER), "browser_py")
 
 
 def extension_dist(name: str) -> str:

@@ -1,15 +1,18 @@
 """Server-side evaluation of global versions on an admin's validation set (CPU onnxruntime).
 
-The validation images are preprocessed once (decode, convert, resize, as every client
-does), passed through the bundle's frozen feature extractor once, and cached; each
-version then only runs the head, so evaluating a version costs milliseconds to seconds.
+The validation images are decoded once by the participants' own decoder
+(:mod:`browser_py.native.images`: EXIF orientation, convert, resize), passed through the
+bundle's frozen feature extractor once (an onnxruntime inference session on
+``features.onnx``) and cached; each version then only runs the head graph
+(``eval_model.onnx`` with the version's parameters as inputs), so evaluating a version costs
+milliseconds to seconds. Running ``model.onnx`` per version would redo the backbone every
+time; a test checks both give the same logits.
 Work runs on one background thread; when versions arrive faster than they can be
 evaluated, the newest waiting version of a task is evaluated next and older waiting
 ones are skipped (the dashboard wants the present, not a backlog).
 """
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import os
@@ -34,19 +37,13 @@ class ValidationSetError(APIError):
 
 
 def preprocess(images: np.ndarray, manifest: dict) -> np.ndarray:
-    """uint8 images (N,H,W) or (N,H,W,3) -> float32 NCHW pixels in [0, 255]."""
-    from PIL import Image
+    """uint8 images (N,H,W) or (N,H,W,3) -> float32 NCHW pixels in [0, 255], converted and
+    resized by the participants' own decoder (:mod:`browser_py.native.images`)."""
+    from browser_py.native.images import from_array, planes
 
     spec = manifest["input"]
     size = tuple(spec["size"])
-    out = []
-    for im in images:
-        pil = Image.fromarray(im).convert(spec["color"])
-        if pil.size != size:
-            pil = pil.resize(size, Image.BILINEAR)
-        arr = np.asarray(pil, dtype=np.float32)
-        out.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
-    return np.stack(out)
+    return np.stack([planes(from_array(im, spec["color"], size)) for im in images])
 
 
 def read_validation_upload(data: bytes, manifest: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -169,9 +166,8 @@ class Evaluator:
                     self._cond.notify_all()
 
     def _prepared(self, task_id: str):
-        """(bundle sha, trainer, features, labels), computing features once per bundle."""
-        from browser_py.bundle_source import DirectoryBundle
-        from browser_py.ort_native import NativeTrainer
+        """(bundle sha, head session, features, labels): features computed once per bundle
+        and validation set with an inference session on ``features.onnx``."""
         import onnxruntime as ort
 
         task = self.tasks.get(task_id)
@@ -183,49 +179,45 @@ class Evaluator:
         with np.load(self.path(task_id)) as data:
             pixels, labels = data["pixels"], data["labels"]
         if manifest["features"] is not None:
-            session = ort.InferenceSession(str(bundle / "features.onnx"), providers=["CPUExecutionProvider"])
-            feats = np.concatenate([session.run(None, {"pixels": pixels[i:i + 64]})[0]
+            session = ort.InferenceSession(str(bundle / manifest["features"]["file"]),
+                                           providers=["CPUExecutionProvider"])
+            feats = np.concatenate([session.run(None, {manifest["features"]["input"]: pixels[i:i + 64]})[0]
                                     for i in range(0, len(pixels), 64)])
         else:
             feats = pixels
-        trainer = asyncio.run(NativeTrainer.create(DirectoryBundle(bundle)))
-        cached = (task.bundle_sha256, trainer, feats.astype(np.float32), labels)
+        head = ort.InferenceSession(str(bundle / "eval_model.onnx"), providers=["CPUExecutionProvider"])
+        cached = (task.bundle_sha256, head, feats.astype(np.float32), labels, manifest)
         self._cache[task_id] = cached
         return cached
 
     def evaluate(self, task_id: str, version: int) -> dict | None:
-        from array import array
+        """Score one version: the head graph (``eval_model.onnx``, the version's parameters fed
+        as its inputs) in an onnxruntime inference session over the cached features, scored by
+        the participants' own :class:`~browser_py.scoring.Scores`."""
+        from browser_py.scoring import Scores
 
         v = self.tasks.version(task_id, version)
         if v is None or not v.params_kept:
             return None
-        bundle_sha, trainer, feats, labels = self._prepared(task_id)
+        bundle_sha, head, feats, labels, manifest = self._prepared(task_id)
         if v.bundle_sha256 != bundle_sha:
             return None
         params = self.tasks.params.get(v.params_sha256)
-
-        async def run():
-            await trainer.set_parameters(array("f", params.tobytes()))
-            losses, logits = [], []
-            for i in range(0, len(labels), 256):
-                x, y = feats[i:i + 256], labels[i:i + 256].tolist()
-                loss, out = await trainer.eval_step(array("f", x.tobytes()), y)
-                losses.append(loss * len(y))
-                logits.append(np.frombuffer(out, np.float32).reshape(len(y), -1))
-            return sum(losses) / len(labels), np.concatenate(logits)
-
-        loss, logits = asyncio.run(run())
-        k = logits.shape[1]
-        predicted = logits.argmax(1)
-        confusion = np.zeros((k, k), dtype=np.int64)
-        np.add.at(confusion, (labels, predicted), 1)
-        support = confusion.sum(1)
-        per_class = [float(confusion[i, i] / support[i]) if support[i] else None for i in range(k)]
-        result = {"version": version, "accuracy": float((predicted == labels).mean()), "loss": float(loss),
-                  "per_class": per_class, "confusion": confusion.tolist(), "samples": int(len(labels))}
+        weights = {p["name"]: params[p["offset"]:p["offset"] + p["size"]].reshape(p["shape"])
+                   for p in manifest["parameters"]}
+        names = manifest["head"]
+        logits_name = names["output"]
+        loss_name = next(o.name for o in head.get_outputs() if o.name != logits_name)
+        scores = Scores(len(manifest["classes"]))
+        for i in range(0, len(labels), 256):
+            y = labels[i:i + 256].astype(np.int64)
+            loss, logits = head.run([loss_name, logits_name],
+                                    {names["input"]: feats[i:i + 256], names["labels"]: y} | weights)
+            scores.add(y.tolist(), logits.ravel().tolist(), float(loss))
+        result = {"version": version} | scores.summary()
         self.tasks.db.connect().execute(
             "INSERT OR REPLACE INTO evaluations(task_id, version, accuracy, loss, per_class, confusion, samples, created) "
             "VALUES(?,?,?,?,?,?,?,?)", (task_id, version, result["accuracy"], result["loss"],
-                                        json.dumps(per_class), json.dumps(result["confusion"]),
+                                        json.dumps(result["per_class"]), json.dumps(result["confusion"]),
                                         result["samples"], time.time()))
         return result

@@ -39,6 +39,20 @@ def static_file(name: str):
     return _static_file(name, cache_seconds=0)
 
 
+@bp.route("/client/boot.json")
+def boot_manifest():
+    """What the bootstrap installs: micropip, then the client wheel and its pure-Python
+    dependencies. One list, kept by the server next to the pins (www/js/boot.mjs names none)."""
+    from flask import jsonify
+
+    from .vendor import BROWSER_WHEELS, MICROPIP_WHEEL
+
+    response = jsonify({"micropip": f"/vendor/{MICROPIP_WHEEL}",
+                        "wheels": [f"/client/{WHEEL_NAME}", *(f"/vendor/{w}" for w in BROWSER_WHEELS)]})
+    response.cache_control.no_cache = True
+    return response
+
+
 @bp.route("/vendor/<path:name>")
 def vendor_file(name: str):
     """Pinned files: cached for a year; the gzip twin made at setup when the browser takes it."""

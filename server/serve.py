@@ -14,28 +14,32 @@ import argparse
 import sys
 from pathlib import Path
 
+import click
 from gunicorn.app.base import BaseApplication
 
 from .auth import ensure_admin_token
 from .config import SETTINGS, from_environment
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "run", help="start the server (SQLite under the data dir, a ready demo task)",
-        description="Start webfl on an embedded default: state in SQLite under the data directory "
-                    "and a ready demo task on handwritten digits. Settings come from the environment:\n"
-                    + "\n".join(f"  {s.env:22} {s.help} (default: {s.default})" for s in SETTINGS)
-                    + "\n\nexample:\n  WEBFL_PORT=8001 WEBFL_DATA_DIR=/tmp/webfl webfl run",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.set_defaults(func=run)
-    r = sub.add_parser("reset-admin-token", help="replace the admin token and print the new one",
-                       description="The admin token is stored only as a hash, so it cannot be shown "
-                                   "again; this makes a new one (the old one stops working). It only "
-                                   "touches the database, so it is safe while the server runs.\n\n"
-                                   "example:\n  webfl reset-admin-token",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.set_defaults(func=reset_admin_token)
+@click.command("run", epilog="\b\nsettings (environment variables):\n" + "\n".join(
+    f"  {s.env:24} {s.help} (default: {s.default})" for s in SETTINGS)
+    + "\n\n\bexample:\n  WEBFL_PORT=8001 WEBFL_DATA_DIR=/tmp/webfl webfl run")
+def run_command() -> None:
+    """Start the server (SQLite under the data dir, a ready demo task).
+
+    State lives in SQLite and parameter files under the data directory; a demo task on
+    handwritten digits is created on first start. Settings come from the environment."""
+    sys.exit(run(argparse.Namespace()))
+
+
+@click.command("reset-admin-token", epilog="\b\nexample:\n  WEBFL_DATA_DIR=instance webfl reset-admin-token")
+def reset_admin_token_command() -> None:
+    """Replace the admin token and print the new one.
+
+    The admin token is stored only as a hash, so it cannot be shown again; this makes a new
+    one (the old one stops working). It only touches the database, so it is safe while the
+    server runs."""
+    sys.exit(reset_admin_token(argparse.Namespace()))
 
 
 def _database():

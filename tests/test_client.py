@@ -112,7 +112,7 @@ def test_review_order_puts_uncertain_first():
 @pytest.fixture
 def native_trainer(digits_bundle):
     from browser_py.bundle_source import DirectoryBundle
-    from browser_py.ort_native import NativeTrainer
+    from browser_py.native.trainer import NativeTrainer
 
     return run(NativeTrainer.create(DirectoryBundle(digits_bundle)))
 
@@ -152,7 +152,7 @@ def test_fit_can_be_cancelled(native_trainer):
 
 def test_same_seed_same_losses(digits_bundle):
     from browser_py.bundle_source import DirectoryBundle
-    from browser_py.ort_native import NativeTrainer
+    from browser_py.native.trainer import NativeTrainer
 
     xs, ys = _digit_arrays(64)
     losses = []

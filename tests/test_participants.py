@@ -2,9 +2,6 @@
 one participant counts, and what each one may see."""
 from __future__ import annotations
 
-import threading
-import time
-
 import numpy as np
 import pytest
 

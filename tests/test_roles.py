@@ -9,8 +9,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 from api_helpers import ADMIN, Harness
 from experiments.server import ROOT
 from live import LiveServer
@@ -77,7 +75,7 @@ def test_a_rebuild_switches_lineage_only_under_the_task_lock(tmp_path):
 def test_reset_admin_token_touches_only_the_database(tmp_path):
     data = tmp_path / "data"
     h = Harness(data)
-    task = h.create_task()
+    h.create_task()
     h.background.stop()
     h.ext.db.connect().execute("UPDATE tasks SET bundle_status='pending'")
     files_before = sorted(str(p.relative_to(data)) for p in data.rglob("*") if "sqlite3" not in p.name)

@@ -314,7 +314,9 @@ class AdminPage:
         box.appendChild(el("h2", "Participants"))
         box.appendChild(el("p", "Nobody has joined yet: share the link or QR code above.", cls="empty",
                            id="participants-empty"))
-        box.appendChild(el("table", id="participants-table", cls="table"))
+        table = el("table", id="participants-table", cls="table")
+        on(table, "click", self._on_participants_click)  # one listener for every row's button
+        box.appendChild(table)
         return box
 
     def _draw_participants(self, listing: dict) -> None:
@@ -340,10 +342,18 @@ class AdminPage:
             else:
                 button = el("button", "Block", type="button", id=f"block-{c['id']}",
                             aria_label=f"Block {c['name']}")
-                on(button, "click", lambda e, c=c: self._block(c))
+                button.setAttribute("data-client", c["id"])
+                button.setAttribute("data-name", c["name"])
                 cell.appendChild(button)
             row.appendChild(cell)
             table.appendChild(row)
+
+    async def _on_participants_click(self, event) -> None:
+        from .dom import present
+
+        button = event.target.closest("button[data-client]") if present(event.target) else None
+        if present(button):
+            await self._block({"id": button.getAttribute("data-client"), "name": button.getAttribute("data-name")})
 
     async def _block(self, client: dict) -> None:
         import js

@@ -8,11 +8,7 @@ from __future__ import annotations
 PALETTE = ("#2364d2", "#d2642a", "#1b8a4b", "#8a3fd2", "#b3261e", "#5b6773", "#c29d00", "#0a8a8a")
 
 
-def _js(value):
-    import js
-    from pyodide.ffi import to_js
-
-    return to_js(value, dict_converter=js.Object.fromEntries)
+from ..jsvalues import js_object as _js
 
 
 def make(canvas, kind: str, series: list[str], x_title: str = "", y_title: str = "",

@@ -139,7 +139,10 @@ class ParticipantPage:
                                 "suggestion, Delete removes.", cls="message keys"))
         grid = el("div", cls="grid", id="grid")
         box.appendChild(grid)
+        # One listener each for every tile, now and after any re-render: tiles bind nothing.
         on(grid, "keydown", self.on_key)
+        on(grid, "click", self.on_grid_click)
+        on(grid, "change", self.on_grid_change)
         on(suggest, "click", lambda e: self.suggest())
         on(accept, "click", lambda e: self.accept_all(float(threshold.value or 0.9)))
 
@@ -253,15 +256,29 @@ class ParticipantPage:
         caption.appendChild(pick)
         if item.label is None and item.suggestion is not None:
             ok = el("button", "✓", cls="accept", type="button", title="Accept the suggestion")
-            on(ok, "click", lambda e, i=item.id: self._relabel(self.ds.accept(i)))
+            ok.setAttribute("data-action", "accept")
             caption.appendChild(ok)
         bin_ = el("button", "✕", cls="delete", type="button", title="Delete this image")
-        on(bin_, "click", lambda e, i=item.id: self._relabel(self.ds.delete(i)))
+        bin_.setAttribute("data-action", "delete")
         caption.appendChild(bin_)
-        on(pick, "change", lambda e, i=item.id: self._relabel(self.ds.correct(i, e.target.value))
-           if e.target.value else None)
         tile.appendChild(caption)
         return tile
+
+    async def on_grid_click(self, event) -> None:
+        """Accept and delete buttons of any tile (delegated from the grid)."""
+        button = event.target.closest("button[data-action]") if present(event.target) else None
+        if not present(button):
+            return
+        item_id = button.closest(".tile").getAttribute("data-id")
+        action = button.getAttribute("data-action")
+        await self._relabel(self.ds.accept(item_id) if action == "accept" else self.ds.delete(item_id))
+
+    async def on_grid_change(self, event) -> None:
+        """A label picked from any tile's menu (delegated from the grid)."""
+        target = event.target
+        if not present(target) or not target.classList.contains("pick") or not str(target.value):
+            return
+        await self._relabel(self.ds.correct(target.closest(".tile").getAttribute("data-id"), str(target.value)))
 
     async def _relabel(self, op) -> None:
         await op

@@ -74,7 +74,7 @@ js.window.benchLabels = js.Array.from_(y)
 
 def _native_ms(bundle_dir, classes: int) -> float:
     from browser_py.bundle_source import DirectoryBundle
-    from browser_py.ort_native import NativeTrainer
+    from browser_py.native.trainer import NativeTrainer
 
     async def go():
         trainer = await NativeTrainer.create(DirectoryBundle(bundle_dir))

@@ -2,7 +2,6 @@
 // hand over to Python (browser_py.app.main). Everything else happens in Python.
 const root = document.documentElement;
 const START_TIMEOUT_MS = 90000;
-const WHEELS = ["/client/webfl_client-0.1.0-py3-none-any.whl", "/vendor/pyodide/tenacity-9.2.1-py3-none-any.whl"];
 
 function fail(message) {
   root.dataset.webflState = "error";
@@ -33,11 +32,17 @@ async function boot() {
     ort.env.wasm.wasmPaths = "/vendor/ort/";
     ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(2, navigator.hardwareConcurrency || 1) : 1;
   }
+  // Which wheels to install comes from the server (one list, next to the pinned versions).
+  const plan = fetch("/client/boot.json").then((r) => {
+    if (!r.ok) throw new Error(`the client's install list could not be fetched (HTTP ${r.status})`);
+    return r.json();
+  });
   const { loadPyodide } = await import("/vendor/pyodide/pyodide.mjs");
   const pyodide = await loadPyodide({ indexURL: "/vendor/pyodide/" });
-  await pyodide.loadPackage("/vendor/pyodide/micropip-0.11.1-py3-none-any.whl");
+  const { micropip: micropipWheel, wheels } = await plan;
+  await pyodide.loadPackage(micropipWheel);
   const micropip = pyodide.pyimport("micropip");
-  await micropip.install.callKwargs(WHEELS.map((w) => new URL(w, location.href).href), { deps: false });
+  await micropip.install.callKwargs(wheels.map((w) => new URL(w, location.href).href), { deps: false });
   micropip.destroy();
   window.webfl = { pyodide };
   await pyodide.runPythonAsync(`import browser_py.app\nawait browser_py.app.main(${JSON.stringify(page)})`);

@@ -1,5 +1,8 @@
 """``webfl client``: headless participants in CPython, running the browser's client code.
 
+It lives with the experiments (a CPython room), not in ``browser_py``: it reads datasets
+and partitions from ``export``, which the browser wheel must not carry.
+
 Each simulated participant gets its own store and partition, imports its images as PNG
 files through the same import path the page uses, and runs rounds of local training
 against a server. Participants run in threads (onnxruntime releases the GIL).
@@ -14,29 +17,33 @@ import threading
 import time
 from pathlib import Path
 
+import click
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "client", help="run headless participants (the browser's client code, in CPython)",
-        description="Run one or many headless participants against a webfl server: each joins the task, "
-                    "imports its share of a dataset, and trains and sends updates for some rounds.",
-        epilog="example: webfl client --server http://127.0.0.1:8000 --code 1A2B3C4D --dataset mnist "
-               "--clients 3 --partition lacks:1,3,7/2,5,8/4,6,9 --rounds 5",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--server", required=True, help="server URL, e.g. http://127.0.0.1:8000")
-    p.add_argument("--code", required=True, help="the task's join code")
-    p.add_argument("--dataset", default="mnist",
-                   help="mnist | sklearn-digits | idx:IMAGES,LABELS | folder:PATH (default: mnist)")
-    p.add_argument("--clients", type=int, default=1, help="how many participants (default: 1)")
-    p.add_argument("--partition", default="iid",
-                   help="iid | dirichlet:ALPHA | shards:K | lacks:1,3,7/2,5,8/... (default: iid)")
-    p.add_argument("--samples", type=int, default=300, help="images per participant at most (default: 300)")
-    p.add_argument("--rounds", type=int, default=3, help="training rounds per participant (default: 3)")
-    p.add_argument("--epochs", type=int, default=None, help="local epochs (default: the task's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--store", type=Path, default=None,
-                   help="keep each participant's data in SQLite files here (default: in memory)")
-    p.set_defaults(func=run)
+
+@click.command("client", epilog="""\b
+example:
+  webfl client --server http://127.0.0.1:8000 --code 1A2B3C4D --dataset mnist \\
+               --clients 3 --partition lacks:1,3,7/2,5,8/4,6,9 --rounds 5""")
+@click.option("--server", required=True, help="server URL, e.g. http://127.0.0.1:8000")
+@click.option("--code", required=True, help="the task's join code")
+@click.option("--dataset", default="mnist", show_default=True,
+              help="mnist | sklearn-digits | idx:IMAGES,LABELS | folder:PATH")
+@click.option("--clients", type=click.IntRange(1, 1000), default=1, show_default=True, help="how many participants")
+@click.option("--partition", default="iid", show_default=True,
+              help="iid | dirichlet:ALPHA | shards:K | lacks:1,3,7/2,5,8/...")
+@click.option("--samples", type=click.IntRange(1), default=300, show_default=True,
+              help="images per participant at most")
+@click.option("--rounds", type=click.IntRange(1), default=3, show_default=True, help="training rounds per participant")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="local epochs (default: the task's)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--store", type=click.Path(path_type=Path), default=None,
+              help="keep each participant's data in SQLite files here (default: in memory)")
+def client_command(**options) -> None:
+    """Run headless participants (the browser's client code, in CPython).
+
+    Each participant joins the task, imports its share of a dataset through the page's own
+    import path, and trains and sends updates for some rounds."""
+    sys.exit(run(argparse.Namespace(**options)))
 
 
 def encode_png(image) -> bytes:
@@ -60,9 +67,9 @@ async def import_labelled(participant, files: list[tuple[str, bytes, str]]) -> N
 
 
 async def run_participant(index: int, args: argparse.Namespace, images, labels, classes, log) -> dict:
-    from .participant import Participant
-    from .protocol import FLClient
-    from .stores import MemoryStore, SqliteStore
+    from browser_py.participant import Participant
+    from browser_py.protocol import FLClient
+    from browser_py.stores import MemoryStore, SqliteStore
 
     store = SqliteStore(args.store / f"client-{index}.sqlite3") if args.store else MemoryStore()
     participant = Participant(FLClient(args.server, store), store)

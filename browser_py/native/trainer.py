@@ -12,8 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .bundle_source import BundleSource
-from .trainer import TrainerError, check_batch
+from ..bundle_source import BundleSource
+from ..trainer import TrainerError, check_batch
 
 
 class NativeTrainer:
