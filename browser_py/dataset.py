@@ -15,6 +15,8 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from typing import Awaitable, Callable
 
+from .stores import Store
+
 CONFIRMED = ("imported", "accepted", "corrected")
 MAX_IMAGE_BYTES = 15 * 1024 * 1024
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
@@ -93,7 +95,7 @@ class Dataset:
     it cannot be used; the browser passes its canvas decoder, CPython Pillow's.
     """
 
-    def __init__(self, store, classes: list[str], validate: Validator | None = None) -> None:
+    def __init__(self, store: Store, classes: list[str], validate: Validator | None = None) -> None:
         self.store = store
         self.classes = list(classes)
         self.validate = validate

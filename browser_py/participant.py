@@ -16,6 +16,7 @@ from .features import FeatureExtractor, load_features
 from .preprocess import InputSpec, decode
 from .protocol import FLClient
 from .runtime import IN_PYODIDE
+from .stores import Store
 from .trainer import CancelToken, LocalTrainer, ProgressFn
 
 
@@ -41,7 +42,7 @@ def carry_progress(local: array, base: array, newer: array) -> array:
 
 
 class Participant:
-    def __init__(self, client: FLClient, store, prefer_webgpu: bool = True) -> None:
+    def __init__(self, client: FLClient, store: Store, prefer_webgpu: bool = True) -> None:
         self.client = client
         self.store = store
         self.prefer_webgpu = prefer_webgpu

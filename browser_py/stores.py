@@ -10,6 +10,27 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any, Protocol
+
+
+class Store(Protocol):
+    """What the client needs from a store: image records and small state. Implemented by
+    :class:`MemoryStore`, :class:`SqliteStore` and (in the browser) ``idb.IndexedDBStore``."""
+
+    async def put_item(self, item: dict) -> None: ...
+
+    async def get_item(self, item_id: str) -> dict | None: ...
+
+    async def items(self) -> list[dict]: ...
+
+    async def delete_item(self, item_id: str) -> None: ...
+
+    async def clear_items(self) -> None: ...
+
+    async def get_meta(self, key: str) -> Any: ...
+
+    async def set_meta(self, key: str, value: Any) -> None:
+        """Store a JSON value or bytes; None deletes the key."""
 
 
 class MemoryStore:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .runtime import IN_PYODIDE
 
@@ -31,10 +32,12 @@ class Response:
         return json.loads(self.body or b"null")
 
 
-class Transport:
+class Transport(Protocol):
+    """One HTTP request: :class:`UrllibTransport` in CPython, :class:`FetchTransport` in the
+    browser. Network failures raise :class:`NetworkError`; HTTP errors are Responses."""
+
     async def request(self, method: str, url: str, headers: dict | None = None,
-                      body: bytes | None = None) -> Response:
-        raise NotImplementedError
+                      body: bytes | None = None) -> Response: ...
 
 
 class UrllibTransport(Transport):

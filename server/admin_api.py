@@ -79,12 +79,9 @@ def rotate_join_code(task_id: str):
 @bp.get("/tasks/<task_id>/clients")
 def clients(task_id: str):
     """Participants with their contributions and any quarantined updates."""
-    tasks = services().tasks
-    tasks.get(task_id)
-    quarantined = services().db.connect().execute(
-        "SELECT id, client_id, received, error FROM updates WHERE task_id=? AND status='quarantined' ORDER BY id",
-        (task_id,)).fetchall()
-    return jsonify({"clients": tasks.clients(task_id), "quarantined": [dict(r) for r in quarantined]})
+    s = services()
+    s.tasks.get(task_id)
+    return jsonify({"clients": s.tasks.clients(task_id), "quarantined": s.storage.updates.quarantined(task_id)})
 
 
 @bp.post("/tasks/<task_id>/clients/<client_id>/block")

@@ -20,6 +20,7 @@ from .locks import TaskLocks
 from .paramstore import ParamStore
 from .ratelimit import RateLimiter
 from .services import Services
+from .storage import Storage
 from .tasks import TaskStore
 from .updates import UpdateService
 
@@ -31,14 +32,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPDATE_BYTES"]
     data_dir = Path(app.config["DATA_DIR"])
     db = Database(data_dir / "webfl.sqlite3")
+    storage = Storage(db)
     params = ParamStore(data_dir / "params")
     locks = TaskLocks()
-    tasks = TaskStore(db, data_dir, params, locks, Path(app.config["EXTENSIONS_DIR"]))
+    tasks = TaskStore(storage, data_dir, params, locks, Path(app.config["EXTENSIONS_DIR"]))
     evaluator = Evaluator(tasks, data_dir)
     updates = UpdateService(tasks, params, locks, on_new_version=evaluator.schedule)
     wheel = build_wheel()
     app.extensions["webfl"] = Services(
-        db=db, params=params, locks=locks, tasks=tasks, updates=updates, evaluator=evaluator,
+        db=db, storage=storage, params=params, locks=locks, tasks=tasks, updates=updates, evaluator=evaluator,
         join_limiter=RateLimiter(app.config["JOINS_PER_MINUTE"]),
         client_wheel=wheel, client_wheel_etag=hashlib.sha256(wheel).hexdigest())
     errors.register(app)

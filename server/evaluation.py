@@ -14,7 +14,6 @@ ones are skipped (the dashboard wants the present, not a backlog).
 from __future__ import annotations
 
 import io
-import json
 import os
 import tempfile
 import threading
@@ -215,9 +214,5 @@ class Evaluator:
                                     {names["input"]: feats[i:i + 256], names["labels"]: y} | weights)
             scores.add(y.tolist(), logits.ravel().tolist(), float(loss))
         result = {"version": version} | scores.summary()
-        self.tasks.db.connect().execute(
-            "INSERT OR REPLACE INTO evaluations(task_id, version, accuracy, loss, per_class, confusion, samples, created) "
-            "VALUES(?,?,?,?,?,?,?,?)", (task_id, version, result["accuracy"], result["loss"],
-                                        json.dumps(result["per_class"]), json.dumps(result["confusion"]),
-                                        result["samples"], time.time()))
+        self.tasks.storage.evaluations.put(task_id, result)
         return result

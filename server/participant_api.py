@@ -129,4 +129,4 @@ def metrics(task_id: str):
     client = _access(task_id)
     since = parse(SinceQuery, request.args, "query").since
     s = services()
-    return jsonify(task_metrics(s.db, s.tasks, task_id, since, viewer=None if client is None else client.id))
+    return jsonify(task_metrics(s.storage, s.tasks, task_id, since, viewer=None if client is None else client.id))

@@ -58,15 +58,16 @@ def reset_admin_token(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .storage import Storage
     from .tasks import demo_task_row
 
     cfg = from_environment()
     db = _database()
     token = ensure_admin_token(db, cfg["ADMIN_TOKEN"])
-    demo = demo_task_row(db)
+    demo = demo_task_row(Storage(db))
     url = f"http://{cfg['HOST']}:{cfg['PORT']}/"
     print(f"webfl: serving on {url}", flush=True)
-    print(f"webfl: demo task {demo['title']!r}: open {url}?join={demo['join_code']} (join code {demo['join_code']})")
+    print(f"webfl: demo task {demo.title!r}: open {url}?join={demo.join_code} (join code {demo.join_code})")
     print(f"webfl: admin page {url}admin")
     if token and cfg["ADMIN_TOKEN"]:
         print("webfl: admin token taken from WEBFL_ADMIN_TOKEN")

@@ -10,6 +10,7 @@ from .evaluation import Evaluator
 from .locks import TaskLocks
 from .paramstore import ParamStore
 from .ratelimit import RateLimiter
+from .storage import Storage
 from .tasks import TaskStore
 from .updates import UpdateService
 
@@ -17,6 +18,7 @@ from .updates import UpdateService
 @dataclass
 class Services:
     db: Database
+    storage: Storage
     params: ParamStore
     locks: TaskLocks
     tasks: TaskStore

@@ -14,7 +14,6 @@ the next start, so an acknowledged update is applied exactly once.
 """
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 import zlib
@@ -113,7 +112,8 @@ class UpdateService:
     def __init__(self, tasks: TaskStore, params: ParamStore, locks: TaskLocks,
                  on_new_version: Callable[[str, int], None] | None = None) -> None:
         self.tasks = tasks
-        self.db = tasks.db
+        self.storage = tasks.storage
+        self.rows = tasks.storage.updates
         self.params = params
         self.locks = locks
         self.on_new_version = on_new_version or (lambda task_id, version: None)
@@ -122,7 +122,7 @@ class UpdateService:
     # --- receiving ------------------------------------------------------------------
     def submit(self, task: Task, client: Client, meta: UpdateMeta, vector: np.ndarray) -> dict:
         """Validate, persist and apply one update; return its acknowledgement."""
-        existing = self._find(client.id, meta.idempotency_key)
+        existing = self.rows.find(client.id, meta.idempotency_key)
         if existing is not None:
             return self._ack(existing, duplicate=True)
         self._check_rate(task, client)
@@ -144,44 +144,37 @@ class UpdateService:
             change_sketch = direction.sketch(np.subtract(vector, base_params, dtype=np.float32))
             verdict = self._direction_verdict(task, client, change_sketch)
             try:
-                with self.params.lock, self.db.transaction() as tx:
-                    if tx.execute("SELECT blocked FROM clients WHERE id=?", (client.id,)).fetchone()["blocked"]:
+                with self.params.lock, self.storage.transaction() as tx:
+                    if self.storage.clients.is_blocked(client.id, tx):
                         raise APIError("the organiser removed you from this task", status=403)
-                    sha = self.params.put(vector)
-                    cur = tx.execute(
-                        "INSERT INTO updates(task_id, client_id, idempotency_key, base_version, num_samples, "
-                        "params_sha256, metrics, received, status, change_norm, sketch, error) "
-                        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (task.id, client.id, meta.idempotency_key, meta.base_version, meta.num_samples,
-                         sha, json.dumps(meta.metrics), time.time(),
-                         "pending" if verdict is None else "discarded", norm, change_sketch.tobytes(), verdict))
-                    update_id = cur.lastrowid
+                    update_id = self.rows.insert(
+                        tx, task_id=task.id, client_id=client.id, key=meta.idempotency_key,
+                        base_version=meta.base_version, num_samples=meta.num_samples,
+                        params_sha=self.params.put(vector), metrics=meta.metrics,
+                        status="pending" if verdict is None else "discarded", change_norm=norm,
+                        sketch=change_sketch.tobytes(), error=verdict)
             except sqlite3.IntegrityError:  # the same key raced in from a retry
-                return self._ack(self._find(client.id, meta.idempotency_key), duplicate=True)
+                return self._ack(self.rows.find(client.id, meta.idempotency_key), duplicate=True)
             self._apply_pending(task, strategy)
-        return self._ack(self._row(update_id))
+        return self._ack(self.rows.get(update_id))
 
     def _check_rate(self, task: Task, client: Client) -> None:
         """At most the task's ``max_updates_per_minute`` per participant (counted in the
         database, so it holds across restarts)."""
         limit = task.config["max_updates_per_minute"]
         since = time.time() - 60
-        rows = self.db.connect().execute(
-            "SELECT received FROM updates WHERE client_id=? AND received>? ORDER BY received DESC LIMIT ?",
-            (client.id, since, limit)).fetchall()
-        if len(rows) >= limit:
+        recent = self.rows.received_since(client.id, since, limit)
+        if len(recent) >= limit:
             raise TooManyRequests(f"this task accepts {limit} updates per minute from one participant",
-                                  rows[-1]["received"] - since)
+                                  recent[-1] - since)
 
     def _check_builds_on_own_last(self, task: Task, client: Client, base_version: int) -> None:
         """A participant's next update must start from a model that already contains its
         previous one: several updates from one starting point (or from before its own last
         contribution) would multiply one participant's say."""
-        row = self.db.connect().execute(
-            "SELECT applied_version FROM updates WHERE task_id=? AND client_id=? AND status='applied' "
-            "ORDER BY id DESC LIMIT 1", (task.id, client.id)).fetchone()
-        if row is not None and base_version < row["applied_version"]:
-            raise Conflict(f"your previous update went into version {row['applied_version']}; start the next one "
+        last = self.rows.last_applied_version(task.id, client.id)
+        if last is not None and base_version < last:
+            raise Conflict(f"your previous update went into version {last}; start the next one "
                            f"from that version or a newer one (this one starts from {base_version})",
                            {"current_version": self.tasks.current_version(task.id).version})
 
@@ -190,14 +183,7 @@ class UpdateService:
         :mod:`server.direction`: its change points against the other participants' median)."""
         if not task.config.get("direction_guard"):
             return None
-        rows = self.db.connect().execute(
-            "SELECT client_id, sketch FROM updates WHERE task_id=? AND status IN ('applied', 'pending') "
-            "AND sketch IS NOT NULL AND client_id<>? ORDER BY id DESC LIMIT ?",
-            (task.id, client.id, GUARD_WINDOW)).fetchall()
-        latest: dict[str, np.ndarray] = {}
-        for r in rows:
-            latest.setdefault(r["client_id"], np.frombuffer(r["sketch"], np.float32))
-        ref = direction.reference(list(latest.values()))
+        ref = direction.reference(self.rows.others_latest_sketches(task.id, client.id, GUARD_WINDOW))
         if ref is None:
             return None
         cos = direction.agreement(change_sketch, ref)
@@ -206,20 +192,15 @@ class UpdateService:
         return f"not merged: its change points against what the other participants did recently (cosine {cos:.2f})"
 
     def _recent_change_norms(self, task: Task) -> list[float]:
-        rows = self.db.connect().execute(
-            "SELECT change_norm FROM updates WHERE task_id=? AND status='applied' AND change_norm IS NOT NULL "
-            "ORDER BY id DESC LIMIT ?", (task.id, RECENT_UPDATES)).fetchall()
-        return [r["change_norm"] for r in rows]
+        return self.rows.recent_change_norms(task.id, RECENT_UPDATES)
 
     def _check_one_per_round(self, task: Task, client: Client) -> None:
         """One update per participant per buffer or round: a second is refused, so one
         participant cannot fill a buffer or close a round alone."""
-        row = self.db.connect().execute(
-            "SELECT id FROM updates WHERE task_id=? AND client_id=? AND status='pending' LIMIT 1",
-            (task.id, client.id)).fetchone()
-        if row is not None:
+        waiting = self.rows.waiting_of_client(task.id, client.id)
+        if waiting is not None:
             raise Conflict("your update for this round is already waiting; send the next one after the "
-                           "round closes", {"pending_update_id": row["id"]})
+                           "round closes", {"pending_update_id": waiting})
 
     def _check_versions(self, task: Task, base_version: int, strategy: Strategy):
         current = self.tasks.current_version(task.id)
@@ -250,8 +231,7 @@ class UpdateService:
         return current.version, cached[1], current.bundle_sha256
 
     def _pending(self, task_id: str) -> list:
-        return self.db.connect().execute(
-            "SELECT * FROM updates WHERE task_id=? AND status='pending' ORDER BY id", (task_id,)).fetchall()
+        return self.rows.pending(task_id)
 
     def _client_update(self, task: Task, row, version: int) -> ClientUpdate:
         """The strategy's view of a stored update; the weight its image count earns is
@@ -274,7 +254,7 @@ class UpdateService:
                 version, x, bundle_sha = self._global(task.id)
                 staleness = version - row["base_version"]
                 if staleness > task.config["max_staleness"]:
-                    self._discard([row["id"]])
+                    self.rows.discard([row["id"]], f"{staleness} versions old when its turn came")
                     continue
                 result = strategy.bounded_aggregate(x, [self._client_update(task, row, version)],
                                                     change_bound(task.config, x, self._recent_change_norms(task)))
@@ -292,36 +272,20 @@ class UpdateService:
     def _commit_version(self, task: Task, version: int, params: np.ndarray, bundle_sha: str,
                         consumed: list[tuple[int, int, float]]) -> None:
         params = np.ascontiguousarray(params, dtype=np.float32)
-        with self.params.lock, self.db.transaction() as tx:
-            sha = self.params.put(params)
-            tx.execute("INSERT INTO versions(task_id, version, params_sha256, bundle_sha256, created, kind) "
-                       "VALUES(?,?,?,?,?,'aggregate')", (task.id, version, sha, bundle_sha, time.time()))
-            tx.executemany("UPDATE updates SET status='applied', applied_version=?, staleness=?, weight=? WHERE id=?",
-                           [(version, s, w, uid) for uid, s, w in consumed])
+        with self.params.lock, self.storage.transaction() as tx:
+            self.storage.versions.insert(task.id, version, self.params.put(params), bundle_sha, "aggregate", tx)
+            self.rows.mark_applied(tx, version, consumed)
         self._current[task.id] = (version, params)
         self._retain(task, version)
         self.on_new_version(task.id, version)
 
-    def _discard(self, ids: list[int]) -> None:
-        self.db.connect().executemany("UPDATE updates SET status='discarded' WHERE id=?", [(i,) for i in ids])
-
     def _retain(self, task: Task, newest: int) -> None:
         """Delete parameter files no longer needed: old versions and applied updates."""
-        conn = self.db.connect()
-        cutoff = newest - task.config["keep_versions"]
-        old = conn.execute("SELECT version, params_sha256 FROM versions WHERE task_id=? AND version<=? "
-                           "AND params_kept=1", (task.id, cutoff)).fetchall()
-        conn.executemany("UPDATE versions SET params_kept=0 WHERE task_id=? AND version=?",
-                         [(task.id, r["version"]) for r in old])
-        candidates = {r["params_sha256"] for r in old}
-        candidates |= {r["params_sha256"] for r in conn.execute(
-            "SELECT params_sha256 FROM updates WHERE task_id=? AND applied_version=?", (task.id, newest))}
+        candidates = self.storage.versions.drop_params_up_to(task.id, newest - task.config["keep_versions"])
+        candidates |= self.rows.applied_into(task.id, newest)
         with self.params.lock:
             for sha in candidates:
-                in_use = conn.execute(
-                    "SELECT 1 FROM versions WHERE params_sha256=? AND params_kept=1 UNION ALL "
-                    "SELECT 1 FROM updates WHERE params_sha256=? AND status='pending' LIMIT 1", (sha, sha)).fetchone()
-                if in_use is None:
+                if not self.storage.params_in_use(sha):
                     self.params.delete(sha)
 
     # --- lifecycle ------------------------------------------------------------------
@@ -344,10 +308,7 @@ class UpdateService:
                     rows = self._pending(task.id)
                     self._quarantine([r["id"] for r in rows], f"{type(exc).__name__}: {exc}")
         with self.params.lock:
-            referenced = {r[0] for r in self.db.connect().execute(
-                "SELECT params_sha256 FROM versions WHERE params_kept=1 UNION "
-                "SELECT params_sha256 FROM updates WHERE status IN ('pending', 'quarantined')")}
-            self.params.collect(referenced)
+            self.params.collect(self.storage.referenced_params())
 
     def _quarantine_unusable(self, task: Task) -> None:
         try:
@@ -366,8 +327,7 @@ class UpdateService:
         if not ids:
             return
         print(f"webfl: recovery quarantined update(s) {ids}: {reason}", flush=True)
-        self.db.connect().executemany("UPDATE updates SET status='quarantined', error=? WHERE id=?",
-                                      [(reason, i) for i in ids])
+        self.rows.quarantine(ids, reason)
 
     def tick(self) -> None:
         """Close rounds whose deadline passed (called every second by a background thread)."""
@@ -378,13 +338,6 @@ class UpdateService:
                     self._apply_pending(task, strategy)
 
     # --- acknowledgements -------------------------------------------------------------
-    def _find(self, client_id: str, key: str):
-        return self.db.connect().execute(
-            "SELECT * FROM updates WHERE client_id=? AND idempotency_key=?", (client_id, key)).fetchone()
-
-    def _row(self, update_id: int):
-        return self.db.connect().execute("SELECT * FROM updates WHERE id=?", (update_id,)).fetchone()
-
     def _ack(self, row, duplicate: bool = False) -> dict:
         current = self.tasks.current_version(row["task_id"])
         status = {"pending": "buffered"}.get(row["status"], row["status"])
