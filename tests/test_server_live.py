@@ -62,6 +62,21 @@ def test_cli_help_explains_commands_and_settings():
     assert "WEBFL_PORT" in run_help and "WEBFL_DATA_DIR" in run_help
 
 
+def test_every_subcommand_has_help_with_an_example():
+    """Subcommands come from the rooms' entry points; each explains itself with an example."""
+    from importlib.metadata import entry_points
+
+    names = sorted(ep.name for ep in entry_points(group="webfl.commands"))
+    assert names == ["client", "experiment", "export", "reset-admin-token", "run"]
+    listing = subprocess.run([sys.executable, "-m", "server.cli", "--help"], capture_output=True, text=True,
+                             cwd=ROOT).stdout
+    for name in names:
+        assert name in listing
+        out = subprocess.run([sys.executable, "-m", "server.cli", name, "--help"], capture_output=True, text=True,
+                             cwd=ROOT)
+        assert out.returncode == 0 and "example:" in out.stdout and f"webfl {name}" in out.stdout, out.stdout
+
+
 def test_tokens_never_reach_the_server_log(live_server):
     joined = live_server.join_demo()
     for token in (joined["token"], live_server.admin_token, "wrong-token-xyz"):
