@@ -24,7 +24,10 @@ BUNDLE_FIELDS = ("model", "classes", "lr", "train_blocks")
 ClassName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64,
                                              pattern=r"^[^\x00-\x1f\x7f]+$")]
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
-ExtensionValue = (Annotated[str, StringConstraints(max_length=200)] | bool | int | float | None)
+# An extension parameter: a short string, a flag, or a finite number of sane size.
+ExtensionValue = (Annotated[str, StringConstraints(max_length=200)] | bool
+                  | Annotated[int, Field(ge=-(2**53), le=2**53)]
+                  | Annotated[float, Field(allow_inf_nan=False, ge=-1e15, le=1e15)] | None)
 
 
 class ConfigError(APIError):
@@ -37,8 +40,7 @@ class ExtensionRef(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: Identifier
-    params: dict[Identifier, Annotated[ExtensionValue, Field(allow_inf_nan=False)]] = Field(
-        default_factory=dict, max_length=32)
+    params: dict[Identifier, ExtensionValue] = Field(default_factory=dict, max_length=32)
 
 
 class TaskConfig(BaseModel):

@@ -212,7 +212,10 @@ def test_extensions_in_the_browser(browser, ext_server, tmp_path):
 
     from live import wait_ready
 
-    task = ext_server.create_task("browser ext", classes=[str(d) for d in range(10)], min_labelled=10, extensions=[
+    # Local DP's noise makes an update far larger than the model: the size bound is loosened, as
+    # docs/extensions.md tells admins who run it.
+    task = ext_server.create_task("browser ext", classes=[str(d) for d in range(10)], min_labelled=10,
+                                  max_change_ratio=None, max_change_vs_recent=None, extensions=[
         {"name": "local_dp", "params": {"clip": 1.0, "noise_multiplier": 1.1}},
         {"name": "uncertainty_first", "params": {"by": "margin"}},
         {"name": "broken_import"}])

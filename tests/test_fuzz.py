@@ -150,6 +150,7 @@ def _operations() -> list[tuple[str, str, str, str]]:
                     out.append((path, method.upper(), "body", name))
                 if "config" in body["properties"]:
                     out += [(path, method.upper(), "config", n) for n in schemas["TaskConfig"]["properties"]]
+                    out.append((path, method.upper(), "extension-param", "clip"))
                     out += [(path, method.upper(), "aggregator", n)
                             for m in ("FedAsyncParams", "FedBuffParams", "FedAvgParams")
                             for n in schemas[m]["properties"]]
@@ -197,6 +198,9 @@ def test_fuzz_every_declared_field_with_extremes(world, op, value, raw, who, agg
         json_body = dict(json_body or {}) | {name: value}
     elif where == "config":
         json_body = dict(json_body or {}) | {"config": {"classes": ["a", "b"], name: value}}
+    elif where == "extension-param":  # a real extension's parameter, any value
+        json_body = dict(json_body or {}) | {"config": {"classes": ["a", "b"], "extensions": [
+            {"name": "local_dp", "params": {name: value, "seed": 3, "mode": "text"}}]}}
     elif where == "aggregator":
         json_body = dict(json_body or {}) | {"config": {"classes": ["a", "b"],
                                                         "aggregator": {"name": aggregator, name: value}}}
@@ -219,5 +223,5 @@ def test_fuzz_every_declared_field_with_extremes(world, op, value, raw, who, agg
     if r.status_code >= 400:
         assert set(r.json) == {"error", "detail"}, r.data[:300]
         assert h.state() == before, (op, str(value)[:200])
-    elif r.status_code == 201 and path == "/api/admin/tasks":
-        h.ext.tasks.wait_for_build(r.json["id"])
+    elif path.startswith("/api/admin/tasks") and method in ("POST", "PATCH") and "id" in (r.json or {}):
+        h.ext.tasks.wait_for_build(r.json["id"])  # a rebuild it started finishes before the next example

@@ -158,7 +158,7 @@ class AdminPage:
               "more blocks adapt more of the network and cost more per step")
         for spec in self.choices["settings"]:  # names, bounds, defaults and help from the server's schema
             value = config.get(spec["name"], spec["default"])
-            field(spec["name"], spec["label"], number_input(spec["name"], spec, value), spec["help"])
+            field(spec["name"], spec["label"], field_input(spec["name"], spec, value), spec["help"])
         agg = el("select", id="aggregator")
         for a in self.choices["aggregators"]:
             option = el("option", a["name"], value=a["name"])
@@ -177,18 +177,7 @@ class AdminPage:
             for p in spec["params"]:
                 value = current.get(p["name"], p["default"])
                 node_id = f"agg-{p['name']}"
-                if p["kind"] == "choice":
-                    node = el("select", id=node_id)
-                    for choice in p["choices"]:
-                        option = el("option", choice, value=choice)
-                        if choice == value:
-                            option.setAttribute("selected", "")
-                        node.appendChild(option)
-                elif p["kind"] == "bool":
-                    node = el("input", id=node_id, type="checkbox")
-                    node.checked = bool(value)
-                else:
-                    node = number_input(node_id, p, value)
+                node = field_input(node_id, p, value)
                 wrap = el("div", cls="field")
                 wrap.appendChild(el("label", p["name"].replace("_", " "), for_=node_id))
                 wrap.appendChild(node)
@@ -223,30 +212,17 @@ class AdminPage:
         on(form, "submit", submit, prevent_default=True)
 
     def _read_form(self, aggregator: str) -> dict:
-        def number(id_: str, kind: str):
-            raw = str(by_id(id_).value).strip()
-            if raw == "":
-                return None
-            try:
-                return int(raw) if kind == "int" else float(raw)
-            except ValueError:
-                return raw  # the server names the field and what it takes
         config = {"classes": [c.strip() for c in str(by_id("classes").value).split(",") if c.strip()],
-                  "model": str(by_id("model").value), "train_blocks": number("train_blocks", "int")}
+                  "model": str(by_id("model").value),
+                  "train_blocks": read_field("train_blocks", {"kind": "int"})}
         for spec in self.choices["settings"]:
-            config[spec["name"]] = number(spec["name"], spec["kind"])
+            config[spec["name"]] = read_field(spec["name"], spec)
         spec = next(a for a in self.choices["aggregators"] if a["name"] == aggregator)
         agg = {"name": aggregator}
         for p in spec["params"]:
-            node = by_id(f"agg-{p['name']}")
-            if p["kind"] == "choice":
-                agg[p["name"]] = str(node.value)
-            elif p["kind"] == "bool":
-                agg[p["name"]] = bool(node.checked)
-            else:
-                value = number(f"agg-{p['name']}", p["kind"])
-                if value is not None:
-                    agg[p["name"]] = value
+            value = read_field(f"agg-{p['name']}", p)
+            if value is not None:  # empty: the declared default
+                agg[p["name"]] = value
         config["aggregator"] = agg
         return config
 
@@ -482,6 +458,40 @@ class AdminPage:
             message.textContent = f"Not accepted: {exc.error}"
             return
         message.textContent = f"Validation set in place: {summary['samples']} images. Every new version is evaluated."
+
+
+def field_input(node_id: str, spec: dict, value):
+    """The control for one declared field (``server.forms``): a menu, a checkbox, or a number
+    input with the declared bounds (the server still validates everything)."""
+    if spec["kind"] == "choice":
+        node = el("select", id=node_id)
+        for choice in spec["choices"]:
+            option = el("option", choice, value=choice)
+            if choice == value:
+                option.setAttribute("selected", "")
+            node.appendChild(option)
+        return node
+    if spec["kind"] == "bool":
+        node = el("input", id=node_id, type="checkbox")
+        node.checked = bool(value)
+        return node
+    return number_input(node_id, spec, value)
+
+
+def read_field(node_id: str, spec: dict):
+    """The value of a control made by :func:`field_input` (None for an empty number)."""
+    node = by_id(node_id)
+    if spec["kind"] == "choice":
+        return str(node.value)
+    if spec["kind"] == "bool":
+        return bool(node.checked)
+    raw = str(node.value).strip()
+    if raw == "":
+        return None
+    try:
+        return int(raw) if spec["kind"] == "int" else float(raw)
+    except ValueError:
+        return raw  # the server names the field and what it takes
 
 
 def number_input(node_id: str, spec: dict, value):
