@@ -130,7 +130,8 @@ class UpdateService:
         base = self._check_versions(task, meta.base_version, strategy)
         base_params = self.params.get(base.params_sha256)
         bound = change_bound(task.config, base_params)
-        norm = float(np.linalg.norm(np.subtract(vector, base_params, dtype=np.float64)))
+        change = np.subtract(vector, base_params, dtype=np.float32)
+        norm = float(np.linalg.norm(change.astype(np.float64)))
         if bound is not None:
             if norm > bound:
                 raise UpdateRejected(
@@ -141,7 +142,7 @@ class UpdateService:
             self._check_builds_on_own_last(task, client, meta.base_version)
             if strategy.buffered:
                 self._check_one_per_round(task, client)
-            change_sketch = direction.sketch(np.subtract(vector, base_params, dtype=np.float32))
+            change_sketch = direction.sketch(change)
             verdict = self._direction_verdict(task, client, change_sketch)
             try:
                 with self.params.lock, self.storage.transaction() as tx:

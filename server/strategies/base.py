@@ -94,10 +94,6 @@ class Strategy(ABC):
         """The update's delta, scaled to at most ``clip_norm`` in L2 norm."""
         return clip(update.delta, self.clip_norm)
 
-    def describe(self) -> dict:
-        """Parameters for metrics and the admin UI."""
-        return {"name": self.name} | self.params.model_dump(exclude={"name"})
-
 
 def clip(vector: np.ndarray, bound: float | None) -> np.ndarray:
     """``vector`` scaled down to at most ``bound`` in L2 norm (unchanged when within)."""
