@@ -54,12 +54,34 @@ class Hooks:
         self.context = context
         self.errors = errors
 
+    def pipe(self, hook: str, value, spread: bool = False):
+        """Run ``hook`` on each extension in turn, each receiving the previous one's result
+        (``spread``: the value is a tuple of arguments). Extensions run in the task's declared
+        order, except that those marked ``runs_last`` (privacy transforms) run after all
+        others, so nothing later can undo them. Returns ``(result, None)``, or
+        ``(None, extension)`` when a hook returned None (it vetoed)."""
+        ordered = sorted(self.extensions, key=lambda e: bool(getattr(e, "runs_last", False)))
+        for ext in ordered:
+            try:
+                out = getattr(ext, hook)(self.context, *(value if spread else (value,)))
+            except Exception as exc:
+                self._switch_off(ext, hook, exc)
+                continue
+            if out is None:
+                return None, ext
+            value = out
+        return value, None
+
+    def _switch_off(self, ext: Extension, hook: str, exc: Exception) -> None:
+        self.extensions.remove(ext)
+        self.errors.append(f"extension {ext.name} failed in {hook} and was switched off: "
+                           f"{type(exc).__name__}: {exc}")
+
     def call(self, hook: str, *args):
-        """Yield (extension, result) for each extension whose hook ran without raising."""
+        """Yield (extension, result) for each extension whose hook ran without raising
+        (for hooks whose results are combined, not chained: suggest, review_order, metrics)."""
         for ext in list(self.extensions):
             try:
                 yield ext, getattr(ext, hook)(self.context, *args)
             except Exception as exc:
-                self.extensions.remove(ext)
-                self.errors.append(f"extension {ext.name} failed in {hook} and was switched off: "
-                                   f"{type(exc).__name__}: {exc}")
+                self._switch_off(ext, hook, exc)

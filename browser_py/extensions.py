@@ -7,12 +7,21 @@ from the same wheel) imports it and creates the extension with the task's parame
 
 Hooks (override the ones you need; the defaults do nothing):
 
-- :meth:`Extension.augment` — change or add training samples before a local round;
+- :meth:`Extension.augment` — change or add training samples before a local round. It gets
+  copies of the head's inputs (float32, the layout of ``manifest["head"]["input_shape"]``:
+  C x H x W pixels in 0..255 for a model that trains everything, the feature vector for a
+  frozen backbone) and their labels; the update still counts the labelled images only;
 - :meth:`Extension.suggest` — the label suggested for an image, from the model's probabilities;
 - :meth:`Extension.review_order` — which unlabelled images the participant reviews first;
 - :meth:`Extension.before_send` — transform the update, or return None to keep it home;
 - :meth:`Extension.metrics` — extra numbers reported to the server with the update;
 - :meth:`Extension.panel` — an extra panel on the participant page (browser only).
+
+``augment`` and ``before_send`` form a pipeline in the task's declared order: each extension
+receives the previous one's result. Extensions with ``runs_last = True`` (privacy transforms
+such as local DP) run after all others in the pipeline, so no later extension can send the
+raw change. For ``suggest`` and ``review_order`` the last extension with an answer wins;
+``metrics`` are merged.
 
 A hook that raises is reported and that extension is switched off for the session; the
 client carries on without it.
@@ -60,6 +69,7 @@ class Extension:
 
     name = ""
     title = ""
+    runs_last = False  # True for privacy transforms: they run after every other extension
 
     def __init__(self, **params: Any) -> None:
         self.params = params

@@ -160,8 +160,10 @@ class Participant:
         items = self.dataset.labelled("train")
         xs = await self.inputs(items)
         ys = [self.classes.index(i.label) for i in items]
-        for _, (xs_new, ys_new) in self.hooks.call("augment", list(xs), list(ys)):
-            xs, ys = xs_new, ys_new
+        # augment hooks chain, each on copies: the cached inputs are never changed
+        augmented, _ = self.hooks.pipe("augment", ([array("f", x) for x in xs], list(ys)), spread=True)
+        if augmented is not None:
+            xs, ys = augmented
         base = await self.load_global()
         base_params = await self.trainer.backend.get_parameters()
         picked: list[int] = []
@@ -187,19 +189,21 @@ class Participant:
         if test:
             local_eval = await self.evaluate(test)
             metrics["local_test_accuracy"] = local_eval["accuracy"]
-        update = Update(params, base_params, result.samples, base, metrics, self.rounds_sent)
-        for ext, changed in self.hooks.call("before_send", update):
-            if changed is None:
-                return RoundResult(base, result.epoch_losses, result.samples,
-                                   {"status": "vetoed", "by": ext.name}, picked)
-            update = changed
+        # The claim is the participant's labelled images, not the augmented copies: the
+        # server weighs updates by it.
+        update = Update(params, base_params, len(items), base, metrics, self.rounds_sent)
+        sent, vetoed_by = self.hooks.pipe("before_send", update)
+        if vetoed_by is not None:
+            return RoundResult(base, result.epoch_losses, len(items), {"status": "vetoed", "by": vetoed_by.name},
+                               picked)
+        update = sent
         for _, extra in self.hooks.call("metrics", update):
             # the server refuses non-finite numbers: keep the update, drop the bad metric
             update.metrics.update({str(k): float(v) for k, v in (extra or {}).items() if math.isfinite(float(v))})
         ack = await self.client.push(update.params, base, update.samples, update.metrics)
         self.rounds_sent += 1
         self.version = ack.get("applied_version") or base
-        return RoundResult(base, result.epoch_losses, result.samples, ack, picked)
+        return RoundResult(base, result.epoch_losses, len(items), ack, picked)
 
     async def evaluate(self, items: list[Item] | None = None) -> dict:
         """The model currently loaded, on the participant's test images (by default)."""

@@ -40,6 +40,7 @@ def gaussian_epsilon(noise_multiplier: float, rounds: int, delta: float) -> floa
 class LocalDP(Extension):
     name = "local_dp"
     title = "Local differential privacy"
+    runs_last = True  # nothing after it may replace the noised change with the raw one
 
     def __init__(self, clip: float = 1.0, noise_multiplier: float = 1.1, delta: float = 1e-5,
                  seed: int | None = None) -> None:
