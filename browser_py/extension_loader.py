@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 
 from .extensions import Context, Extension, ExtensionError, registered
@@ -28,9 +29,22 @@ async def _install(url: str, client) -> None:
     sys.path.insert(0, str(path))  # a pure-Python wheel is an importable zip
 
 
-async def load(specs: list[dict], client) -> tuple[list[Extension], list[str]]:
-    """Start every extension in ``specs``; returns the running ones and error messages."""
-    running, errors = [], []
+class Problems(list):
+    """What went wrong with extensions: plain messages (a list of str, shown to people),
+    each with its traceback one step away in :attr:`tracebacks`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tracebacks: dict[str, str] = {}
+
+    def add(self, message: str, exc: BaseException) -> None:
+        self.append(message)
+        self.tracebacks[message] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+async def load(specs: list[dict], client) -> tuple[list[Extension], Problems]:
+    """Start every extension in ``specs``; returns the running ones and what went wrong."""
+    running, errors = [], Problems()
     for spec in specs:
         name = spec["name"]
         try:
@@ -42,14 +56,14 @@ async def load(specs: list[dict], client) -> tuple[list[Extension], list[str]]:
                 raise ExtensionError(f"module {name} did not register an extension called {name!r}")
             running.append(cls(**spec.get("params", {})))
         except Exception as exc:  # an extension must never take the client down
-            errors.append(f"extension {name} could not be loaded: {type(exc).__name__}: {exc}")
+            errors.add(f"extension {name} could not be loaded: {type(exc).__name__}: {exc}", exc)
     return running, errors
 
 
 class Hooks:
     """Calls a hook on every running extension; one that raises is reported and switched off."""
 
-    def __init__(self, extensions: list[Extension], context: Context, errors: list[str]) -> None:
+    def __init__(self, extensions: list[Extension], context: Context, errors: list[str] | Problems) -> None:
         self.extensions = list(extensions)
         self.context = context
         self.errors = errors
@@ -74,8 +88,11 @@ class Hooks:
 
     def _switch_off(self, ext: Extension, hook: str, exc: Exception) -> None:
         self.extensions.remove(ext)
-        self.errors.append(f"extension {ext.name} failed in {hook} and was switched off: "
-                           f"{type(exc).__name__}: {exc}")
+        message = f"extension {ext.name} failed in {hook} and was switched off: {type(exc).__name__}: {exc}"
+        if isinstance(self.errors, Problems):
+            self.errors.add(message, exc)
+        else:
+            self.errors.append(message)
 
     def call(self, hook: str, *args):
         """Yield (extension, result) for each extension whose hook ran without raising

@@ -82,7 +82,10 @@ async def run_participant(index: int, args: argparse.Namespace, images, labels, 
         losses.append(result.epoch_losses[-1])
         log(f"participant {index} round {r + 1}/{args.rounds}: loss {losses[-1]:.3f}, "
             f"{result.ack['status']} -> version {result.ack.get('applied_version')}")
-    return {"participant": index, "losses": losses}
+    problems = participant.extension_errors
+    for message in problems:
+        log(f"participant {index}: {message}\n{getattr(problems, 'tracebacks', {}).get(message, '')}".rstrip())
+    return {"participant": index, "losses": losses, "extension_errors": list(problems)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,5 +123,7 @@ def run(args: argparse.Namespace) -> int:
         t.start()
     for t in threads:
         t.join()
-    log(f"done: {len(results)} participants finished, {len(errors)} failed")
-    return 1 if errors else 0
+    troubled = sum(1 for r in results if r["extension_errors"])
+    log(f"done: {len(results)} participants finished, {len(errors)} failed, "
+        f"{troubled} with extension errors")
+    return 1 if errors or troubled else 0

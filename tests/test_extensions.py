@@ -187,6 +187,22 @@ def test_broken_extensions_do_not_stop_the_client(ext_server):
     assert any("exploding_hook failed in metrics and was switched off: ValueError: boom" in e
                for e in p.extension_errors)
     assert p.extensions == []
+    assert "Traceback" in p.extension_errors.tracebacks[p.extension_errors[-1]]  # one step away
+
+
+def test_webfl_client_prints_extension_errors_and_counts_them(ext_server):
+    import subprocess
+
+    task = ext_server.create_task("cli errors", classes=[str(d) for d in range(10)], min_labelled=10,
+                                  extensions=[{"name": "exploding_hook"}])
+    proc = subprocess.run([sys.executable, "-m", "server.cli", "client", "--server", ext_server.url, "--code",
+                           task["join_code"], "--clients", "1", "--samples", "40", "--rounds", "1"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "exploding_hook failed in metrics and was switched off: ValueError: boom" in out
+    assert "Traceback (most recent call last)" in out and 'raise ValueError("boom")' in out
+    assert "1 participants finished, 0 failed, 1 with extension errors" in out
 
 
 def test_the_guide_example_works(ext_server):

@@ -65,8 +65,15 @@ class ParticipantPage:
         if box is None:
             return
         clear(box)
+        details = getattr(self.p.extension_errors, "tracebacks", {})
         for message in self.p.extension_errors:
-            box.appendChild(el("li", message))
+            item = el("li", message)
+            if message in details:  # the traceback, one click away
+                more = el("details")
+                more.appendChild(el("summary", "Technical details"))
+                more.appendChild(el("pre", details[message]))
+                item.appendChild(more)
+            box.appendChild(item)
 
     def _add_section(self):
         box = el("section", cls="card", id="add")
