@@ -42,6 +42,27 @@ async def main(page_name: str = "participant") -> None:
     await participant_main()
 
 
+async def confirm_extensions(root, preview: dict) -> None:
+    """Before joining a task that runs extensions: say which, and join only on a click."""
+    import asyncio
+
+    from .ui.dom import el, on
+    from .ui.participant_page import extensions_notice
+
+    card = el("section", cls="card", id="join-confirm")
+    card.appendChild(el("h1", preview["title"]))
+    card.appendChild(extensions_notice(preview["extensions"]))
+    button = el("button", "Join this task", type="button", cls="primary", id="join-confirm-button")
+    card.appendChild(button)
+    root.appendChild(card)
+    clicked = asyncio.get_event_loop().create_future()
+    on(button, "click", lambda e: clicked.done() or clicked.set_result(True))
+    set_state("ready")  # the page waits for the participant
+    await clicked
+    set_state("loading")
+    card.remove()
+
+
 async def participant_main() -> None:
     import js
 
@@ -80,6 +101,8 @@ async def participant_main() -> None:
         store = await IndexedDBStore(f"webfl:{preview['id']}:{slot}").open()
         client = FLClient(origin, store)
         if not await client.restore():
+            if preview.get("extensions"):
+                await confirm_extensions(root, preview)
             await client.join(code, name)
         participant = await Participant(client, store).start()
         await participant.load_global()

@@ -13,6 +13,17 @@ from .updates import decode_body, parse_meta
 bp = Blueprint("participant_api", __name__, url_prefix="/api")
 
 
+def _public(task) -> dict:
+    """What participants see of a task, with its extensions described in plain words."""
+    from flask import current_app
+
+    from .extension_catalog import describe
+
+    info = task.public()
+    info["extensions"] = describe(info["extensions"], current_app.config["EXTENSIONS_DIR"])
+    return info
+
+
 def _access(task_id: str, allow_admin: bool = True):
     s = services()
     return require_task_access(s.db, s.tasks, task_id, allow_admin)
@@ -26,7 +37,7 @@ def health():
 @bp.get("/join/<code>")
 def preview(code: str):
     """What a join link shows before joining: the task, no token needed."""
-    return jsonify(services().tasks.by_join_code(code).public())
+    return jsonify(_public(services().tasks.by_join_code(code)))
 
 
 @bp.get("/join/<code>/qr.svg")
@@ -54,7 +65,7 @@ def join():
     s.join_limiter.hit(request.remote_addr or "unknown", "joins from this address")
     client, token, task = s.tasks.join(body.code, body.name)
     response = jsonify({"task_id": task.id, "client_id": client.id, "name": client.name, "token": token,
-                        "task": task.public()})
+                        "task": _public(task)})
     response.status_code = 201
     return response
 
@@ -63,7 +74,7 @@ def join():
 def get_task(task_id: str):
     _access(task_id)
     tasks = services().tasks
-    info = tasks.get(task_id).public()
+    info = _public(tasks.get(task_id))
     try:
         info["version"] = tasks.current_version(task_id).version
     except NotFound:

@@ -32,6 +32,8 @@ class ParticipantPage:
         head.appendChild(el("h1", task["title"]))
         head.appendChild(el("p", "Your images stay on this device. Only model parameters are sent to the server.",
                             cls="privacy"))
+        if task.get("extensions"):
+            head.appendChild(extensions_notice(task["extensions"]))
         chips = el("ul", cls="classes")
         for name in self.p.classes:
             chips.appendChild(el("li", name))
@@ -510,3 +512,16 @@ def set_status(p: Participant, connected: bool = True) -> None:
     features = "" if p.features.backend == "none" else f"; features: {p.features.backend}"
     status.textContent = (f"{'Connected' if connected else 'Offline'} · global version {version} · "
                           f"compute: {p.trainer.backend.name}{features}")
+
+
+def extensions_notice(extensions: list[dict]):
+    """Which extra code this task runs, in plain words (before joining and on the page)."""
+    box = el("div", cls="extensions-notice", id="extensions-notice")
+    box.appendChild(el("p", "This task also runs extensions chosen by its organiser. They run on this device "
+                            "with the same access as the page:"))
+    items = el("ul")
+    for ext in extensions:
+        line = f"{ext.get('title') or ext['name']}" + (f": {ext['description']}" if ext.get("description") else "")
+        items.appendChild(el("li", line))
+    box.appendChild(items)
+    return box
