@@ -81,7 +81,8 @@ class WebFeatures(FeatureExtractor):
 
         data = uint8array(model_bytes)
         if prefer_webgpu and await webgpu_available(allow_software_gpu):
-            ort = await js.eval("import('/vendor/ort/ort.webgpu.min.mjs')")
+            # a dynamic import through the bootstrap: the page's CSP allows no eval
+            ort = await js.webfl.importModule("/vendor/ort/ort.webgpu.min.mjs")
             ort.env.wasm.wasmPaths = "/vendor/ort/"
             options = js_object({"executionProviders": ["webgpu"]})
             session = await ort.InferenceSession.create(data, options)

@@ -108,9 +108,19 @@ def _static_file(name: str, cache_seconds: int, immutable: bool = False):
     return response
 
 
+# The app pages may talk to their own origin only: no script, extension or injected code can
+# send data elsewhere from the browser. No inline script and no eval ('wasm-unsafe-eval' only
+# lets WebAssembly compile); blob: serves thumbnails and onnxruntime-web's worker threads.
+CONTENT_SECURITY_POLICY = "; ".join((
+    "default-src 'self'", "script-src 'self' 'wasm-unsafe-eval'", "connect-src 'self'",
+    "img-src 'self' blob: data:", "style-src 'self' 'unsafe-inline'", "worker-src 'self' blob:",
+    "font-src 'self'", "object-src 'none'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'"))
+
+
 def add_isolation_headers(app: Flask) -> None:
     @app.after_request
     def _isolate(response: Response) -> Response:
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
         response.headers["Cross-Origin-Embedder-Policy"] = "require-corp"
         response.headers["Cross-Origin-Resource-Policy"] = "same-origin"

@@ -24,6 +24,9 @@ function withTimeout(promise, ms, what) {
   return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
 }
 
+// Python reaches ES modules through this (the Content-Security-Policy forbids eval).
+window.webfl = { importModule: (url) => import(url) };
+
 async function boot() {
   root.dataset.webflState = "loading";
   const page = document.body.dataset.page || "participant";
@@ -44,7 +47,7 @@ async function boot() {
   const micropip = pyodide.pyimport("micropip");
   await micropip.install.callKwargs(wheels.map((w) => new URL(w, location.href).href), { deps: false });
   micropip.destroy();
-  window.webfl = { pyodide };
+  window.webfl.pyodide = pyodide;
   await pyodide.runPythonAsync(`import browser_py.app\nawait browser_py.app.main(${JSON.stringify(page)})`);
 }
 
