@@ -6,12 +6,12 @@ import math
 import re
 import shutil
 import sys
-from array import array
 
 import numpy as np
 import pytest
 
-from browser_py.extensions import Context, Update
+from browser_py.extension_testing import fake_context, make_update
+from browser_py.extensions import Update
 from browser_py.participant import Participant
 from browser_py.protocol import FLClient
 from browser_py.stores import MemoryStore
@@ -23,14 +23,14 @@ import local_dp  # noqa: E402
 import uncertainty_first  # noqa: E402
 
 run = asyncio.run
-CTX = Context(classes=["a", "b"], dataset=None, participant=None)
+CTX = fake_context(classes=["a", "b"], labelled={"a": 3, "b": 2})
 
 
 # --- local differential privacy ----------------------------------------------------------
 
 def _update(delta: np.ndarray) -> Update:
     base = np.linspace(-1, 1, delta.size).astype(np.float32)
-    return Update(array("f", (base + delta).astype(np.float32).tobytes()), array("f", base.tobytes()), 10, 0)
+    return make_update(delta.astype(np.float32).tolist(), base.tolist())
 
 
 def test_dp_clips_to_the_bound_without_noise():
@@ -276,3 +276,13 @@ def test_extensions_in_the_browser(browser, ext_server, tmp_path):
     assert "after 1 update" in browser.find_element(By.ID, "dp-panel").text
     m = ext_server.api("GET", f"/api/tasks/{task['id']}/metrics")
     assert m["versions"][-1]["updates"][0]["metrics"]["dp_epsilon"] > 0
+
+
+def test_the_guide_example_is_unit_tested_with_the_kit():
+    """The testing kit runs an extension's hooks without a server: the guide's own example."""
+    namespace: dict = {}
+    exec(compile(_guide_example(), "label_balance.py", "exec"), namespace)
+    ext = namespace["LabelBalance"](min_samples=5)
+    ctx = fake_context(classes=["cat", "dog", "bird"], labelled={"cat": 12, "dog": 3})
+    assert ext.metrics(ctx, make_update([0.1, -0.2], samples=15)) == {"classes_present": 2.0, "balance": 0.25}
+    assert ext.before_send(ctx, make_update([0.1], samples=4)) is None
