@@ -40,8 +40,12 @@ def choices():
     models = [{"name": m.name, "description": m.description, "max_train_blocks": m.max_train_blocks,
                "input": {"color": m.preprocessing.color, "size": list(m.preprocessing.size)}}
               for m in MODELS.values()]
+    from flask import current_app
+
+    from .extension_catalog import catalog
+
     return jsonify({"models": models, "aggregators": forms.aggregators(), "settings": forms.task_settings(),
-                    "defaults": defaults()})
+                    "extensions": catalog(current_app.config["EXTENSIONS_DIR"]), "defaults": defaults()})
 
 
 @bp.get("/tasks")

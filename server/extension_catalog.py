@@ -1,7 +1,10 @@
-"""What participants are told about a task's extensions: a title and one line each.
+"""What the server knows about an extension, read from its source without running it.
 
-Read from the extension's own source (its class's ``title`` and the first line of its
-module docstring) without importing it: the server never runs extension code.
+- participants are told its title (the class's ``title``) and one line (the module
+  docstring's first line);
+- its parameters are its ``__init__`` signature: names, types (float, int, bool, str,
+  optionally ``| None``) and defaults. Task configs are checked against them, and the
+  admin form offers them.
 """
 from __future__ import annotations
 
@@ -12,12 +15,86 @@ from pathlib import Path
 from .taskconfig import available_extensions
 
 
-@lru_cache(maxsize=64)
-def _read(path: Path, mtime: float) -> tuple[str, str]:
+KINDS = {"float": "number", "int": "int", "bool": "bool", "str": "text"}
+
+
+def _tree(path: Path) -> ast.Module | None:
     source = path / "__init__.py" if path.is_dir() else path
     try:
-        tree = ast.parse(source.read_text())
+        return ast.parse(source.read_text())
     except (OSError, SyntaxError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=64)
+def _parameters(path: Path, mtime: float) -> tuple[tuple[str, str, object, bool], ...] | None:
+    """(name, kind, default, may be None) per ``__init__`` parameter of the extension class,
+    or None when the source declares none we can read."""
+    tree = _tree(path)
+    if tree is None:
+        return None
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        init = next((f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+        if init is None:
+            continue
+        args = init.args.args[1:] + init.args.kwonlyargs
+        defaults = [None] * (len(init.args.args[1:]) - len(init.args.defaults)) + list(init.args.defaults) \
+            + list(init.args.kw_defaults)
+        out = []
+        for arg, default in zip(args, defaults):
+            names = {n.id for n in ast.walk(arg.annotation) if isinstance(n, ast.Name)} if arg.annotation else set()
+            optional = "None" in ast.unparse(arg.annotation) if arg.annotation else False
+            kind = next((KINDS[n] for n in ("bool", "int", "float", "str") if n in names), "any")
+            try:
+                value = ast.literal_eval(default) if default is not None else None
+            except ValueError:
+                value = None
+            out.append((arg.arg, kind, value, optional))
+        return tuple(out)
+    return None
+
+
+def parameters(path: Path) -> list[dict]:
+    """The extension's parameters for forms: ``{name, kind, default, optional}``."""
+    found = _parameters(path, path.stat().st_mtime) or ()
+    return [{"name": n, "kind": k, "default": d, "optional": o} for n, k, d, o in found]
+
+
+def check_parameters(name: str, path: Path, given: dict) -> str | None:
+    """None if ``given`` fits the extension's ``__init__``; otherwise what is wrong."""
+    declared = {p["name"]: p for p in parameters(path)}
+    if not declared and _parameters(path, path.stat().st_mtime) is None:
+        return None  # nothing readable to check against
+    for key, value in given.items():
+        if key not in declared:
+            takes = ", ".join(declared) or "no parameters"
+            return f"extension {name} has no parameter {key!r} (it takes {takes})"
+        p = declared[key]
+        if value is None:
+            if not p["optional"]:
+                return f"extension {name}: {key} cannot be empty"
+            continue
+        ok = {"number": isinstance(value, (int, float)) and not isinstance(value, bool),
+              "int": isinstance(value, int) and not isinstance(value, bool),
+              "bool": isinstance(value, bool), "text": isinstance(value, str), "any": True}[p["kind"]]
+        if not ok:
+            return f"extension {name}: {key} must be {p['kind'].replace('text', 'a string')}, got {value!r}"
+    return None
+
+
+def catalog(directory: str | Path) -> list[dict]:
+    """Every available extension with its title, description and parameters (the admin form)."""
+    out = []
+    for name, path in sorted(available_extensions(directory).items()):
+        title, line = _read(path, path.stat().st_mtime)
+        out.append({"name": name, "title": title or name, "description": line, "params": parameters(path)})
+    return out
+
+
+@lru_cache(maxsize=64)
+def _read(path: Path, mtime: float) -> tuple[str, str]:
+    tree = _tree(path)
+    if tree is None:
         return "", ""
     doc = (ast.get_docstring(tree) or "").strip().splitlines()
     title = ""

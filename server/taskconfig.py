@@ -139,10 +139,15 @@ def validate(config: Any, base: dict | None = None, extensions_dir: str | Path |
         message, problems = describe_errors(exc, "config.")
         raise ConfigError(message, problems) from None
     if extensions_dir is not None:
+        from .extension_catalog import check_parameters
+
         known = available_extensions(extensions_dir)
         for ext in checked.extensions:
             if ext.name not in known:
                 raise ConfigError(f"unknown extension {ext.name!r}", {"available": sorted(known)})
+            problem = check_parameters(ext.name, known[ext.name], ext.params)
+            if problem:
+                raise ConfigError(f"config.extensions: {problem}")
     return checked.model_dump(mode="json")
 
 

@@ -194,3 +194,20 @@ def test_choices_describe_the_form_from_the_declarations(h):
     params = {p["name"]: p for p in fedbuff["params"]}
     assert params["trim"]["kind"] == "number" and params["trim"]["max"] == 0.5
     assert set(params["combiner"]["choices"]) == {"mean", "median", "trimmed_mean", "multi_krum", "centered_clipping"}
+
+
+def test_extension_parameters_are_checked_against_the_extensions_own_signature(h):
+    def create(params):
+        return h.admin("POST", "/api/admin/tasks", json={"title": "x", "config": {
+            "classes": ["a", "b"], "extensions": [{"name": "local_dp", "params": params}]}})
+
+    before = h.state()
+    unknown = create({"flip": 7})
+    assert unknown.status_code == 400 and "no parameter 'flip'" in unknown.json["error"]
+    wrong = create({"clip": "wide"})
+    assert wrong.status_code == 400 and "clip must be number" in wrong.json["error"]
+    assert h.state() == before
+    assert create({"clip": 0.5, "noise_multiplier": 0.0, "seed": None}).status_code == 201
+    offered = {e["name"]: e for e in h.admin("GET", "/api/admin/choices").json["extensions"]}
+    assert [p["name"] for p in offered["local_dp"]["params"]] == ["clip", "noise_multiplier", "delta", "seed"]
+    assert offered["uncertainty_first"]["title"] == "Review the least certain images first"

@@ -357,3 +357,35 @@ def test_admin_blocks_a_participant_and_rotates_the_join_code(browser, live_serv
     with pytest.raises(urllib.error.HTTPError) as gone:
         live_server.api("GET", f"/api/join/{old_code}")
     assert gone.value.code == 404
+
+
+def test_admin_chooses_an_extension_and_sees_what_it_reports(browser, live_server):
+    import subprocess
+    import sys
+
+    from live import ROOT
+
+    sign_in(browser, live_server)
+    browser.find_element(By.ID, "new-task").click()
+    until(browser, lambda d: d.find_elements(By.ID, "extensions-choice"))
+    assert "Local differential privacy" in text(browser, "extensions-choice")
+    browser.find_element(By.ID, "title").send_keys("With local DP")
+    browser.find_element(By.ID, "classes").send_keys(", ".join(str(d) for d in range(10)))
+    browser.find_element(By.ID, "ext-local_dp").click()
+    for name, value in (("clip", "0.5"), ("noise_multiplier", "0")):
+        field = browser.find_element(By.ID, f"ext-local_dp-{name}")
+        field.clear()
+        field.send_keys(value)
+    shot(browser, "admin-extensions-form")
+    browser.find_element(By.ID, "save-task").click()
+    until(browser, lambda d: d.find_elements(By.ID, "task-detail") and "Model ready" in text(d, "bundle-status"), 120)
+    task = next(t for t in live_server.api("GET", "/api/admin/tasks")["tasks"] if t["title"] == "With local DP")
+    ext = task["config"]["extensions"]
+    assert ext[0]["name"] == "local_dp" and ext[0]["params"]["clip"] == 0.5 and ext[0]["params"]["noise_multiplier"] == 0
+    proc = subprocess.run([sys.executable, "-m", "server.cli", "client", "--server", live_server.url, "--code",
+                           task["join_code"], "--clients", "1", "--samples", "40", "--rounds", "1"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    until(browser, lambda d: "dp_clip" in text(d, "extension-metrics"), 30)
+    assert "dp_rounds" in text(browser, "extension-metrics")
+    shot(browser, "admin-extension-metrics")

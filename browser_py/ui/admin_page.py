@@ -12,6 +12,7 @@ from .dom import by_id, clear, download, el, on
 
 TOKEN_KEY = "webfl-admin-token"  # sessionStorage: gone when the tab closes; never a cookie
 POLL_SECONDS = 2.0
+CLIENT_METRICS = {"loss", "epochs", "local_test_accuracy"}  # what every client reports
 
 
 class AdminAPI:
@@ -187,6 +188,8 @@ class AdminPage:
 
         render_params()
         on(agg, "change", render_params)
+        self._form_extensions = config.get("extensions", [])
+        form.appendChild(self._extensions_fieldset(config))
         row = el("div", cls="row")
         row.appendChild(el("button", "Save" if task else "Create task", type="submit", cls="primary", id="save-task"))
         cancel = el("button", "Cancel", type="button", id="cancel-form")
@@ -211,6 +214,49 @@ class AdminPage:
 
         on(form, "submit", submit, prevent_default=True)
 
+    def _extensions_fieldset(self, config: dict):
+        """Extensions the server offers, each with its parameters (from its __init__)."""
+        box = el("fieldset", cls="params", id="extensions-choice")
+        box.appendChild(el("legend", "Extensions: code that runs on every participant's device. "
+                                     "Choose only code you have read and trust."))
+        chosen = {e["name"]: e for e in config.get("extensions", [])}
+        if not self.choices.get("extensions"):
+            box.appendChild(el("p", "No extensions are installed on this server.", cls="message"))
+        for ext in self.choices.get("extensions", []):
+            wrap = el("div", cls="field")
+            toggle = el("input", type="checkbox", id=f"ext-{ext['name']}")
+            toggle.checked = ext["name"] in chosen
+            wrap.appendChild(toggle)
+            wrap.appendChild(el("label", ext["title"], for_=f"ext-{ext['name']}"))
+            if ext["description"]:
+                wrap.appendChild(el("small", ext["description"]))
+            for p in ext["params"]:
+                value = chosen.get(ext["name"], {}).get("params", {}).get(p["name"], p["default"])
+                node_id = f"ext-{ext['name']}-{p['name']}"
+                row = el("div", cls="field")
+                row.appendChild(el("label", p["name"].replace("_", " "), for_=node_id))
+                row.appendChild(field_input(node_id, p, value))
+                wrap.appendChild(row)
+            box.appendChild(wrap)
+        return box
+
+    def _read_extensions(self, current: list[dict]) -> list[dict]:
+        """The checked extensions with their parameters: already chosen ones keep their order."""
+        offered = {e["name"]: e for e in self.choices.get("extensions", [])}
+        order = [e["name"] for e in current if e["name"] in offered]
+        order += [n for n in offered if n not in order]
+        out = []
+        for name in order:
+            if not by_id(f"ext-{name}").checked:
+                continue
+            params = {}
+            for p in offered[name]["params"]:
+                value = read_field(f"ext-{name}-{p['name']}", p)
+                if value is not None:
+                    params[p["name"]] = value
+            out.append({"name": name, "params": params})
+        return out
+
     def _read_form(self, aggregator: str) -> dict:
         config = {"classes": [c.strip() for c in str(by_id("classes").value).split(",") if c.strip()],
                   "model": str(by_id("model").value),
@@ -224,6 +270,7 @@ class AdminPage:
             if value is not None:  # empty: the declared default
                 agg[p["name"]] = value
         config["aggregator"] = agg
+        config["extensions"] = self._read_extensions(self._form_extensions)
         return config
 
     # --- one task -------------------------------------------------------------------------
@@ -386,6 +433,10 @@ class AdminPage:
             grid.appendChild(fig)
         self._chart_specs = specs
         box.appendChild(grid)
+        box.appendChild(el("h3", "What extensions report"))
+        box.appendChild(el("p", "Numbers the task's extensions add to each update appear here.", cls="empty",
+                           id="extension-metrics-empty"))
+        box.appendChild(el("table", cls="table", id="extension-metrics"))
         return box
 
     def _make_charts(self) -> None:
@@ -413,8 +464,35 @@ class AdminPage:
         charts.set_data(self.charts["chart-weights"], [v for v, _ in updates], [[round(u["weight"], 4) for _, u in updates]])
         last = versions[-1]
         acc = f", validation accuracy {evaluated[-1]['evaluation']['accuracy']:.1%}" if evaluated else ""
+        self._draw_extension_metrics([u for _, u in updates])
         by_id("dashboard-summary").textContent = (f"Version {last['version']} · {len(updates)} updates merged from "
                                                   f"{len(per_client)} participant{'s' if len(per_client) != 1 else ''}{acc}")
+
+    def _draw_extension_metrics(self, updates: list[dict]) -> None:
+        """The latest value of each number extensions report (the client's own metrics left out)."""
+        latest: dict[str, float] = {}
+        reports: Counter = Counter()
+        for u in updates:
+            for key, value in u["metrics"].items():
+                if key not in CLIENT_METRICS:
+                    latest[key] = value
+                    reports[key] += 1
+        table = by_id("extension-metrics")
+        if table is None:
+            return
+        clear(table)
+        by_id("extension-metrics-empty").hidden = bool(latest)
+        if not latest:
+            return
+        head = el("tr")
+        for title in ("Reported", "Latest value", "Updates reporting it"):
+            head.appendChild(el("th", title))
+        table.appendChild(head)
+        for key in sorted(latest):
+            row = el("tr")
+            for text in (key, f"{latest[key]:.4g}", str(reports[key])):
+                row.appendChild(el("td", text))
+            table.appendChild(row)
 
     async def _poll_metrics(self, task_id: str) -> None:
         """Every few seconds: new versions, and the last few again (their evaluations come later)."""
@@ -475,6 +553,8 @@ def field_input(node_id: str, spec: dict, value):
         node = el("input", id=node_id, type="checkbox")
         node.checked = bool(value)
         return node
+    if spec["kind"] in ("text", "any"):
+        return el("input", id=node_id, type="text", value="" if value is None else str(value))
     return number_input(node_id, spec, value)
 
 
@@ -486,6 +566,8 @@ def read_field(node_id: str, spec: dict):
     if spec["kind"] == "bool":
         return bool(node.checked)
     raw = str(node.value).strip()
+    if spec["kind"] in ("text", "any"):
+        return raw if raw or not spec.get("optional") else None
     if raw == "":
         return None
     try:
