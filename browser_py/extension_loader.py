@@ -49,6 +49,8 @@ async def load(specs: list[dict], client) -> tuple[list[Extension], Problems]:
         name = spec["name"]
         try:
             if name not in registered():
+                for dependency in spec.get("requires", []):  # vendored pure-Python wheels, first
+                    await _install(dependency, client)
                 await _install(spec["url"], client)
                 importlib.import_module(name)
             cls = registered().get(name)

@@ -82,6 +82,33 @@ def check_parameters(name: str, path: Path, given: dict) -> str | None:
     return None
 
 
+def requires(path: Path) -> list[str]:
+    """The PyPI names an extension declares in a module-level ``REQUIRES = [...]``."""
+    tree = _tree(path)
+    for node in tree.body if tree is not None else []:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "REQUIRES" for t in node.targets):
+            try:
+                names = ast.literal_eval(node.value)
+            except ValueError:
+                return []
+            return [str(n) for n in names]
+    return []
+
+
+def dependency_urls(path: Path) -> list[str]:
+    """Where the page and CPython clients fetch the extension's dependencies (vendored wheels)."""
+    from .vendor import EXTENSION_DEPENDENCIES
+
+    return [f"/vendor/{next(iter(EXTENSION_DEPENDENCIES[n].files.values()))}"
+            for n in requires(path) if n in EXTENSION_DEPENDENCIES]
+
+
+def missing_dependencies(path: Path) -> list[str]:
+    from .vendor import EXTENSION_DEPENDENCIES
+
+    return [n for n in requires(path) if n not in EXTENSION_DEPENDENCIES]
+
+
 def catalog(directory: str | Path) -> list[dict]:
     """Every available extension with its title, description and parameters (the admin form)."""
     out = []
@@ -113,5 +140,6 @@ def describe(extensions: list[dict], directory: str | Path) -> list[dict]:
     for ext in extensions:
         path = known.get(ext["name"])
         title, line = _read(path, path.stat().st_mtime) if path is not None else ("", "")
-        out.append(ext | {"title": title or ext["name"], "description": line})
+        out.append(ext | {"title": title or ext["name"], "description": line,
+                          "requires": dependency_urls(path) if path is not None else []})
     return out

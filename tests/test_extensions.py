@@ -118,6 +118,24 @@ class Exploding(Extension):
 '''
 
 
+NEEDS_DEPENDENCY = '''"""Counts the labelled training images with more-itertools, a package from PyPI."""
+from more_itertools import ilen
+
+from browser_py.extensions import Extension, register
+
+REQUIRES = ["more-itertools"]
+
+
+@register
+class NeedsDependency(Extension):
+    name = "needs_dependency"
+    title = "Counting with a dependency"
+
+    def metrics(self, ctx, update):
+        return {"labelled_counted": float(ilen(ctx.dataset.labelled("train")))}
+'''
+
+
 def _guide_example() -> str:
     text = (ROOT / "docs" / "extensions.md").read_text()
     return re.search(r"```python\n(# extensions/label_balance.py\n.*?)```", text, re.S).group(1)
@@ -130,6 +148,9 @@ def ext_server(tmp_path_factory):
         shutil.copy(ROOT / "extensions" / name, folder / name)
     (folder / "broken_import.py").write_text(BROKEN_IMPORT)
     (folder / "exploding_hook.py").write_text(BROKEN_HOOK)
+    (folder / "needs_dependency.py").write_text(NEEDS_DEPENDENCY)
+    (folder / "needs_unknown.py").write_text(NEEDS_DEPENDENCY.replace('"more-itertools"', '"left-pad"')
+                                              .replace("needs_dependency", "needs_unknown"))
     (folder / "label_balance.py").write_text(_guide_example())
     server = LiveServer(tmp_path_factory.mktemp("ext-server"), env={"WEBFL_EXTENSIONS_DIR": str(folder)})
     yield server
@@ -234,6 +255,7 @@ def test_extensions_in_the_browser(browser, ext_server, tmp_path):
                                   max_change_ratio=None, max_change_vs_recent=None, extensions=[
         {"name": "local_dp", "params": {"clip": 1.0, "noise_multiplier": 1.1}},
         {"name": "uncertainty_first", "params": {"by": "margin"}},
+        {"name": "needs_dependency"},
         {"name": "broken_import"}])
     browser.get(f"{ext_server.url}/?join={task['join_code']}")
     assert wait_ready(browser) == "ready"
@@ -276,6 +298,7 @@ def test_extensions_in_the_browser(browser, ext_server, tmp_path):
     assert "after 1 update" in browser.find_element(By.ID, "dp-panel").text
     m = ext_server.api("GET", f"/api/tasks/{task['id']}/metrics")
     assert m["versions"][-1]["updates"][0]["metrics"]["dp_epsilon"] > 0
+    assert m["versions"][-1]["updates"][0]["metrics"]["labelled_counted"] > 0  # micropip installed its dependency
 
 
 def test_the_guide_example_is_unit_tested_with_the_kit():
@@ -286,3 +309,25 @@ def test_the_guide_example_is_unit_tested_with_the_kit():
     ctx = fake_context(classes=["cat", "dog", "bird"], labelled={"cat": 12, "dog": 3})
     assert ext.metrics(ctx, make_update([0.1, -0.2], samples=15)) == {"classes_present": 2.0, "balance": 0.25}
     assert ext.before_send(ctx, make_update([0.1], samples=4)) is None
+
+
+def test_an_extension_with_a_pypi_dependency_runs_in_cpython(ext_server):
+    before = ext_server.api("GET", "/api/admin/choices")
+    assert any(e["name"] == "needs_dependency" for e in before["extensions"])
+    import urllib.error
+
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        ext_server.create_task("unknown dep", classes=["a", "b"], extensions=[{"name": "needs_unknown"}])
+    assert refused.value.code == 400 and "left-pad" in refused.value.read().decode()
+    task = ext_server.create_task("dependency", classes=[str(d) for d in range(10)], min_labelled=10,
+                                  extensions=[{"name": "needs_dependency"}])
+    preview = ext_server.api("GET", f"/api/join/{task['join_code']}")
+    assert preview["extensions"][0]["requires"] == ["/vendor/extension-deps/more_itertools-10.8.0-py3-none-any.whl"]
+    p = _participant(ext_server, task)
+    assert p.extension_errors == [] and [e.name for e in p.extensions] == ["needs_dependency"]
+    result = run(p.train_round())
+    # the vendored wheel was fetched from the server and put on the path before the extension
+    assert any(entry.endswith("more_itertools-10.8.0-py3-none-any.whl") for entry in sys.path)
+    m = ext_server.api("GET", f"/api/tasks/{task['id']}/metrics?since={result.ack['applied_version'] - 1}")
+    counted = m["versions"][0]["updates"][0]["metrics"]["labelled_counted"]
+    assert counted == len(p.dataset.labelled("train"))
