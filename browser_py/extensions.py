@@ -75,6 +75,11 @@ class Extension:
         self.params = params
 
     def augment(self, ctx: Context, xs: list[array], ys: list[int]) -> tuple[list[array], list[int]]:
+        """Return the training inputs and labels to use this round (add, drop or change samples).
+
+        ``xs`` are copies (changing them in place is safe), one float32 array per sample in the
+        head's input layout; ``ys`` are class indices. Runs before every local round, chained
+        with the other extensions' ``augment`` in the task's order."""
         return xs, ys
 
     def suggest(self, ctx: Context, item_id: str, probs: Sequence[float]) -> tuple[str, float] | None:
@@ -86,9 +91,14 @@ class Extension:
         return None
 
     def before_send(self, ctx: Context, update: Update) -> Update | None:
+        """Return the update to send (changed or not), or None to keep it on the device this
+        round. Chained in the task's order; ``runs_last`` extensions come after the others."""
         return update
 
     def metrics(self, ctx: Context, update: Update) -> dict[str, float]:
+        """Numbers to report with the update (merged over extensions). Names are short
+        identifiers (letters, digits, ``_`` and ``.``, at most 48), values finite; the server
+        refuses an update with more than 32 or with other names."""
         return {}
 
     def panel(self, ctx: Context):

@@ -118,3 +118,10 @@ def test_the_update_claims_the_labelled_images_not_the_augmented_copies(live_ser
     assert [list(x) for x in after] == [list(x) for x in before]  # the feature/pixel cache is unchanged
     m = live_server.api("GET", f"/api/tasks/{task['id']}/metrics?since={result.ack['applied_version'] - 1}")
     assert m["versions"][0]["updates"][0]["samples"] == labelled
+
+
+def test_the_api_reference_is_generated_from_the_code():
+    from browser_py.extension_reference import render
+
+    assert (ROOT / "docs" / "extension-api.md").read_text() == render(), \
+        "regenerate: python -m browser_py.extension_reference > docs/extension-api.md"
