@@ -331,3 +331,29 @@ def test_an_extension_with_a_pypi_dependency_runs_in_cpython(ext_server):
     m = ext_server.api("GET", f"/api/tasks/{task['id']}/metrics?since={result.ack['applied_version'] - 1}")
     counted = m["versions"][0]["updates"][0]["metrics"]["labelled_counted"]
     assert counted == len(p.dataset.labelled("train"))
+
+
+@pytest.mark.browser
+def test_a_hook_error_reaches_the_participant_even_without_a_panel(browser, ext_server, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from live import wait_ready
+
+    task = ext_server.create_task("hook error", classes=[str(d) for d in range(10)], min_labelled=10,
+                                  extensions=[{"name": "exploding_hook"}])
+    browser.get(f"{ext_server.url}/?join={task['join_code']}")
+    assert wait_ready(browser) == "ready"
+    browser.find_element(By.ID, "join-confirm-button").click()
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.ID, "file-input"))
+    archive = tmp_path / "d.zip"
+    archive.write_bytes(image_folder_zip(digit_files(20)))
+    browser.find_element(By.ID, "file-input").send_keys(str(archive))
+    WebDriverWait(browser, 60).until(lambda d: "20 images added" in d.find_element(By.ID, "import-message").text)
+    browser.find_element(By.ID, "train-button").click()
+    WebDriverWait(browser, 120).until(lambda d: "exploding_hook failed in metrics" in
+                                      d.find_element(By.ID, "extension-errors").text)
+    errors = browser.find_element(By.ID, "extension-errors")
+    assert "turned off" in errors.text and "Technical details" in errors.text
+    browser.find_element(By.CSS_SELECTOR, "#extension-errors summary").click()
+    assert 'raise ValueError("boom")' in errors.text  # the traceback, one click away

@@ -53,8 +53,8 @@ class ParticipantPage:
         """Panels built by extensions, and what went wrong loading or running any of them."""
         self.p.hooks.context.refresh = self.refresh
         panels = [(ext, panel) for ext, panel in self.p.hooks.call("panel") if panel is not None]
-        if not panels and not self.p.extension_errors:
-            return None
+        if not panels and not self.p.extension_errors and not self.p.extensions:
+            return None  # the task runs no extension: nothing to show or to report
         box = el("section", cls="card", id="extensions")
         for ext, panel in panels:
             box.appendChild(el("h2", ext.title or ext.name))
@@ -69,7 +69,7 @@ class ParticipantPage:
         clear(box)
         details = getattr(self.p.extension_errors, "tracebacks", {})
         for message in self.p.extension_errors:
-            item = el("li", message)
+            item = el("li", f"Something went wrong in an extension, and it was turned off: {message}")
             if message in details:  # the traceback, one click away
                 more = el("details")
                 more.appendChild(el("summary", "Technical details"))
