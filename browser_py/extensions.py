@@ -97,8 +97,8 @@ class Extension:
 
     def metrics(self, ctx: Context, update: Update) -> dict[str, float]:
         """Numbers to report with the update (merged over extensions). Names are short
-        identifiers (letters, digits, ``_`` and ``.``, at most 48), values finite; the server
-        refuses an update with more than 32 or with other names."""
+        lower-case identifiers (a-z, digits, ``_`` and ``.``, at most 32 characters), values
+        finite; the server refuses an update with more than 32 or with other names."""
         return {}
 
     def panel(self, ctx: Context):

@@ -41,7 +41,9 @@ def _whole_number(raw: Any) -> Any:
 
 
 HeaderInt = Annotated[int, BeforeValidator(_whole_number)]
-MetricName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,47}$")]
+# Short lower-case identifiers: names carry meaning, not data (an extension once hid an
+# image in metric names). A hostile extension can still encode a little in names and values.
+MetricName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.]{0,31}$")]
 MetricValue = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-1e15, le=1e15)]
 Metrics = Annotated[dict[MetricName, MetricValue], Field(max_length=32)]
 _METRICS = TypeAdapter(Metrics)
@@ -60,7 +62,8 @@ class UpdateHeaders(BaseModel):
         alias="Idempotency-Key", description="a fresh random key per update; the same key when retrying it")
     metrics: Annotated[str, StringConstraints(max_length=MAX_METRICS_BYTES)] = Field(
         "{}", alias="X-WebFL-Metrics", description=(
-            "JSON object of at most 32 finite numbers keyed by short names, e.g. {\"loss\": 0.3}"))
+            "JSON object of at most 32 finite numbers keyed by short lower-case names (at most 32 "
+            "characters), e.g. {\"loss\": 0.3}"))
 
     def metric_values(self) -> dict[str, float]:
         try:

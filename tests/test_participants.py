@@ -211,3 +211,23 @@ def test_extension_parameters_are_checked_against_the_extensions_own_signature(h
     offered = {e["name"]: e for e in h.admin("GET", "/api/admin/choices").json["extensions"]}
     assert [p["name"] for p in offered["local_dp"]["params"]] == ["clip", "noise_multiplier", "delta", "seed"]
     assert offered["uncertainty_first"]["title"] == "Review the least certain images first"
+
+
+def test_metric_names_cannot_carry_data(h):
+    """The covert channel an extension used: data hidden in metric *names* (anyone with the
+    join code read them back). Names are short identifiers, at most 32, values finite."""
+    import base64
+    import json as json_
+
+    task = h.create_task()
+    me = h.join(task)
+    _, x0 = h.model(task["id"], me["token"])
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(200))).decode()
+    smuggled = [{png[:40]: 1.0}, {f"k{png[i:i + 40]}": 1.0 for i in range(0, 1200, 40)},
+                {f"m{i}": 1.0 for i in range(33)}, {"ok": float("inf")}, {"a" * 49: 1.0}]
+    before = h.state()
+    for metrics in smuggled:
+        r = h.post_update(me, x0 + 0.001, 0, headers={"X-WebFL-Metrics": json_.dumps(metrics)})
+        assert r.status_code == 400 and "X-WebFL-Metrics" in r.json["error"], (list(metrics)[:2], r.json)
+    assert h.state() == before
+    assert h.post_update(me, x0 + 0.001, 0, metrics={"dp_epsilon": 1.5, "local_test_accuracy": 0.9}).status_code == 201
