@@ -160,14 +160,26 @@ class PythonClient:
             if self.events and self.events[-1][0] == "left":
                 self.events.append(("back", round(elapsed, 1)))
             try:
-                await self.participant.train_round()
+                result = await self.participant.train_round()
+                if result.ack.get("status") == "buffered":
+                    # our update waits in a FedBuff buffer or FedAvg round: the server takes one
+                    # per participant, so wait for the model to move before training again
+                    await self._wait_for_version_after(result.ack["current_version"])
             except ServerRefused:
-                pass  # e.g. a synchronous round closed meanwhile: start again from the newest model
+                await asyncio.sleep(0.2)  # e.g. a round closed meanwhile: start again from the newest model
+                continue
             except Exception as exc:
                 self.error = f"{type(exc).__name__}: {exc}"
                 return
             if self.slowdown:
                 self.stop_event.wait(self.slowdown)
+
+    async def _wait_for_version_after(self, version: int, limit: float = 60.0) -> None:
+        deadline = time.monotonic() + limit
+        while not self.stop_event.is_set() and time.monotonic() < deadline:
+            if await self.participant.client.current_version() > version:
+                return
+            await asyncio.sleep(0.2)
 
     def poll(self, elapsed: float) -> None:
         pass
