@@ -337,8 +337,10 @@ def test_admin_blocks_a_participant_and_rotates_the_join_code(browser, live_serv
     until(browser, lambda d: d.find_elements(By.ID, f"block-{mallory['client_id']}"))
     assert "mallory" in text(browser, "participants-table") and "alice" in text(browser, "participants-table")
     shot(browser, "admin-participants")
+    from selenium.webdriver.support import expected_conditions
+
     browser.find_element(By.ID, f"block-{mallory['client_id']}").click()
-    alert = browser.switch_to.alert
+    alert = WebDriverWait(browser, 10).until(expected_conditions.alert_is_present())  # the handler is async
     assert "Block mallory?" in alert.text and "cannot be undone" in alert.text
     alert.accept()
     until(browser, lambda d: "Blocked mallory" in text(d, "status"))
@@ -352,7 +354,7 @@ def test_admin_blocks_a_participant_and_rotates_the_join_code(browser, live_serv
     assert refused.value.code == 403
     old_code = task["join_code"]
     browser.find_element(By.ID, "rotate-code").click()
-    browser.switch_to.alert.accept()
+    WebDriverWait(browser, 10).until(expected_conditions.alert_is_present()).accept()
     until(browser, lambda d: d.find_elements(By.ID, "join-code") and old_code not in text(d, "join-code"))
     with pytest.raises(urllib.error.HTTPError) as gone:
         live_server.api("GET", f"/api/join/{old_code}")
