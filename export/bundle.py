@@ -24,6 +24,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -166,8 +167,20 @@ def _prepare_output(out: Path, overwrite: bool) -> Path:
         raise BundleError(f"cannot write to {parent}: {exc.strerror}") from None
 
 
+# torch.onnx.export keeps global state: two exports at once in one process fail
+# ("GLOBALS.in_onnx_export must be False"), so builds in a process take turns.
+_EXPORT_LOCK = threading.Lock()
+
+
 def build_bundle(model: str, classes: Sequence[str], out: Path | str, lr: float = 0.001,
                  train_blocks: int = 0, overwrite: bool = False) -> dict:
+    """Build a bundle at ``out`` and return its manifest (one build at a time per process)."""
+    with _EXPORT_LOCK:
+        return _build_bundle(model, classes, out, lr, train_blocks, overwrite)
+
+
+def _build_bundle(model: str, classes: Sequence[str], out: Path | str, lr: float,
+                  train_blocks: int, overwrite: bool) -> dict:
     """Build a bundle at ``out`` and return its manifest.
 
     The bundle is built in a temporary sibling directory and renamed into place at the

@@ -35,7 +35,6 @@ class TaskStore:
     def __init__(self, storage: Storage, data_dir: Path, params: ParamStore, locks: TaskLocks,
                  extensions_dir: Path | None = None) -> None:
         self.storage = storage
-        self.db = storage.db
         self.locks = locks
         self.extensions_dir = extensions_dir
         self.bundles = data_dir / "bundles"

@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from . import direction
-from .errors import APIError, Conflict, TooManyRequests
+from .errors import APIError, Conflict, Forbidden, TooManyRequests
 from .locks import TaskLocks
 from .paramstore import ParamStore
 from .schemas import MAX_ABS_PARAMETER, UpdateHeaders, parse
@@ -132,22 +132,21 @@ class UpdateService:
         bound = change_bound(task.config, base_params)
         change = np.subtract(vector, base_params, dtype=np.float32)
         norm = float(np.linalg.norm(change.astype(np.float64)))
-        if bound is not None:
-            if norm > bound:
-                raise UpdateRejected(
-                    f"the update changes the model by {norm:.4g} (L2); this task allows at most {bound:.4g}",
-                    {"change_norm": norm, "bound": bound})
+        if bound is not None and norm > bound:
+            raise UpdateRejected(
+                f"the update changes the model by {norm:.4g} (L2); this task allows at most {bound:.4g}",
+                {"change_norm": norm, "bound": bound})
+        change_sketch = direction.sketch(change)  # outside the task lock: it only reads this update
         with self.locks(task.id):
             self._check_versions(task, meta.base_version, strategy)  # the world may have moved on
             self._check_builds_on_own_last(task, client, meta.base_version)
             if strategy.buffered:
                 self._check_one_per_round(task, client)
-            change_sketch = direction.sketch(change)
             verdict = self._direction_verdict(task, client, change_sketch)
             try:
                 with self.params.lock, self.storage.transaction() as tx:
                     if self.storage.clients.is_blocked(client.id, tx):
-                        raise APIError("the organiser removed you from this task", status=403)
+                        raise Forbidden("the organiser removed you from this task")
                     update_id = self.rows.insert(
                         tx, task_id=task.id, client_id=client.id, key=meta.idempotency_key,
                         base_version=meta.base_version, num_samples=meta.num_samples,

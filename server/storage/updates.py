@@ -11,9 +11,6 @@ import numpy as np
 
 from ..db import Database
 
-WAITING = ("pending",)
-
-
 class UpdatesTable:
     def __init__(self, db: Database) -> None:
         self.db = db
