@@ -14,13 +14,11 @@ from flask import Flask
 from . import admin_api, errors, openapi, pages, participant_api
 from .client_wheel import build_wheel
 from .config import from_environment
-from .db import Database
 from .evaluation import Evaluator
 from .locks import TaskLocks
-from .paramstore import ParamStore
 from .ratelimit import RateLimiter
 from .services import Services
-from .storage import Storage
+from .storage import open_storage
 from .tasks import TaskStore
 from .updates import UpdateService
 
@@ -31,12 +29,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(from_environment(test_config))
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPDATE_BYTES"]
     data_dir = Path(app.config["DATA_DIR"])
-    db = Database(data_dir / "webfl.sqlite3")
-    storage = Storage(db)
-    params = ParamStore(data_dir / "params")
-    locks = TaskLocks()
+    storage = open_storage(data_dir, app.config["DATABASE_URL"])
+    db, params = storage.db, storage.params
+    locks = TaskLocks(db)
     tasks = TaskStore(storage, data_dir, params, locks, Path(app.config["EXTENSIONS_DIR"]))
-    evaluator = Evaluator(tasks, data_dir)
+    evaluator = Evaluator(tasks, data_dir, storage.files)
     updates = UpdateService(tasks, params, locks, on_new_version=evaluator.schedule)
     wheel = build_wheel()
     app.extensions["webfl"] = Services(

@@ -22,7 +22,11 @@ class Setting:
 SETTINGS = (
     Setting("HOST", "127.0.0.1", "address to listen on"),
     Setting("PORT", 8000, "port to listen on"),
-    Setting("DATA_DIR", str(ROOT / "instance"), "where the SQLite database, bundles and parameters live"),
+    Setting("DATA_DIR", str(ROOT / "instance"),
+            "where the SQLite database, bundles and parameters live (with PostgreSQL: a local cache)"),
+    Setting("DATABASE_URL", "", "postgresql://user:password@host:port/dbname to share state between processes "
+            "(empty: embedded SQLite under the data dir)"),
+    Setting("WORKERS", 1, "gunicorn worker processes (more than 1 needs WEBFL_DATABASE_URL)"),
     Setting("WWW_DIR", str(ROOT / "www"), "static pages, CSS, the JS bootstrap and vendor/"),
     Setting("EXTENSIONS_DIR", str(ROOT / "extensions"), "client extensions tasks may name (module.py or package/)"),
     Setting("MAX_UPDATE_BYTES", 64 * 1024 * 1024, "largest request body accepted, in bytes"),

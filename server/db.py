@@ -1,9 +1,13 @@
-"""The SQLite database: one file under the data dir, WAL mode, one connection per thread."""
+"""The embedded SQLite database: one file under the data dir, WAL mode, one connection per
+thread. Its locks and leases are process-local: the embedded default is one process (the
+PostgreSQL backend, :mod:`server.storage.postgres`, is for several)."""
 from __future__ import annotations
 
 import sqlite3
 import threading
 from pathlib import Path
+
+from .locks import LocalLocks
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (
@@ -75,9 +79,16 @@ CREATE TABLE IF NOT EXISTS evaluations (
 class Database:
     """Owns the database file; hands each thread its own connection."""
 
+    kind = "sqlite"
+    shared_files = False  # bundles, validation sets and parameters are files under the data dir
+    integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        self._locks = LocalLocks()
+        self.lock = self._locks.lock
+        self.try_lease = self._locks.try_lease
         path.parent.mkdir(parents=True, exist_ok=True)
         with self.connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")

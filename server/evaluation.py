@@ -88,8 +88,12 @@ def _from_npz(data: bytes, manifest: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Evaluator:
-    def __init__(self, tasks: TaskStore, data_dir: Path) -> None:
+    """Validation sets live under the data dir, or (PostgreSQL) in the shared ``files``
+    table, so the one process that evaluates can be any of them."""
+
+    def __init__(self, tasks: TaskStore, data_dir: Path, files=None) -> None:
         self.tasks = tasks
+        self.files = files
         self.root = data_dir / "validation"
         self.root.mkdir(parents=True, exist_ok=True)
         self._wanted: dict[str, int] = {}  # task -> newest version waiting
@@ -106,10 +110,27 @@ class Evaluator:
             self._thread.start()
 
     def path(self, task_id: str) -> Path:
+        if self.files is not None:
+            return self.files.local_file(f"validation/{task_id}", ".npz") or self.root / f"{task_id}.npz"
         return self.root / f"{task_id}.npz"
 
     def has_validation(self, task_id: str) -> bool:
+        if self.files is not None:
+            return self.files.sha(f"validation/{task_id}") is not None
         return self.path(task_id).exists()
+
+    def catch_up(self) -> None:
+        """Schedule each task's newest version if it has no score yet: versions made by
+        other processes (which do not evaluate) reach the one that does."""
+        for task in self.tasks.list():
+            if task.bundle_status != "ready" or not self.has_validation(task.id):
+                continue
+            try:
+                newest = self.tasks.current_version(task.id).version
+            except APIError:
+                continue
+            if self.tasks.storage.evaluations.latest_version(task.id) != newest:
+                self.schedule(task.id, newest)
 
     def store_validation(self, task_id: str, data: bytes) -> dict:
         manifest = self.tasks.manifest(task_id)
@@ -118,9 +139,13 @@ class Evaluator:
             raise ValidationSetError("the validation set is empty")
         if len(labels) > MAX_VALIDATION_IMAGES:
             raise ValidationSetError(f"at most {MAX_VALIDATION_IMAGES} validation images, got {len(labels)}")
-        tmp = self.path(task_id).with_suffix(".part.npz")
+        tmp = self.root / f"{task_id}.part.npz"
         np.savez(tmp, pixels=pixels, labels=labels)
-        os.replace(tmp, self.path(task_id))
+        if self.files is not None:
+            self.files.put(f"validation/{task_id}", tmp.read_bytes())
+            tmp.unlink()
+        else:
+            os.replace(tmp, self.path(task_id))
         self._cache.pop(task_id, None)
         self.schedule(task_id, self.tasks.current_version(task_id).version)
         counts = np.bincount(labels, minlength=len(manifest["classes"])).tolist()
@@ -171,11 +196,12 @@ class Evaluator:
 
         task = self.tasks.get(task_id)
         cached = self._cache.get(task_id)
-        if cached is not None and cached[0] == task.bundle_sha256:
-            return cached
+        validation = self.path(task_id)  # (PostgreSQL) named by content: a new upload, a new path
+        if cached is not None and cached[0] == task.bundle_sha256 and cached[-1] == validation:
+            return cached[:-1]
         bundle = self.tasks.bundle_dir(task_id)
         manifest = self.tasks.manifest(task_id)
-        with np.load(self.path(task_id)) as data:
+        with np.load(validation) as data:
             pixels, labels = data["pixels"], data["labels"]
         if manifest["features"] is not None:
             session = ort.InferenceSession(str(bundle / manifest["features"]["file"]),
@@ -186,7 +212,7 @@ class Evaluator:
             feats = pixels
         head = ort.InferenceSession(str(bundle / "eval_model.onnx"), providers=["CPUExecutionProvider"])
         cached = (task.bundle_sha256, head, feats.astype(np.float32), labels, manifest)
-        self._cache[task_id] = cached
+        self._cache[task_id] = cached + (validation,)
         return cached
 
     def evaluate(self, task_id: str, version: int) -> dict | None:

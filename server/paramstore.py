@@ -11,6 +11,7 @@ import os
 import tempfile
 import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -59,14 +60,27 @@ class ParamStore:
     def get(self, sha: str) -> np.ndarray:
         return np.frombuffer(self.get_bytes(sha), dtype="<f4")
 
-    def collect(self, keep: set[str]) -> int:
-        """Delete every vector not in ``keep`` and every unfinished temp file; return how many."""
-        removed = 0
-        for path in list(self.root.glob("*/*")):
-            if path.suffix == ".part" or (path.suffix == ".f32" and path.stem not in keep):
-                path.unlink(missing_ok=True)
-                removed += 1
-        return removed
+    def exists(self, sha: str) -> bool:
+        return self.path(sha).exists()
 
-    def delete(self, sha: str) -> None:
-        self.path(sha).unlink(missing_ok=True)
+    def shas(self) -> set[str]:
+        return {p.stem for p in self.root.glob("*/*.f32")}
+
+    def discard_unused(self, candidates: set[str], in_use: Callable[..., bool]) -> None:
+        """Delete each candidate no row needs (``in_use(sha)``)."""
+        with self.lock:
+            for sha in candidates:
+                if not in_use(sha):
+                    self.path(sha).unlink(missing_ok=True)
+
+    def collect(self, referenced: Callable[..., set[str]]) -> int:
+        """Delete every vector no row refers to (``referenced()``) and every unfinished temp
+        file; return how many."""
+        removed = 0
+        with self.lock:
+            keep = referenced()
+            for path in list(self.root.glob("*/*")):
+                if path.suffix == ".part" or (path.suffix == ".f32" and path.stem not in keep):
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed

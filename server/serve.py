@@ -1,12 +1,13 @@
 """``webfl run``: prepare the embedded default and serve the app with gunicorn.
 
 Process roles: the gunicorn master only prepares the database (admin token, the demo
-task's row) and forks; it starts no thread and builds no bundle. The one worker process
-builds its app and runs all background work (:mod:`server.background`): recovery,
-bundle builds (the demo's included), evaluation and round deadlines. One worker with
-threads, because the per-task locks that order updates live in that process. gunicorn
-hands the app each request after its headers, so an oversized update is refused from its
-Content-Length without the body being read.
+task's row) and forks; it starts no thread and builds no bundle. Each worker builds its app;
+the worker holding the background lease (:mod:`server.background`) runs recovery, bundle
+builds (the demo's included), evaluation and round deadlines. With the embedded SQLite
+default there is one worker (its locks are process-local); with ``WEBFL_DATABASE_URL`` there
+may be several, and several ``webfl run`` processes on several machines, because the locks
+that order updates are PostgreSQL's. gunicorn hands the app each request after its headers,
+so an oversized update is refused from its Content-Length without the body being read.
 """
 from __future__ import annotations
 
@@ -23,12 +24,15 @@ from .config import SETTINGS, from_environment
 
 @click.command("run", epilog="\b\nsettings (environment variables):\n" + "\n".join(
     f"  {s.env:24} {s.help} (default: {s.default})" for s in SETTINGS)
-    + "\n\n\bexample:\n  WEBFL_PORT=8001 WEBFL_DATA_DIR=/tmp/webfl webfl run")
+    + "\n\n\bexamples:\n  WEBFL_PORT=8001 WEBFL_DATA_DIR=/tmp/webfl webfl run\n"
+    "  WEBFL_DATABASE_URL=postgresql://webfl:secret@db:5432/webfl WEBFL_WORKERS=4 webfl run")
 def run_command() -> None:
-    """Start the server (SQLite under the data dir, a ready demo task).
+    """Start the server (SQLite under the data dir, or PostgreSQL; a ready demo task).
 
-    State lives in SQLite and parameter files under the data directory; a demo task on
-    handwritten digits is created on first start. Settings come from the environment."""
+    By default state lives in SQLite and parameter files under the data directory; with
+    WEBFL_DATABASE_URL it lives in PostgreSQL and any number of processes can serve it. A
+    demo task on handwritten digits is created on first start. Settings come from the
+    environment."""
     sys.exit(run(argparse.Namespace()))
 
 
@@ -43,9 +47,10 @@ def reset_admin_token_command() -> None:
 
 
 def _database():
-    from .db import Database
+    from .storage import open_storage
 
-    return Database(Path(from_environment()["DATA_DIR"]) / "webfl.sqlite3")
+    cfg = from_environment()
+    return open_storage(Path(cfg["DATA_DIR"]), cfg["DATABASE_URL"]).db
 
 
 def reset_admin_token(args: argparse.Namespace) -> int:
@@ -62,11 +67,16 @@ def run(args: argparse.Namespace) -> int:
     from .tasks import demo_task_row
 
     cfg = from_environment()
+    if cfg["WORKERS"] > 1 and not cfg["DATABASE_URL"]:
+        print("webfl: WEBFL_WORKERS above 1 needs WEBFL_DATABASE_URL (the embedded SQLite default is one process)",
+              file=sys.stderr)
+        return 2
     db = _database()
     token = ensure_admin_token(db, cfg["ADMIN_TOKEN"])
     demo = demo_task_row(Storage(db))
     url = f"http://{cfg['HOST']}:{cfg['PORT']}/"
-    print(f"webfl: serving on {url}", flush=True)
+    where = "PostgreSQL" if cfg["DATABASE_URL"] else f"SQLite under {cfg['DATA_DIR']}"
+    print(f"webfl: serving on {url} (state in {where}, {cfg['WORKERS']} worker process(es))", flush=True)
     print(f"webfl: demo task {demo.title!r}: open {url}?join={demo.join_code} (join code {demo.join_code})")
     print(f"webfl: admin page {url}admin")
     if token and cfg["ADMIN_TOKEN"]:
@@ -77,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         print("webfl: admin token was shown at first start (`webfl reset-admin-token` makes a new one)")
     sys.stdout.flush()
     db.close()
-    options = {"bind": f"{cfg['HOST']}:{cfg['PORT']}", "workers": 1, "worker_class": "gthread",
+    options = {"bind": f"{cfg['HOST']}:{cfg['PORT']}", "workers": cfg["WORKERS"], "worker_class": "gthread",
                "threads": cfg["THREADS"], "timeout": 120, "graceful_timeout": 5,
                "accesslog": None, "errorlog": "-", "loglevel": "warning",
                "post_worker_init": _start_background}

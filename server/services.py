@@ -5,10 +5,8 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from .db import Database
 from .evaluation import Evaluator
 from .locks import TaskLocks
-from .paramstore import ParamStore
 from .ratelimit import RateLimiter
 from .storage import Storage
 from .tasks import TaskStore
@@ -17,9 +15,9 @@ from .updates import UpdateService
 
 @dataclass
 class Services:
-    db: Database
+    db: object  # server.db.Database or server.storage.postgres.PostgresDatabase
     storage: Storage
-    params: ParamStore
+    params: object  # server.paramstore.ParamStore or server.storage.params.ParamsTable
     locks: TaskLocks
     tasks: TaskStore
     updates: UpdateService

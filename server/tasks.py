@@ -20,7 +20,6 @@ from . import taskconfig
 from .auth import hash_token, new_token
 from .errors import APIError, Conflict, NotFound
 from .locks import TaskLocks
-from .paramstore import ParamStore
 from .storage import Client, Storage, Task, Version
 
 DEMO_TASK = {"title": "Handwritten digits (demo)", "config": {"classes": [str(d) for d in range(10)]}}
@@ -32,7 +31,7 @@ class TaskStore:
     """Tasks, their participants and versions (through the storage layer), and the bundle
     directories."""
 
-    def __init__(self, storage: Storage, data_dir: Path, params: ParamStore, locks: TaskLocks,
+    def __init__(self, storage: Storage, data_dir: Path, params, locks: TaskLocks,
                  extensions_dir: Path | None = None) -> None:
         self.storage = storage
         self.locks = locks
@@ -82,10 +81,19 @@ class TaskStore:
 
     # --- bundles -------------------------------------------------------------------
     def bundle_dir(self, task_id: str) -> Path:
-        return self.bundles / task_id
+        """The task's live bundle: its directory under the data dir, or (PostgreSQL) the
+        published files unpacked into the local cache."""
+        if self.storage.files is None:
+            return self.bundles / task_id
+        sha = self.get(task_id).bundle_sha256
+        found = self.storage.files.local_dir(f"bundle/{sha}") if sha else None
+        return found or self.bundles / task_id
 
     def start_build(self, task_id: str) -> Future:
         self.storage.tasks.set_bundle_status(task_id, "pending")
+        return self._submit_build(task_id)
+
+    def _submit_build(self, task_id: str) -> Future:
         with self._lock:
             future = self._builder.submit(self._build, task_id)
             self._builds[task_id] = future
@@ -98,7 +106,19 @@ class TaskStore:
             future.result(timeout)
 
     def _build(self, task_id: str) -> None:
-        """Build the bundle next to the live one, then switch over and add a version."""
+        """Build the bundle (one process at a time per task: a lease), then switch over and
+        add a version."""
+        lease = self.storage.db.try_lease(f"webfl:build:{task_id}")
+        if lease is None:
+            return  # another process is building it
+        try:
+            if self.get(task_id).bundle_status in ("pending", "building"):
+                self._build_leased(task_id)
+        finally:
+            lease.release()
+
+    def _build_leased(self, task_id: str) -> None:
+        """Build next to the live bundle, publish it, then switch lineage under the task's lock."""
         task = self.get(task_id)
         self.storage.tasks.set_bundle_status(task_id, "building")
         c = task.config
@@ -108,6 +128,12 @@ class TaskStore:
                                     train_blocks=c["train_blocks"], overwrite=True)
             initial = np.fromfile(staging / manifest["initial_parameters"], dtype="<f4")
             bundle_sha = hashlib.sha256((staging / "manifest.json").read_bytes()).hexdigest()
+            if self.storage.files is not None:  # shared: every process serves these bytes
+                self.storage.files.put_dir(f"bundle/{bundle_sha}", staging)
+                with self.locks(task_id):
+                    self._switch_lineage(task_id, initial, bundle_sha)
+                shutil.rmtree(staging, ignore_errors=True)
+                return
             live = self.bundle_dir(task_id)
             old = self.bundles / f"{task_id}.old"
             with self.locks(task_id):  # no update is merged while the lineage switches
@@ -191,10 +217,14 @@ class TaskStore:
         return v
 
     def resume_builds(self) -> None:
-        """After a restart, finish builds that were interrupted."""
+        """Finish builds that were interrupted (a restart, or a process that died while
+        building): each build runs under a lease, so one still running elsewhere is left be."""
         for task in self.list():
             if task.bundle_status in ("pending", "building"):
-                self.start_build(task.id)
+                with self._lock:
+                    running = self._builds.get(task.id)
+                if running is None or running.done():
+                    self._submit_build(task.id)
 
     def close(self) -> None:
         self._builder.shutdown(wait=True)

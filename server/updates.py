@@ -14,7 +14,6 @@ the next start, so an acknowledged update is applied exactly once.
 """
 from __future__ import annotations
 
-import sqlite3
 import time
 import zlib
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ import numpy as np
 from . import direction
 from .errors import APIError, Conflict, Forbidden, TooManyRequests
 from .locks import TaskLocks
-from .paramstore import ParamStore
 from .schemas import MAX_ABS_PARAMETER, UpdateHeaders, parse
 from .strategies import ClientUpdate, Strategy, make_strategy
 from .strategies.fedasync import FedAsync
@@ -109,7 +107,7 @@ def change_bound(config: dict, reference: np.ndarray, recent_norms: list[float] 
 
 
 class UpdateService:
-    def __init__(self, tasks: TaskStore, params: ParamStore, locks: TaskLocks,
+    def __init__(self, tasks: TaskStore, params, locks: TaskLocks,
                  on_new_version: Callable[[str, int], None] | None = None) -> None:
         self.tasks = tasks
         self.storage = tasks.storage
@@ -153,7 +151,7 @@ class UpdateService:
                         params_sha=self.params.put(vector), metrics=meta.metrics,
                         status="pending" if verdict is None else "discarded", change_norm=norm,
                         sketch=change_sketch.tobytes(), error=verdict)
-            except sqlite3.IntegrityError:  # the same key raced in from a retry
+            except self.storage.db.integrity_errors:  # the same key raced in from a retry (any process)
                 return self._ack(self.rows.find(client.id, meta.idempotency_key), duplicate=True)
             self._apply_pending(task, strategy)
         return self._ack(self.rows.get(update_id))
@@ -283,10 +281,7 @@ class UpdateService:
         """Delete parameter files no longer needed: old versions and applied updates."""
         candidates = self.storage.versions.drop_params_up_to(task.id, newest - task.config["keep_versions"])
         candidates |= self.rows.applied_into(task.id, newest)
-        with self.params.lock:
-            for sha in candidates:
-                if not self.storage.params_in_use(sha):
-                    self.params.delete(sha)
+        self.params.discard_unused(candidates, self.storage.params_in_use)
 
     # --- lifecycle ------------------------------------------------------------------
     def recover(self) -> None:
@@ -307,8 +302,7 @@ class UpdateService:
                 except Exception as exc:  # one broken task must not keep the others down
                     rows = self._pending(task.id)
                     self._quarantine([r["id"] for r in rows], f"{type(exc).__name__}: {exc}")
-        with self.params.lock:
-            self.params.collect(self.storage.referenced_params())
+        self.params.collect(self.storage.referenced_params)
 
     def _quarantine_unusable(self, task: Task) -> None:
         try:
@@ -330,10 +324,12 @@ class UpdateService:
         self.rows.quarantine(ids, reason)
 
     def tick(self) -> None:
-        """Close rounds whose deadline passed (called every second by a background thread)."""
+        """Close rounds whose deadline passed, and merge acknowledged updates that a process
+        which died after acknowledging left waiting (called every second by the one process
+        that runs background work)."""
         for task in self.tasks.list():
             strategy = make_strategy(task.config["aggregator"])
-            if strategy.buffered:
+            if strategy.buffered or self._pending(task.id):
                 with self.locks(task.id):
                     self._apply_pending(task, strategy)
 

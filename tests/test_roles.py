@@ -55,7 +55,7 @@ def test_a_rebuild_switches_lineage_only_under_the_task_lock(tmp_path):
     h = Harness(tmp_path)
     task = h.create_task()
     lock = h.ext.locks(task["id"])
-    lock.acquire()  # as if an update were being merged
+    lock.__enter__()  # as if an update were being merged
     try:
         r = h.admin("PATCH", f"/api/admin/tasks/{task['id']}", json={"config": {"lr": 0.01}})
         assert r.status_code == 200
@@ -67,7 +67,7 @@ def test_a_rebuild_switches_lineage_only_under_the_task_lock(tmp_path):
         versions = h.ext.db.connect().execute("SELECT COUNT(*) FROM versions").fetchone()[0]
         assert versions == 1  # staged, but the switch waits for the lock
     finally:
-        lock.release()
+        lock.__exit__(None, None, None)
     h.ext.tasks.wait_for_build(task["id"], 60)
     assert h.ext.db.connect().execute("SELECT MAX(version) FROM versions").fetchone()[0] == 1
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..db import Database
 
+
 class UpdatesTable:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -29,9 +30,9 @@ class UpdatesTable:
         """Record an acknowledged update (inside the caller's transaction); its row id."""
         return conn.execute(
             "INSERT INTO updates(task_id, client_id, idempotency_key, base_version, num_samples, params_sha256, "
-            "metrics, received, status, change_norm, sketch, error) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+            "metrics, received, status, change_norm, sketch, error) VALUES(?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
             (task_id, client_id, key, base_version, num_samples, params_sha, json.dumps(metrics), time.time(),
-             status, change_norm, sketch, error)).lastrowid
+             status, change_norm, sketch, error)).fetchone()[0]
 
     # --- a task's updates -----------------------------------------------------------------
     def pending(self, task_id: str) -> list:

@@ -1,0 +1,237 @@
+"""The PostgreSQL backend: the same tables and statements as the embedded SQLite one, for
+several server processes (on one machine or many) sharing one database.
+
+What differs from SQLite lives here and nowhere else:
+
+- the schema's types (``BIGSERIAL``, ``BYTEA``, ``DOUBLE PRECISION``) and two more tables,
+  ``params`` (parameter vectors, content-addressed as on disk) and ``files`` (bundle files
+  and validation sets), so no shared filesystem is needed;
+- placeholders: the storage modules write ``?``; each statement is rewritten to ``%s`` once;
+- locks: the per-task lock and the background-job leases are PostgreSQL advisory locks, so
+  they hold across processes and machines and are released when a process dies (its
+  connection closes).
+
+Each thread has its own connection (autocommit; ``transaction()`` opens a real one).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from functools import lru_cache
+from typing import Iterator
+
+import psycopg
+from psycopg.rows import RowMaker
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    config TEXT NOT NULL,
+    join_code TEXT NOT NULL UNIQUE,
+    bundle_status TEXT NOT NULL,
+    bundle_error TEXT,
+    bundle_sha256 TEXT,
+    created DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS clients (
+    id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    token_sha256 TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    joined DOUBLE PRECISION NOT NULL,
+    blocked DOUBLE PRECISION
+);
+CREATE TABLE IF NOT EXISTS versions (
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    version INTEGER NOT NULL,
+    params_sha256 TEXT NOT NULL,
+    bundle_sha256 TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    kind TEXT NOT NULL,
+    params_kept INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (task_id, version)
+);
+CREATE TABLE IF NOT EXISTS updates (
+    id BIGSERIAL PRIMARY KEY,
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    client_id TEXT NOT NULL REFERENCES clients(id),
+    idempotency_key TEXT NOT NULL,
+    base_version INTEGER NOT NULL,
+    num_samples INTEGER NOT NULL,
+    params_sha256 TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    received DOUBLE PRECISION NOT NULL,
+    status TEXT NOT NULL,
+    applied_version INTEGER,
+    staleness INTEGER,
+    weight DOUBLE PRECISION,
+    change_norm DOUBLE PRECISION,
+    sketch BYTEA,
+    error TEXT,
+    UNIQUE (client_id, idempotency_key)
+);
+CREATE INDEX IF NOT EXISTS updates_pending ON updates(task_id, status, id);
+CREATE TABLE IF NOT EXISTS evaluations (
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    version INTEGER NOT NULL,
+    accuracy DOUBLE PRECISION NOT NULL,
+    loss DOUBLE PRECISION NOT NULL,
+    per_class TEXT NOT NULL,
+    confusion TEXT NOT NULL,
+    samples INTEGER NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (task_id, version)
+);
+CREATE TABLE IF NOT EXISTS params (
+    sha256 TEXT PRIMARY KEY,          -- sha256 of the little-endian float32 bytes
+    data BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS files (
+    name TEXT PRIMARY KEY,            -- bundle/<bundle sha>/<file>, validation/<task id>
+    sha256 TEXT NOT NULL,
+    data BYTEA NOT NULL
+);
+"""
+
+
+class Row(tuple):
+    """A result row read by position or by column name, like :class:`sqlite3.Row`."""
+
+    __slots__ = ()
+    _index: dict[str, int] = {}
+
+    def __getitem__(self, key):
+        return tuple.__getitem__(self, self._index[key] if isinstance(key, str) else key)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+def _rows(cursor) -> RowMaker:
+    names = [c.name for c in cursor.description or ()]
+    cls = type("Row", (Row,), {"__slots__": (), "_index": {n: i for i, n in enumerate(names)}})
+    return cls
+
+
+@lru_cache(maxsize=512)
+def _dialect(sql: str) -> str:
+    """The storage modules' ``?`` placeholders as psycopg's ``%s``."""
+    return sql.replace("?", "%s")
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a lock's name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+class Connection:
+    """A psycopg connection that speaks the storage modules' dialect."""
+
+    def __init__(self, raw: psycopg.Connection) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: tuple | list = ()):
+        return self.raw.execute(_dialect(sql), params)
+
+    def executemany(self, sql: str, seq) -> psycopg.Cursor:
+        cur = self.raw.cursor()
+        cur.executemany(_dialect(sql), list(seq))
+        return cur
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
+
+class Lease:
+    """An advisory lock held on its own connection until :meth:`release` or the process's
+    death (PostgreSQL drops a dead session's locks)."""
+
+    def __init__(self, conn: psycopg.Connection, key: int) -> None:
+        self._conn = conn
+        self._key = key
+
+    def release(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self._conn.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
+        self._conn.close()
+
+
+class PostgresDatabase:
+    """Owns the connection settings; hands each thread its own connection."""
+
+    kind = "postgresql"
+    shared_files = True  # bundles, validation sets and parameters live in the database
+    integrity_errors: tuple[type[Exception], ...] = (psycopg.IntegrityError,)
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._local = threading.local()
+        with self._new() as conn:
+            # Several processes may start at once: one creates the schema, the others wait.
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("webfl:schema"),))
+                conn.execute(SCHEMA)
+
+    def _new(self) -> psycopg.Connection:
+        return psycopg.connect(self.url, autocommit=True, row_factory=_rows)
+
+    def connect(self) -> Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.raw.closed or conn.raw.broken:
+            conn = Connection(self._new())
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.raw.close()
+            self._local.conn = None
+        locker = getattr(self._local, "locker", None)
+        if locker is not None:
+            locker.close()
+            self._local.locker = None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        conn = self.connect()
+        with conn.raw.transaction():
+            yield conn
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold the advisory lock ``name`` (waiting for it), across every process."""
+        locker = getattr(self._local, "locker", None)
+        if locker is None or locker.closed or locker.broken:
+            locker = self._local.locker = psycopg.connect(self.url, autocommit=True)
+        key = lock_key(name)
+        locker.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            locker.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    def try_lease(self, name: str) -> Lease | None:
+        """The lease ``name`` if no other live process holds it."""
+        conn = psycopg.connect(self.url, autocommit=True)
+        key = lock_key(name)
+        if conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+            return Lease(conn, key)
+        conn.close()
+        return None
+
+    def get_setting(self, key: str) -> str | None:
+        row = self.connect().execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
+        return row["value"] if row else None
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.connect().execute(
+            "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value))
