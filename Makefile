@@ -10,7 +10,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP := $(BIN)/pip install -q --disable-pip-version-check $(FIND_LINKS)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help run test bench setup vendor browser clean
+.PHONY: help run test bench setup vendor browser postgres clean
 
 help:
 	@echo "make run    start webfl on http://127.0.0.1:$${WEBFL_PORT:-8000}/ (embedded SQLite, demo task)"
@@ -35,15 +35,22 @@ browser:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	fi
 
+# The tests start their own throwaway PostgreSQL clusters from Debian's server binaries.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+		echo "installing Debian's postgresql for the PostgreSQL backend's tests"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
 setup: $(VENV)/.installed vendor
 
 run: setup
 	$(BIN)/webfl run
 
-test: setup browser
+test: setup browser postgres
 	$(BIN)/python -m pytest
 
-bench: setup browser
+bench: setup browser postgres
 	$(BIN)/python -m pytest tests/bench -p no:cacheprovider -s -o python_files='bench_*.py'
 
 clean:

@@ -24,13 +24,14 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, port: int | None = None, env: dict | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, env: dict | None = None,
+                 admin_token: str | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.data_dir / "server.log"
-        self.admin_token = "admin-" + os.urandom(12).hex()
+        self.admin_token = admin_token or "admin-" + os.urandom(12).hex()
         self.extra_env = env or {}
         self.proc: subprocess.Popen | None = None
         self.start()

@@ -1,7 +1,9 @@
 """The participant API: join a task, fetch its model, send updates, read its metrics."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request, send_from_directory
+import os
+
+from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
 
 from .auth import require_task_access
 from .errors import NotFound
@@ -15,8 +17,6 @@ bp = Blueprint("participant_api", __name__, url_prefix="/api")
 
 def _public(task) -> dict:
     """What participants see of a task, with its extensions described in plain words."""
-    from flask import current_app
-
     from .extension_catalog import describe
 
     info = task.public()
@@ -31,7 +31,10 @@ def _access(task_id: str, allow_admin: bool = True):
 
 @bp.get("/health")
 def health():
-    return jsonify({"status": "ok"})
+    """Up, which storage backend, and whether this process runs the background work."""
+    background = current_app.extensions.get("webfl-background")
+    return jsonify({"status": "ok", "storage": services().db.kind, "pid": os.getpid(),
+                    "runs_background": bool(background and background.lease is not None)})
 
 
 @bp.get("/join/<code>")

@@ -1,4 +1,5 @@
-"""A small harness around the Flask test client: real SQLite files, real bundles."""
+"""A small harness around the Flask test client: real SQLite files (or a real PostgreSQL
+database: ``DATABASE_URL``), real bundles."""
 from __future__ import annotations
 
 import json
@@ -16,6 +17,7 @@ ADMIN = "admin-token-for-tests"
 class Harness:
     def __init__(self, data_dir, **config) -> None:
         self.data_dir = data_dir
+        self.config = config
         self.app = create_app({"DATA_DIR": str(data_dir), "TICK_SECONDS": 0} | config)
         self.background = start_background(self.app)
         ensure_admin_token(self.ext.db, ADMIN)
@@ -60,9 +62,18 @@ class Harness:
         return (client or self.client).post(f"/api/tasks/{joined['task_id']}/updates", data=body, headers=h)
 
     def state(self) -> tuple:
-        """Everything a refused request must leave unchanged."""
-        conn = self.ext.db.connect()
-        rows = tuple(tuple(conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall().__iter__())
+        """Everything a refused request must leave unchanged (rows and stored vectors)."""
+        storage = self.ext.storage
+        rows = tuple(tuple(tuple(r.values()) for r in storage.rows(t))
                      for t in ("versions", "updates", "tasks", "evaluations", "clients", "settings"))
-        files = tuple(sorted(p.name for p in (self.data_dir / "params").rglob("*.f32")))
-        return tuple(tuple(tuple(r) for r in t) for t in rows), files
+        return rows, tuple(sorted(storage.params.shas()))
+
+    def restart(self) -> "Harness":
+        """The same instance served by a new app, after this one stopped (as a new process
+        would find it)."""
+        self.close()
+        return Harness(self.data_dir, **self.config)
+
+    def close(self) -> None:
+        self.background.stop()
+        self.ext.tasks.close()

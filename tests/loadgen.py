@@ -36,7 +36,10 @@ MECHANICS_ONLY = {"max_change_ratio": None, "max_change_vs_recent": None, "direc
 
 
 def run_load(server, task: dict, clients: int, seconds: float, max_requests: int = 100_000) -> LoadResult:
-    """``clients`` threads, each a joined participant with its own keep-alive connection."""
+    """``clients`` threads, each a joined participant with its own keep-alive connection.
+    ``server`` may be a list of processes serving one task: participants take turns."""
+    servers = server if isinstance(server, list) else [server]
+    server = servers[0]
     joined = [server.api("POST", "/api/join", {"code": task["join_code"]}) for _ in range(clients)]
     n = server.api("GET", f"/api/tasks/{task['id']}/manifest")["num_parameters"]
     rng = np.random.default_rng(0)
@@ -48,7 +51,8 @@ def run_load(server, task: dict, clients: int, seconds: float, max_requests: int
 
     def worker(i: int) -> None:
         me = joined[i]
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        port = servers[i % len(servers)].port
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         base = 0
         while time.monotonic() < deadline:
             with lock:
@@ -68,7 +72,7 @@ def run_load(server, task: dict, clients: int, seconds: float, max_requests: int
                 with lock:
                     result.errors.append(f"{type(exc).__name__}: {exc}")
                 conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
                 continue
             if r.status != 201:
                 with lock:
