@@ -74,7 +74,8 @@ def _schemas() -> dict:
 
 def document() -> dict:
     paths = {
-        "/api/health": {"get": _op("Liveness check: the storage backend and whether this process runs the background work", {200: _ok("ok")}, security=None)},
+        "/api/health": {"get": _op("Liveness check: the storage backend and whether this process runs the "
+                                   "background work", {200: _ok("ok")}, security=None)},
         "/api/openapi.json": {"get": _op("This document", {200: _ok("OpenAPI 3.1")}, security=None)},
         "/api/join/{code}": {"get": _op(
             "Preview the task behind a join code (title, classes); no token needed",
