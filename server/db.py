@@ -116,6 +116,9 @@ class Database:
         """``with db.transaction() as conn:`` runs a write transaction (BEGIN IMMEDIATE)."""
         return _Transaction(self.connect())
 
+    def after_copy(self, conn: sqlite3.Connection) -> None:
+        """Nothing to do: AUTOINCREMENT follows the largest id inserted."""
+
     def get_setting(self, key: str) -> str | None:
         row = self.connect().execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
         return row["value"] if row else None

@@ -43,6 +43,9 @@ class Storage:
     def transaction(self):
         return self.db.transaction()
 
+    def close(self) -> None:
+        self.db.close()
+
     def rows(self, table: str) -> list[dict]:
         """Every row of one table in key order (for copies between backends and for tests)."""
         key = dict(TABLES)[table]

@@ -227,6 +227,11 @@ class PostgresDatabase:
         conn.close()
         return None
 
+    def after_copy(self, conn: Connection) -> None:
+        """Rows copied with their ids: the next update id follows the largest."""
+        conn.execute("SELECT setval(pg_get_serial_sequence('updates', 'id'), COALESCE(MAX(id), 0) + 1, false) "
+                     "FROM updates")
+
     def get_setting(self, key: str) -> str | None:
         row = self.connect().execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
         return row["value"] if row else None
