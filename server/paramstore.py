@@ -30,7 +30,10 @@ class ParamStore:
     def path(self, sha: str) -> Path:
         return self.root / sha[:2] / f"{sha}.f32"
 
-    def put(self, vector: np.ndarray) -> str:
+    def put(self, vector: np.ndarray, sha: str | None = None) -> str:
+        """Store ``vector`` (``sha``: its content address, when the caller just computed it)."""
+        if sha is not None and self.path(sha).exists():
+            return sha
         data = np.ascontiguousarray(vector, dtype="<f4").tobytes()
         sha = hashlib.sha256(data).hexdigest()
         dest = self.path(sha)

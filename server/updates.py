@@ -135,25 +135,34 @@ class UpdateService:
                 f"the update changes the model by {norm:.4g} (L2); this task allows at most {bound:.4g}",
                 {"change_norm": norm, "bound": bound})
         change_sketch = direction.sketch(change)  # outside the task lock: it only reads this update
-        with self.locks(task.id):
-            self._check_versions(task, meta.base_version, strategy)  # the world may have moved on
-            self._check_builds_on_own_last(task, client, meta.base_version)
-            if strategy.buffered:
-                self._check_one_per_round(task, client)
-            verdict = self._direction_verdict(task, client, change_sketch)
-            try:
-                with self.params.lock, self.storage.transaction() as tx:
-                    if self.storage.clients.is_blocked(client.id, tx):
-                        raise Forbidden("the organiser removed you from this task")
-                    update_id = self.rows.insert(
-                        tx, task_id=task.id, client_id=client.id, key=meta.idempotency_key,
-                        base_version=meta.base_version, num_samples=meta.num_samples,
-                        params_sha=self.params.put(vector), metrics=meta.metrics,
-                        status="pending" if verdict is None else "discarded", change_norm=norm,
-                        sketch=change_sketch.tobytes(), error=verdict)
-            except self.storage.db.integrity_errors:  # the same key raced in from a retry (any process)
-                return self._ack(self.rows.find(client.id, meta.idempotency_key), duplicate=True)
-            self._apply_pending(task, strategy)
+        # The heavy, durable write happens before the task's lock, which merges wait on; under
+        # the lock the vector is only confirmed present (or written again if a clean-up took it).
+        sha = self.params.put(vector)
+        recorded = False
+        try:
+            with self.locks(task.id):
+                self._check_versions(task, meta.base_version, strategy)  # the world may have moved on
+                self._check_builds_on_own_last(task, client, meta.base_version)
+                if strategy.buffered:
+                    self._check_one_per_round(task, client)
+                verdict = self._direction_verdict(task, client, change_sketch)
+                try:
+                    with self.params.lock, self.storage.transaction() as tx:
+                        if self.storage.clients.is_blocked(client.id, tx):
+                            raise Forbidden("the organiser removed you from this task")
+                        update_id = self.rows.insert(
+                            tx, task_id=task.id, client_id=client.id, key=meta.idempotency_key,
+                            base_version=meta.base_version, num_samples=meta.num_samples,
+                            params_sha=self.params.put(vector, sha), metrics=meta.metrics,
+                            status="pending" if verdict is None else "discarded", change_norm=norm,
+                            sketch=change_sketch.tobytes(), error=verdict)
+                    recorded = True
+                except self.storage.db.integrity_errors:  # the same key raced in from a retry (any process)
+                    return self._ack(self.rows.find(client.id, meta.idempotency_key), duplicate=True)
+                self._apply_pending(task, strategy)
+        finally:
+            if not recorded:  # refused or a duplicate: no row needs the vector written above
+                self.params.discard_unused({sha}, self.storage.params_in_use)
         return self._ack(self.rows.get(update_id))
 
     def _check_rate(self, task: Task, client: Client) -> None:

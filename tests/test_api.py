@@ -186,6 +186,10 @@ def test_fedbuff_waits_for_its_buffer(tmp_path, backend):
     _, x0 = h.model(task["id"], a["token"])
     r1 = h.post_update(a, x0 + 1.0, 0)
     assert r1.json["status"] == "buffered" and h.model(task["id"], a["token"])[0] == 0
+    before = h.state()
+    again = h.post_update(a, x0 + 5.0, 0)  # refused under the task's lock, after its vector was written
+    assert again.status_code == 409 and "already waiting" in again.json["error"]
+    assert h.state() == before  # ... and that vector is gone again
     r2 = h.post_update(b, x0 + 3.0, 0)
     assert r2.json["status"] == "applied"
     version, x1 = h.model(task["id"], a["token"])
