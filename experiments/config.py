@@ -71,6 +71,7 @@ class Experiment:
     baseline_epochs: int
     missing: list[list[str]]  # per client, the classes it lacks (from a lacks: partition)
     path: Path | None = None
+    stop_at_target: bool = False  # default: a fixed budget, so results say where learning settles
 
 
 BASELINES = ("isolated", "centralised")
@@ -130,7 +131,10 @@ def load(path: str | Path) -> Experiment:
         task=task, runs=runs, seconds=float(budget.get("seconds", 120)),
         versions=int(budget.get("versions", 10**9)),
         target_accuracy=(float(budget["target_accuracy"]) if "target_accuracy" in budget else None),
-        baselines=baselines, baseline_epochs=int(raw.get("baseline_epochs", 10)), missing=missing, path=path)
+        baselines=baselines, baseline_epochs=int(raw.get("baseline_epochs", 10)), missing=missing, path=path,
+        stop_at_target=bool(budget.get("stop_at_target", False)))
+    if exp.stop_at_target and exp.target_accuracy is None:
+        raise ConfigError("budget.stop_at_target needs budget.target_accuracy")
     if not 0 < exp.test_fraction < 1:
         raise ConfigError("data.test_fraction must be between 0 and 1")
     return exp

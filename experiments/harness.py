@@ -100,7 +100,7 @@ def run_one(exp: Experiment, run: Run, train: Dataset, test: Dataset, log: Log) 
             errors = [c.error for c in clients if c.error]
             if errors:
                 raise RuntimeError(f"{run.name}: a client failed: {errors[0]}")
-            if elapsed >= exp.seconds or version >= exp.versions or reached is not None:
+            if elapsed >= exp.seconds or version >= exp.versions or (exp.stop_at_target and reached is not None):
                 break
             time.sleep(0.5)
         events = {f"{c.kind}-{c.index}": c.events for c in clients if c.events}
@@ -132,16 +132,35 @@ def _settled_metrics(server: ServerProcess, task_id: str, timeout: float = 90) -
         time.sleep(0.5)
 
 
+SETTLED = 5  # "where learning settles": the last this many evaluated versions
+
+
+def settled(values: list[float]) -> dict | None:
+    """Mean, spread and range of the last :data:`SETTLED` values (None if there are none)."""
+    tail = [v for v in values[-SETTLED:] if v is not None]
+    if not tail:
+        return None
+    return {"mean": float(np.mean(tail)), "std": float(np.std(tail)), "min": float(min(tail)),
+            "max": float(max(tail)), "count": len(tail)}
+
+
 def summarise(exp: Experiment, run: Run, metrics: dict, manifest: dict, wall0: float, reached) -> dict:
+    """The run's report. Time zero is when its participants started (the initial version,
+    made earlier, sits at 0); "final" is the end of the budget and ``last5`` where learning
+    settled, beside the best version and the time to the target."""
     classes = metrics["classes"]
     update_bytes = 4 * manifest["num_parameters"]
-    series, updates = [], 0
+    series, updates, timeline = [], 0, []
     for v in metrics["versions"]:
         updates += len(v["updates"])
+        at = max(0.0, round(v["created"] - wall0, 3))
+        for u in v["updates"]:
+            timeline.append({"time": at, "version": v["version"], "client": u["client"],
+                             "staleness": u["staleness"]})
         e = v["evaluation"]
         if e is None:
             continue
-        point = {"time": round(v["created"] - wall0, 3), "version": v["version"], "accuracy": e["accuracy"],
+        point = {"time": at, "version": v["version"], "accuracy": e["accuracy"],
                  "loss": e["loss"], "per_class": e["per_class"],
                  "staleness": (float(np.mean([u["staleness"] for u in v["updates"]])) if v["updates"] else None),
                  "bytes_sent": updates * update_bytes}
@@ -157,12 +176,17 @@ def summarise(exp: Experiment, run: Run, metrics: dict, manifest: dict, wall0: f
     time_to_target = None
     if exp.target_accuracy is not None:
         time_to_target = next((p["time"] for p in series if p["accuracy"] >= exp.target_accuracy), None)
+    last5 = settled([p["accuracy"] for p in series])
+    missing_last5 = None
+    if exp.missing and series:
+        missing_last5 = [settled([p["missing"][i] for p in series]) for i in range(len(exp.missing))]
     return {
         "name": run.name, "aggregator": run.aggregator, "extensions": run.extensions,
         "poison": [p.__dict__ for p in run.poison],
         "clients": {"browser": run.clients.browser, "cpython": run.clients.cpython},
-        "series": series, "classes": classes, "contributions": contributions,
+        "series": series, "classes": classes, "contributions": contributions, "timeline": timeline,
         "final": {"version": metrics["current_version"], "accuracy": last and last["accuracy"],
+                  "last5": last5, "missing_last5": missing_last5,
                   "best_accuracy": max((p["accuracy"] for p in series), default=None),
                   "missing": last and last.get("missing"), "updates": updates,
                   "bytes_sent": updates * update_bytes, "time": last and last["time"],
@@ -196,4 +220,4 @@ def _describe(exp: Experiment) -> dict:
     return {"dataset": exp.dataset, "partition": exp.partition, "test_fraction": exp.test_fraction,
             "samples_per_client": exp.samples_per_client, "task": exp.task, "seconds": exp.seconds,
             "versions": exp.versions, "target_accuracy": exp.target_accuracy, "missing": exp.missing,
-            "seed": exp.seed}
+            "stop_at_target": exp.stop_at_target, "settled_versions": SETTLED, "seed": exp.seed}

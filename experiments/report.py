@@ -35,29 +35,21 @@ def _csv(results: dict, path: Path) -> None:
 
 
 def _plots(results: dict, out: Path) -> list[str]:
-    names = []
+    names = [_small_multiples(results, out)]
     runs = results["runs"]
-    for key, xlabel, fname in (("time", "seconds", "accuracy_vs_time.png"),
-                               ("version", "global version", "accuracy_vs_versions.png")):
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for run in runs:
-            ax.plot([p[key] for p in run["series"]], [p["accuracy"] for p in run["series"]], marker=".",
-                    label=run["name"])
-        target = results["experiment"].get("target_accuracy")
-        if target:
-            ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:.0%}")
-        cen = results["baselines"].get("centralised")
-        if cen:
-            ax.axhline(cen["accuracy"], color="black", linestyle=":", linewidth=1, label="centralised")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("held-out accuracy")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / fname, dpi=110)
-        plt.close(fig)
-        names.append(fname)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for run in runs:
+        ax.plot([p["version"] for p in run["series"]], [p["accuracy"] for p in run["series"]], marker=".",
+                label=run["name"])
+    ax.set_xlabel("global version")
+    ax.set_ylabel("held-out accuracy")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_vs_versions.png", dpi=110)
+    plt.close(fig)
+    names.append("accuracy_vs_versions.png")
     # final per-class accuracy: runs and baselines side by side
     rows = [(r["name"], r["series"][-1]["per_class"]) for r in runs if r["series"]]
     base = results["baselines"]
@@ -103,6 +95,64 @@ def _plots(results: dict, out: Path) -> list[str]:
     return names
 
 
+def _small_multiples(results: dict, out: Path) -> str:
+    """One panel per run (accuracy over time, the settled window shaded), and under each its
+    updates: which participant, when, how stale, so a dip can be traced to the updates
+    that caused it."""
+    runs = results["runs"]
+    e = results["experiment"]
+    cols = min(3, len(runs)) or 1
+    rows = (len(runs) + cols - 1) // cols
+    fig = plt.figure(figsize=(4.6 * cols, 4.2 * rows))
+    grid = fig.add_gridspec(rows * 2, cols, height_ratios=[3, 1] * rows, hspace=0.15, wspace=0.45)
+    cen = results["baselines"].get("centralised")
+    xmax = max([p["time"] for r in runs for p in r["series"]] + [e.get("seconds") or 1])
+    for i, run in enumerate(runs):
+        r, c = divmod(i, cols)
+        ax = fig.add_subplot(grid[2 * r, c])
+        t = [p["time"] for p in run["series"]]
+        ax.plot(t, [p["accuracy"] for p in run["series"]], marker=".", linewidth=1)
+        last5 = run["final"].get("last5")
+        if last5 and len(t) >= 2:
+            ax.axvspan(t[-min(len(t), last5["count"])], t[-1], color="tab:green", alpha=0.12)
+            ax.axhline(last5["mean"], color="tab:green", linewidth=1,
+                       label=f"last {last5['count']}: {100 * last5['mean']:.1f}% ± {100 * last5['std']:.1f}")
+        if e.get("target_accuracy"):
+            ax.axhline(e["target_accuracy"], color="grey", linestyle="--", linewidth=1,
+                       label=f"target {e['target_accuracy']:.0%}")
+        if cen:
+            ax.axhline(cen["accuracy"], color="black", linestyle=":", linewidth=1, label="centralised")
+        lows = [p["accuracy"] for p in run["series"][1:]]
+        ax.set_ylim(max(0.0, min(lows, default=0.0) - 0.05) if lows else 0, 1)
+        ax.set_xlim(0, xmax)
+        ax.set_title(run["name"], fontsize=10)
+        ax.set_ylabel("held-out accuracy")
+        ax.grid(alpha=.3)
+        ax.legend(fontsize=7, loc="lower right")
+        ax.tick_params(labelbottom=False)
+        tl = fig.add_subplot(grid[2 * r + 1, c], sharex=ax)
+        timeline = run.get("timeline") or []
+        who = sorted({u["client"] for u in timeline})
+        colours = plt.get_cmap("viridis", 6)
+        for level in range(6):  # staleness 0..4 and 5 or more, one colour each
+            mine = [u for u in timeline if min(u["staleness"] or 0, 5) == level]
+            if mine:
+                tl.scatter([u["time"] for u in mine], [who.index(u["client"]) for u in mine], s=10,
+                           color=colours(level), label=f"staleness {level}{'+' if level == 5 else ''}")
+        if timeline:
+            tl.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+        tl.set_yticks(range(len(who)))
+        tl.set_yticklabels(who, fontsize=6)
+        tl.set_xlabel("seconds since the participants started")
+    fig.savefig(out / "accuracy_vs_time.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return "accuracy_vs_time.png"
+
+
+def _spread(s: dict | None) -> str:
+    return "–" if s is None else f"{100 * s['mean']:.1f}% ± {100 * s['std']:.1f}"
+
+
 def _markdown(results: dict, plots: list[str]) -> str:
     e = results["experiment"]
     lines = [f"# Experiment: {results['name']}", "",
@@ -111,10 +161,12 @@ def _markdown(results: dict, plots: list[str]) -> str:
              + (f" / {e['versions']} versions" if e["versions"] < 10**9 else "")
              + (f", target accuracy {e['target_accuracy']:.0%}" if e["target_accuracy"] else "") + ".", ""]
     missing = e.get("missing") or []
-    head = "| run | clients | versions | updates | final accuracy | best | time to target | MB sent |"
-    sep = "|---|---|---|---|---|---|---|---|"
+    settled = e.get("settled_versions", 5)
+    head = (f"| run | clients | versions | updates | final accuracy | last {settled} (mean ± sd) | best "
+            f"| time to target | MB sent |")
+    sep = "|---|---|---|---|---|---|---|---|---|"
     if missing:
-        head += "".join(f" lacks {','.join(m)} |" for m in missing)
+        head += "".join(f" lacks {','.join(m)} (last {settled}) |" for m in missing)
         sep += "---|" * len(missing)
     lines += [head, sep]
     for r in results["runs"]:
@@ -122,23 +174,27 @@ def _markdown(results: dict, plots: list[str]) -> str:
         c = r["clients"]
         ttt = "–" if f["time_to_target"] is None else f"{f['time_to_target']:.0f} s"
         row = (f"| {r['name']} | {c['browser']} browser + {c['cpython']} cpython | {f['version']} | {f['updates']} | "
-               f"{_pct(f['accuracy'])} | {_pct(f['best_accuracy'])} | {ttt} | {f['bytes_sent'] / 1e6:.1f} |")
-        row += "".join(f" {_pct(v)} |" for v in (f.get("missing") or []))
+               f"{_pct(f['accuracy'])} | {_spread(f.get('last5'))} | {_pct(f['best_accuracy'])} | {ttt} "
+               f"| {f['bytes_sent'] / 1e6:.1f} |")
+        row += "".join(f" {_spread(v)} |" for v in (f.get("missing_last5") or []))
         lines.append(row)
     base = results["baselines"]
     if base.get("centralised"):
         c = base["centralised"]
-        row = f"| centralised ({base['epochs']} epochs) | – | – | – | {_pct(c['accuracy'])} | – | – | – |"
+        row = f"| centralised ({base['epochs']} epochs) | – | – | – | {_pct(c['accuracy'])} | – | – | – | – |"
         row += "".join(f" {_pct(v)} |" for v in (c.get("missing") or []))
         lines.append(row)
     for iso in base.get("isolated", []):
         row = (f"| isolated client {iso['client']} ({base['epochs']} epochs) | – | – | – | {_pct(iso['accuracy'])} "
-               f"| – | – | – |")
+               f"| – | – | – | – |")
         if missing:
             row += "".join(f" {_pct(iso['missing'])} |" if i == iso["client"] else " |" for i in range(len(missing)))
         lines.append(row)
-    lines += ["", "Accuracy is on the held-out split, measured by the server for each global version it evaluated; "
-              "a run stops at its budget or as soon as a version reaches the target, so 'final' can sit "
-              "below 'best' when updates were still arriving.", ""]
+    stop = ("a run stops at its budget or as soon as a version reaches the target" if e.get("stop_at_target")
+            else "every run uses its whole budget (no early stop)")
+    lines += ["", f"Accuracy is on the held-out split, measured by the server for each global version it evaluated; "
+              f"{stop}. 'Final' is the last evaluated version, 'last {settled}' the mean and spread of the last "
+              f"{settled} evaluated versions (where learning settled), 'best' the single best version. Time zero "
+              "is when the run's participants started.", ""]
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
