@@ -188,8 +188,8 @@ def test_fuzz_every_declared_field_with_extremes(world, op, value, raw, who, agg
     json_body = {"/api/join": {"code": task["join_code"], "name": "fuzz"},
                  "/api/admin/tasks": {"title": "fuzz", "config": {"classes": ["a", "b"]}},
                  "/api/admin/tasks/{task_id}": {"title": "fuzz", "config": {}}}.get(path)
-    if where == "header":
-        headers[name] = _as_header(value)[:10_000]
+    if where == "header":  # HTTP cannot carry a raw line break in a header value: no client can send one
+        headers[name] = _as_header(value)[:10_000].replace("\r", " ").replace("\n", " ")
     elif where == "query":
         query[name] = _as_header(value)
     elif where == "path":
