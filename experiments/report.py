@@ -104,7 +104,7 @@ def _small_multiples(results: dict, out: Path) -> str:
     cols = min(3, len(runs)) or 1
     rows = (len(runs) + cols - 1) // cols
     fig = plt.figure(figsize=(4.6 * cols, 4.2 * rows))
-    grid = fig.add_gridspec(rows * 2, cols, height_ratios=[3, 1] * rows, hspace=0.15, wspace=0.45)
+    grid = fig.add_gridspec(rows * 2, cols, height_ratios=[3, 1] * rows, hspace=0.3, wspace=0.45)
     cen = results["baselines"].get("centralised")
     xmax = max([p["time"] for r in runs for p in r["series"]] + [e.get("seconds") or 1])
     for i, run in enumerate(runs):
