@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shutil
 import tempfile
 import threading
 import time
@@ -25,13 +26,52 @@ def folder_zip(files: list[tuple[str, bytes, str]]) -> bytes:
     return buf.getvalue()
 
 
+class TabHost:
+    """One headless Chromium whose tabs are participants: each tab has its own storage slot
+    (``?slot=``), and background tabs keep full-speed timers (the flags in
+    :func:`experiments.browser.chrome_options`). Selenium talks to one tab at a time, so
+    each participant focuses its tab before it acts."""
+
+    def __init__(self) -> None:
+        from .browser import start_chrome
+
+        self.workdir = Path(tempfile.mkdtemp(prefix="webfl-tabs-"))
+        self.driver = start_chrome(str(self.workdir / "profile"))
+        self.driver.set_script_timeout(120)
+        self._first = self.driver.current_window_handle
+        self._focused: str | None = None
+
+    def new_tab(self) -> str:
+        if self._first is not None:  # the window Chromium opened with is the first tab
+            handle, self._first = self._first, None
+        else:
+            self.driver.switch_to.new_window("tab")
+            handle = self.driver.current_window_handle
+        self._focused = handle
+        return handle
+
+    def focus(self, handle: str):
+        if self._focused != handle:
+            self.driver.switch_to.window(handle)
+            self._focused = handle
+        return self.driver
+
+    def quit(self) -> None:
+        self.driver.quit()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 class BrowserClient:
-    """One participant in its own headless Chromium profile, clicking the page's buttons."""
+    """One participant clicking the page's buttons: in its own headless Chromium profile,
+    or in a tab of a shared one (``host``)."""
 
     kind = "browser"
 
-    def __init__(self, index: int, url: str, code: str, files, slowdown: float, drops: list[Dropout]) -> None:
+    def __init__(self, index: int, url: str, code: str, files, slowdown: float, drops: list[Dropout],
+                 host: TabHost | None = None) -> None:
         self.index, self.url, self.code, self.slowdown = index, url, code, slowdown
+        self.host = host
+        self.handle: str | None = None
         self.drops = drops
         self.workdir = Path(tempfile.mkdtemp(prefix=f"webfl-exp-{index}-"))
         self.zip_path = self.workdir / "data.zip"
@@ -46,11 +86,25 @@ class BrowserClient:
     def _page(self) -> str:
         return f"{self.url}/?join={self.code}&slot=client-{self.index}&name=browser-{self.index}"
 
+    @property
+    def driver(self):
+        """This participant's page (its tab focused, when it shares a browser)."""
+        if self.host is not None and self.handle is not None:
+            return self.host.focus(self.handle)
+        return self._driver
+
+    @driver.setter
+    def driver(self, value) -> None:
+        self._driver = value
+
     def start(self) -> None:
         from .browser import start_chrome, wait_state
 
-        self.driver = start_chrome(str(self.workdir / "profile"))
-        self.driver.set_script_timeout(120)
+        if self.host is not None:
+            self.handle = self.host.new_tab()
+        else:
+            self.driver = start_chrome(str(self.workdir / "profile"))
+            self.driver.set_script_timeout(120)
         self.driver.get(self._page())
         if wait_state(self.driver) != "ready":
             raise RuntimeError(f"browser client {self.index}: page did not start: "
@@ -106,9 +160,11 @@ class BrowserClient:
             self.next_allowed = elapsed + self.slowdown
 
     def stop(self) -> None:
-        if self.driver is not None:
-            self.driver.quit()
-            self.driver = None
+        if self.host is not None:
+            return  # the tab goes with its browser (TabHost.quit)
+        if self._driver is not None:
+            self._driver.quit()
+            self._driver = None
 
 
 class PythonClient:

@@ -29,6 +29,7 @@ class Clients:
     cpython: int = 0
     slowdown: list[float] = field(default_factory=list)  # seconds between rounds, per client
     dropout: list[Dropout] = field(default_factory=list)
+    browser_mode: str = "browsers"  # each browser participant in its own Chromium, or "tabs" of one
 
     @property
     def total(self) -> int:
@@ -81,9 +82,11 @@ def _clients(raw: dict, where: str) -> Clients:
     try:
         drops = [Dropout(int(d["client"]), float(d["at"]), float(d["for"])) for d in raw.get("dropout", [])]
         c = Clients(int(raw.get("browser", 0)), int(raw.get("cpython", 0)),
-                    [float(v) for v in raw.get("slowdown", [])], drops)
+                    [float(v) for v in raw.get("slowdown", [])], drops, str(raw.get("browser_mode", "browsers")))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: bad clients section ({exc}); see experiments/configs/smoke.toml") from None
+    if c.browser_mode not in ("browsers", "tabs"):
+        raise ConfigError(f"{where}: browser_mode must be \"browsers\" (one Chromium each) or \"tabs\" (one Chromium)")
     if c.total < 1:
         raise ConfigError(f"{where}: at least one client (browser or cpython) is needed")
     if any(d.client >= c.total for d in drops):

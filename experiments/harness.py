@@ -16,7 +16,7 @@ from export.datasets import Dataset, load
 from export.partition import parse
 
 from . import baselines as baseline_mod
-from .clients import BrowserClient, PythonClient
+from .clients import BrowserClient, PythonClient, TabHost
 from .config import Experiment, Run
 from .server import ServerProcess
 
@@ -55,6 +55,7 @@ def run_one(exp: Experiment, run: Run, train: Dataset, test: Dataset, log: Log) 
     workdir = Path(tempfile.mkdtemp(prefix=f"webfl-{run.name}-"))
     server = ServerProcess(workdir / "server")
     clients: list = []
+    host = None
     try:
         # Simulated participants train far faster than people click: lift the per-participant
         # rate limit unless the config sets one.
@@ -65,12 +66,16 @@ def run_one(exp: Experiment, run: Run, train: Dataset, test: Dataset, log: Log) 
         manifest = server.api("GET", f"/api/tasks/{task['id']}/manifest")
         server.api("PUT", f"/api/admin/tasks/{task['id']}/validation", raw=_validation_npz(test))
         parts = client_parts(exp, train, run.clients.total)
+        if run.clients.browser and run.clients.browser_mode == "tabs":
+            host = TabHost()  # every browser participant a tab of this one Chromium
         for i, part in enumerate(parts):
-            kind = BrowserClient if i < run.clients.browser else PythonClient
             slowdown = run.clients.slowdown[i] if i < len(run.clients.slowdown) else 0.0
             drops = [d for d in run.clients.dropout if d.client == i]
             files = image_files(train.images[part], train.labels[part], train.classes)
-            client = kind(i, server.url, task["join_code"], files, slowdown, drops)
+            if i < run.clients.browser:
+                client = BrowserClient(i, server.url, task["join_code"], files, slowdown, drops, host)
+            else:
+                client = PythonClient(i, server.url, task["join_code"], files, slowdown, drops)
             client.poison = next((p for p in run.poison if p.client == i), None)
             clients.append(client)
         for c in clients:
@@ -118,6 +123,8 @@ def run_one(exp: Experiment, run: Run, train: Dataset, test: Dataset, log: Log) 
                 c.stop()
             except Exception:
                 pass
+        if host is not None:
+            host.quit()
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -183,7 +190,10 @@ def summarise(exp: Experiment, run: Run, metrics: dict, manifest: dict, wall0: f
     return {
         "name": run.name, "aggregator": run.aggregator, "extensions": run.extensions,
         "poison": [p.__dict__ for p in run.poison],
-        "clients": {"browser": run.clients.browser, "cpython": run.clients.cpython},
+        "clients": {"browser": run.clients.browser, "cpython": run.clients.cpython,
+                    "browser_mode": run.clients.browser_mode,
+                    "chromium_instances": (min(1, run.clients.browser) if run.clients.browser_mode == "tabs"
+                                           else run.clients.browser)},
         "series": series, "classes": classes, "contributions": contributions, "timeline": timeline,
         "final": {"version": metrics["current_version"], "accuracy": last and last["accuracy"],
                   "last5": last5, "missing_last5": missing_last5,

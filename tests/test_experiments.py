@@ -46,11 +46,25 @@ def test_smoke_experiment(tmp_path):
     assert len((out / "results.csv").read_text().splitlines()) == len(series) + 1
 
 
+def test_participants_as_tabs_of_one_browser(tmp_path):
+    """browser_mode = "tabs": two participants in two tabs of one Chromium, each with its own
+    storage slot and membership, both training (background tabs are not throttled)."""
+    out = tmp_path / "tabs"
+    proc = subprocess.run([sys.executable, "-m", "server.cli", "experiment", "experiments/configs/tabs_smoke.toml",
+                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    run = json.loads((out / "results.json").read_text())["runs"][0]
+    assert run["clients"]["browser_mode"] == "tabs" and run["clients"]["chromium_instances"] == 1
+    assert set(run["contributions"]) == {"browser-0", "browser-1"}
+    assert all(n >= 2 for n in run["contributions"].values()), run["contributions"]
+
+
 @pytest.mark.parametrize("text, message", [
     ("this is = not toml [", "not valid TOML"),
     ('baselines = ["oracle"]', "unknown baseline"),
     ('[data]\npartition = "lacks:1/2"\n[clients]\ncpython = 3', "names 2 clients but the run has 3"),
     ("[clients]\nbrowser = 0\ncpython = 0", "at least one client"),
+    ('[clients]\nbrowser = 2\nbrowser_mode = "windows"', "browser_mode must be"),
 ])
 def test_bad_configs_are_refused(tmp_path, text, message):
     config = tmp_path / "bad.toml"
