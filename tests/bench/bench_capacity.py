@@ -14,8 +14,9 @@ from experiments.config import load
 from experiments.harness import run_experiment
 
 SECONDS = float(os.environ.get("WEBFL_BENCH_SECONDS", "45"))
-PLAN = [("tabs", n) for n in (1, 2, 4, 8, 10)] + [("browsers", n) for n in (1, 2, 4, 8)] + \
-       [("cpython", n) for n in (1, 2, 4, 8, 16)]
+MODES = os.environ.get("WEBFL_CAPACITY_MODES", "tabs,browsers,cpython").split(",")
+PLAN = [(m, n) for m, counts in (("tabs", (1, 2, 4, 8, 10)), ("browsers", (1, 2, 4, 8)),
+                                 ("cpython", (1, 2, 4, 8, 16))) if m in MODES for n in counts]
 
 
 def _processes(match) -> list[str]:
@@ -95,7 +96,14 @@ seconds = {SECONDS}
         base_mb = _pss_mb([me]) if mode == "cpython" else 0.0
         sampler.start()
         cpu0, wall0 = _cpu_s(), time.monotonic()
-        results = run_experiment(load(config), tmp_path / f"out-{mode}-{n}", log=lambda line: None)
+        try:
+            results = run_experiment(load(config), tmp_path / f"out-{mode}-{n}", log=lambda line: None)
+        except Exception as exc:  # where it breaks is a result too
+            stop.set()
+            sampler.join()
+            rows.append((mode, n, f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80]}"))
+            print(f"\n{rows[-1]}", flush=True)
+            continue
         cpu, wall = _cpu_s() - cpu0, time.monotonic() - wall0
         stop.set()
         sampler.join()
@@ -109,5 +117,8 @@ seconds = {SECONDS}
           "| memory MB (PSS) | MB per participant | CPU/s (2.0 = saturated) | final accuracy |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        if len(r) == 3:
+            print(f"| {r[0]} | {r[1]} | {r[2]} | | | | | | |")
+            continue
         print(f"| {r[0]} | {r[1]} | {r[2]:.0f} | {r[3]} | {r[4]}/{r[1]} | {r[5]:.0f} | {r[6]:.0f} | {r[7]:.2f} "
               f"| {100 * r[8]:.1f}% |")
