@@ -32,15 +32,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     storage = open_storage(data_dir, app.config["DATABASE_URL"])
     db, params = storage.db, storage.params
     locks = TaskLocks(db)
-    tasks = TaskStore(storage, data_dir, params, locks, Path(app.config["EXTENSIONS_DIR"]))
-    evaluator = Evaluator(tasks, data_dir, storage.files)
-    updates = UpdateService(tasks, params, locks, on_new_version=evaluator.schedule)
+    tasks = TaskStore(storage, data_dir, locks, Path(app.config["EXTENSIONS_DIR"]))
+    evaluator = Evaluator(tasks, data_dir)
+    updates = UpdateService(tasks, locks, on_new_version=evaluator.schedule)
     wheel = build_wheel()
     app.extensions["webfl"] = Services(
         db=db, storage=storage, params=params, locks=locks, tasks=tasks, updates=updates, evaluator=evaluator,
         join_limiter=RateLimiter(app.config["JOINS_PER_MINUTE"]),
         client_wheel=wheel, client_wheel_etag=hashlib.sha256(wheel).hexdigest())
-    errors.register(app)
+    errors.register(app, db.data_errors)
     pages.add_isolation_headers(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(participant_api.bp)

@@ -28,7 +28,6 @@ class Background:
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     lease: object | None = None
-    leading: threading.Event = field(default_factory=threading.Event)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -42,7 +41,6 @@ class Background:
     def _lead(self) -> None:
         """Holding the lease: recover, resume builds, start the evaluator and the ticker."""
         s = self.services
-        self.leading.set()
         s.updates.recover()
         s.tasks.resume_builds()
         s.evaluator.start()

@@ -76,12 +76,26 @@ CREATE TABLE IF NOT EXISTS evaluations (
 """
 
 
-class Database:
+class Settings:
+    """The ``settings`` rows (the admin token's hash), the same on both backends."""
+
+    def get_setting(self, key: str) -> str | None:
+        row = self.connect().execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
+        return row["value"] if row else None
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.connect().execute(
+            "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value))
+
+
+class Database(Settings):
     """Owns the database file; hands each thread its own connection."""
 
     kind = "sqlite"
     shared_files = False  # bundles, validation sets and parameters are files under the data dir
     integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+    data_errors: tuple[type[Exception], ...] = (sqlite3.DataError,)  # a value it cannot hold
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -118,15 +132,6 @@ class Database:
 
     def after_copy(self, conn: sqlite3.Connection) -> None:
         """Nothing to do: AUTOINCREMENT follows the largest id inserted."""
-
-    def get_setting(self, key: str) -> str | None:
-        row = self.connect().execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
-        return row["value"] if row else None
-
-    def set_setting(self, key: str, value: str) -> None:
-        self.connect().execute(
-            "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            (key, value))
 
 
 # Columns added after the first release: (table, column, declaration).

@@ -50,7 +50,15 @@ def envelope(message: str, detail: object = None, status: int = 400):
     return response
 
 
-def register(app: Flask) -> None:
+def register(app: Flask, data_errors: tuple[type[Exception], ...] = ()) -> None:
+    """Every refusal renders as the envelope. ``data_errors``: the database driver's errors for
+    a value it cannot hold (PostgreSQL refuses a NUL character in text, for one): the
+    request's fault, so a 400 (its transaction rolled back), never a 500."""
+    for exc_type in data_errors:
+        app.register_error_handler(exc_type, lambda exc: envelope(
+            "a value in this request cannot be stored (for example a NUL character in text)",
+            str(exc).splitlines()[0][:200]))
+
     @app.errorhandler(APIError)
     def _api_error(exc: APIError):
         response = envelope(exc.message, exc.detail, exc.status)

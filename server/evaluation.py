@@ -91,9 +91,9 @@ class Evaluator:
     """Validation sets live under the data dir, or (PostgreSQL) in the shared ``files``
     table, so the one process that evaluates can be any of them."""
 
-    def __init__(self, tasks: TaskStore, data_dir: Path, files=None) -> None:
+    def __init__(self, tasks: TaskStore, data_dir: Path) -> None:
         self.tasks = tasks
-        self.files = files
+        self.files = tasks.storage.files
         self.root = data_dir / "validation"
         self.root.mkdir(parents=True, exist_ok=True)
         self._wanted: dict[str, int] = {}  # task -> newest version waiting
@@ -110,9 +110,7 @@ class Evaluator:
             self._thread.start()
 
     def path(self, task_id: str) -> Path:
-        if self.files is not None:
-            return self.files.local_file(f"validation/{task_id}", ".npz") or self.root / f"{task_id}.npz"
-        return self.root / f"{task_id}.npz"
+        return self.tasks.storage.validation_path(task_id)
 
     def has_validation(self, task_id: str) -> bool:
         if self.files is not None:
@@ -199,7 +197,7 @@ class Evaluator:
         validation = self.path(task_id)  # (PostgreSQL) named by content: a new upload, a new path
         if cached is not None and cached[0] == task.bundle_sha256 and cached[-1] == validation:
             return cached[:-1]
-        bundle = self.tasks.bundle_dir(task_id)
+        bundle = self.tasks.bundle_dir(task_id, task)
         manifest = self.tasks.manifest(task_id)
         with np.load(validation) as data:
             pixels, labels = data["pixels"], data["labels"]

@@ -22,29 +22,15 @@ class CopyError(Exception):
     pass
 
 
-def open_location(where: str) -> tuple[Storage, Path]:
-    """A ``postgresql://`` URL or the data directory of an embedded instance."""
+def open_location(where: str) -> Storage:
+    """A ``postgresql://`` URL (with a throwaway local cache) or the data directory of an
+    embedded instance."""
     if where.startswith(("postgresql://", "postgres://")):
-        cache = Path(tempfile.mkdtemp(prefix="webfl-copy-"))
-        return open_storage(cache, where), cache
-    return open_storage(Path(where)), Path(where)
+        return open_storage(Path(tempfile.mkdtemp(prefix="webfl-copy-")), where)
+    return open_storage(Path(where))
 
 
-def _bundle_dir(storage: Storage, data_dir: Path, task: dict) -> Path | None:
-    if storage.files is not None:
-        return storage.files.local_dir(f"bundle/{task['bundle_sha256']}") if task["bundle_sha256"] else None
-    found = data_dir / "bundles" / task["id"]
-    return found if (found / "manifest.json").exists() else None
-
-
-def _validation(storage: Storage, data_dir: Path, task_id: str) -> bytes | None:
-    if storage.files is not None:
-        return storage.files.get(f"validation/{task_id}")
-    path = data_dir / "validation" / f"{task_id}.npz"
-    return path.read_bytes() if path.exists() else None
-
-
-def copy_instance(source: Storage, source_dir: Path, dest: Storage, dest_dir: Path, say=print) -> dict:
+def copy_instance(source: Storage, dest: Storage, say=print) -> dict:
     """Copy everything from ``source`` into the empty ``dest``; counts of what was copied."""
     if dest.rows("tasks"):
         raise CopyError("the destination already has tasks; copy into an empty database or data directory")
@@ -53,19 +39,20 @@ def copy_instance(source: Storage, source_dir: Path, dest: Storage, dest_dir: Pa
     say(f"copying {len(rows['tasks'])} task(s), {len(rows['clients'])} participant(s), "
         f"{len(rows['versions'])} version(s), {len(rows['updates'])} update(s), {len(shas)} parameter vector(s)")
     for task in rows["tasks"]:
-        bundle = _bundle_dir(source, source_dir, task)
-        if bundle is not None:
+        bundle = source.bundle_dir(task["id"], task["bundle_sha256"])
+        if (bundle / "manifest.json").exists():
             if dest.files is not None:
                 dest.files.put_dir(f"bundle/{task['bundle_sha256']}", bundle)
             else:
-                shutil.copytree(bundle, dest_dir / "bundles" / task["id"], dirs_exist_ok=True)
-        validation = _validation(source, source_dir, task["id"])
-        if validation is not None:
+                shutil.copytree(bundle, dest.bundle_dir(task["id"], None), dirs_exist_ok=True)
+        validation = source.validation_path(task["id"])
+        if validation.exists():
             if dest.files is not None:
-                dest.files.put(f"validation/{task['id']}", validation)
+                dest.files.put(f"validation/{task['id']}", validation.read_bytes())
             else:
-                (dest_dir / "validation").mkdir(parents=True, exist_ok=True)
-                (dest_dir / "validation" / f"{task['id']}.npz").write_bytes(validation)
+                target = dest.validation_path(task["id"])
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(validation.read_bytes())
     with dest.transaction() as tx:
         for sha in sorted(shas):
             if dest.params.put(source.params.get(sha)) != sha:
@@ -86,10 +73,8 @@ def copy_instance_command(source: str, destination: str) -> None:
     postgresql:// URL): tasks, participants, versions, updates, parameters, bundles,
     validation sets and the admin token. The destination must be empty. Stop the server
     first; then point WEBFL_DATABASE_URL (or WEBFL_DATA_DIR) at the destination."""
-    src, src_dir = open_location(source)
-    dst, dst_dir = open_location(destination)
     try:
-        counts = copy_instance(src, src_dir, dst, dst_dir)
+        counts = copy_instance(open_location(source), open_location(destination))
     except CopyError as exc:
         click.echo(f"webfl: {exc}", err=True)
         sys.exit(2)

@@ -46,24 +46,23 @@ def reset_admin_token_command() -> None:
     sys.exit(reset_admin_token(argparse.Namespace()))
 
 
-def _database():
+def _storage():
     from .storage import open_storage
 
     cfg = from_environment()
-    return open_storage(Path(cfg["DATA_DIR"]), cfg["DATABASE_URL"]).db
+    return open_storage(Path(cfg["DATA_DIR"]), cfg["DATABASE_URL"])
 
 
 def reset_admin_token(args: argparse.Namespace) -> int:
     from .auth import ADMIN_HASH_KEY, hash_token, new_token
 
     token = new_token()
-    _database().set_setting(ADMIN_HASH_KEY, hash_token(token))
+    _storage().db.set_setting(ADMIN_HASH_KEY, hash_token(token))
     print(f"webfl: new admin token: {token}")
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    from .storage import Storage
     from .tasks import demo_task_row
 
     cfg = from_environment()
@@ -71,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
         print("webfl: WEBFL_WORKERS above 1 needs WEBFL_DATABASE_URL (the embedded SQLite default is one process)",
               file=sys.stderr)
         return 2
-    db = _database()
-    token = ensure_admin_token(db, cfg["ADMIN_TOKEN"])
-    demo = demo_task_row(Storage(db))
+    storage = _storage()
+    token = ensure_admin_token(storage.db, cfg["ADMIN_TOKEN"])
+    demo = demo_task_row(storage)
     url = f"http://{cfg['HOST']}:{cfg['PORT']}/"
     where = "PostgreSQL" if cfg["DATABASE_URL"] else f"SQLite under {cfg['DATA_DIR']}"
     print(f"webfl: serving on {url} (state in {where}, {cfg['WORKERS']} worker process(es))", flush=True)
@@ -86,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("webfl: admin token was shown at first start (`webfl reset-admin-token` makes a new one)")
     sys.stdout.flush()
-    db.close()
+    storage.close()
     options = {"bind": f"{cfg['HOST']}:{cfg['PORT']}", "workers": cfg["WORKERS"], "worker_class": "gthread",
                "threads": cfg["THREADS"], "timeout": 120, "graceful_timeout": 5,
                "accesslog": None, "errorlog": "-", "loglevel": "warning",

@@ -31,13 +31,13 @@ class TaskStore:
     """Tasks, their participants and versions (through the storage layer), and the bundle
     directories."""
 
-    def __init__(self, storage: Storage, data_dir: Path, params, locks: TaskLocks,
+    def __init__(self, storage: Storage, data_dir: Path, locks: TaskLocks,
                  extensions_dir: Path | None = None) -> None:
         self.storage = storage
         self.locks = locks
         self.extensions_dir = extensions_dir
         self.bundles = data_dir / "bundles"
-        self.params = params
+        self.params = storage.params
         # One export at a time: they are CPU-bound and the machine may have 2 cores.
         self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bundle-build")
         self._builds: dict[str, Future] = {}
@@ -80,14 +80,12 @@ class TaskStore:
         return self.get(task_id)
 
     # --- bundles -------------------------------------------------------------------
-    def bundle_dir(self, task_id: str) -> Path:
+    def bundle_dir(self, task_id: str, task: Task | None = None) -> Path:
         """The task's live bundle: its directory under the data dir, or (PostgreSQL) the
-        published files unpacked into the local cache."""
-        if self.storage.files is None:
-            return self.bundles / task_id
-        sha = self.get(task_id).bundle_sha256
-        found = self.storage.files.local_dir(f"bundle/{sha}") if sha else None
-        return found or self.bundles / task_id
+        published files unpacked into the local cache (``task``: its row, if already read)."""
+        if self.storage.files is None:  # the directory does not depend on the row
+            return self.storage.bundle_dir(task_id, None)
+        return self.storage.bundle_dir(task_id, (task or self.get(task_id)).bundle_sha256)
 
     def start_build(self, task_id: str) -> Future:
         self.storage.tasks.set_bundle_status(task_id, "pending")
@@ -157,9 +155,10 @@ class TaskStore:
 
     def manifest(self, task_id: str) -> dict:
         task = self.get(task_id)
-        if task.bundle_status != "ready" and not (self.bundle_dir(task_id) / "manifest.json").exists():
+        bundle = self.bundle_dir(task_id, task)
+        if task.bundle_status != "ready" and not (bundle / "manifest.json").exists():
             raise NotFound(f"the model of this task is not ready yet ({task.bundle_status})", task.bundle_error)
-        return load_manifest(self.bundle_dir(task_id))
+        return load_manifest(bundle)
 
     # --- participants ----------------------------------------------------------------
     def join(self, code: str, name: str = "") -> tuple[Client, str, Task]:

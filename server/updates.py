@@ -107,12 +107,12 @@ def change_bound(config: dict, reference: np.ndarray, recent_norms: list[float] 
 
 
 class UpdateService:
-    def __init__(self, tasks: TaskStore, params, locks: TaskLocks,
+    def __init__(self, tasks: TaskStore, locks: TaskLocks,
                  on_new_version: Callable[[str, int], None] | None = None) -> None:
         self.tasks = tasks
         self.storage = tasks.storage
         self.rows = tasks.storage.updates
-        self.params = params
+        self.params = tasks.storage.params
         self.locks = locks
         self.on_new_version = on_new_version or (lambda task_id, version: None)
         self._current: dict[str, tuple[int, np.ndarray]] = {}  # newest global vector per task

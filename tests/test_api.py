@@ -433,3 +433,15 @@ def test_start_up_collects_orphaned_parameter_files(tmp_path, backend):
     again = again.restart()
     version, x = again.model(task["id"], joined["token"])
     assert version == 1 and x.size == x0.size
+
+
+def test_a_nul_character_is_refused_cleanly_on_every_backend(h, task):
+    """PostgreSQL cannot store NUL in text; SQLite can. Either way: a clear refusal, not a 5xx."""
+    joined = h.join(task)
+    before = h.state()
+    for path in ("/api/join/AB%00CD", f"/api/tasks/{task['id']}%00"):
+        r = h.client.get(path, headers=auth(joined["token"]))
+        assert r.status_code in (400, 404) and set(r.json) == {"error", "detail"}, (path, r.data[:200])
+    r = h.client.post("/api/join", json={"code": task["join_code"] + "\u0000", "name": "x"})
+    assert r.status_code in (400, 404), r.data[:200]
+    assert h.state() == before

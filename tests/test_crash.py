@@ -41,7 +41,7 @@ def _model(server, joined) -> tuple[int, np.ndarray]:
         return int(r.headers["X-WebFL-Version"]), np.frombuffer(r.read(), "<f4")
 
 
-def _hammer(servers: list, victims: list, clients: list, homes: list, rng: random.Random):
+def _hammer(victims: list, clients: list, homes: list, rng: random.Random):
     """20 rounds: every participant posts to its home process as fast as it can until one
     process (``victims`` in turn) is SIGKILLed mid-load, then restarted."""
     acked: dict[str, dict] = {}
@@ -83,7 +83,12 @@ def _hammer(servers: list, victims: list, clients: list, homes: list, rng: rando
     return acked, unacked
 
 
-def _check(rows: dict, versions: list[int], acked: dict) -> None:
+def _verify(query, task_id: str, server, joined: dict, acked: dict, unacked: list) -> int:
+    """Reconcile the stored history (``query(sql, params)`` on either backend, ``?``
+    placeholders) with what was acknowledged; the number of versions."""
+    rows = {r[0]: r for r in query(
+        "SELECT idempotency_key, status, applied_version, id FROM updates WHERE task_id=?", (task_id,))}
+    versions = [r[0] for r in query("SELECT version FROM versions WHERE task_id=? ORDER BY version", (task_id,))]
     # every acknowledged update is stored once and merged (none left pending after restart)
     assert acked and all(k in rows and rows[k][1] == "applied" for k in acked)
     applied = [r[2] for r in rows.values() if r[1] == "applied"]
@@ -91,6 +96,13 @@ def _check(rows: dict, versions: list[int], acked: dict) -> None:
     assert versions == list(range(len(versions))) and len(versions) == len(applied) + 1
     for key, ack in acked.items():
         assert rows[key][2] == ack["applied_version"]
+    _retry_unacknowledged(server, unacked)
+    # the served global model is whole and matches its content address
+    version, x = _model(server, joined)
+    sha = query("SELECT params_sha256 FROM versions WHERE task_id=? AND version=?", (task_id, version))[0][0]
+    assert hashlib.sha256(x.astype("<f4").tobytes()).hexdigest() == sha and x.size == 56714
+    assert np.isfinite(x).all()
+    return len(versions)
 
 
 def _retry_unacknowledged(server, unacked) -> None:
@@ -107,23 +119,13 @@ def test_sigkill_during_updates_loses_nothing_acknowledged(tmp_path):
         task = server.create_task("crash", classes=[str(d) for d in range(10)], max_staleness=10_000, **MECHANICS_ONLY,
                                   keep_versions=10_001)
         clients = [server.api("POST", "/api/join", {"code": task["join_code"]}) for _ in range(4)]
-        acked, unacked = _hammer([server], [server], clients, [server] * 4, random.Random(1))
+        acked, unacked = _hammer([server], clients, [server] * 4, random.Random(1))
         db = sqlite3.connect(server.data_dir / "webfl.sqlite3")
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        rows = {r[0]: r for r in db.execute(
-            "SELECT idempotency_key, status, applied_version, id FROM updates WHERE task_id=?", (task["id"],))}
-        versions = [v for (v,) in db.execute("SELECT version FROM versions WHERE task_id=? ORDER BY version",
-                                             (task["id"],))]
-        _check(rows, versions, acked)
-        _retry_unacknowledged(server, unacked)
-        # the global model on disk is whole and matches its content address
-        version, x = _model(server, clients[0])
-        sha = db.execute("SELECT params_sha256 FROM versions WHERE task_id=? AND version=?",
-                         (task["id"], version)).fetchone()[0]
-        assert hashlib.sha256(x.astype("<f4").tobytes()).hexdigest() == sha and x.size == 56714
-        assert np.isfinite(x).all()
+        versions = _verify(lambda sql, args: db.execute(sql, args).fetchall(), task["id"], server, clients[0],
+                           acked, unacked)
         print(f"\n{len(acked)} acknowledged updates across 20 SIGKILLs, {len(unacked)} unacknowledged, "
-              f"{len(versions)} versions")
+              f"{versions} versions")
     finally:
         server.stop()
 
@@ -136,7 +138,7 @@ def test_sigkill_one_of_two_postgresql_processes_loses_nothing_acknowledged(tmp_
                              keep_versions=10_001)
         clients = [a.api("POST", "/api/join", {"code": task["join_code"]}) for _ in range(4)]
         homes = [a, b, a, b]
-        acked, unacked = _hammer([a, b], [a, b], clients, homes, random.Random(2))
+        acked, unacked = _hammer([a, b], clients, homes, random.Random(2))
         import psycopg
 
         with psycopg.connect(pg_url) as db:
@@ -145,18 +147,10 @@ def test_sigkill_one_of_two_postgresql_processes_loses_nothing_acknowledged(tmp_
                              (task["id"],)).fetchone()[0]:
                 assert time.monotonic() < deadline, "acknowledged updates left waiting"
                 time.sleep(0.5)
-            rows = {r[0]: r for r in db.execute(
-                "SELECT idempotency_key, status, applied_version, id FROM updates WHERE task_id=%s", (task["id"],))}
-            versions = [v for (v,) in db.execute(
-                "SELECT version FROM versions WHERE task_id=%s ORDER BY version", (task["id"],))]
-            _check(rows, versions, acked)
-            _retry_unacknowledged(b, unacked)
-            version, x = _model(b, clients[0])
-            sha = db.execute("SELECT params_sha256 FROM versions WHERE task_id=%s AND version=%s",
-                             (task["id"], version)).fetchone()[0]
-        assert hashlib.sha256(x.astype("<f4").tobytes()).hexdigest() == sha and x.size == 56714
+            versions = _verify(lambda sql, args: db.execute(sql.replace("?", "%s"), args).fetchall(), task["id"],
+                               b, clients[0], acked, unacked)
         print(f"\ntwo PostgreSQL processes: {len(acked)} acknowledged updates across 20 SIGKILLs (10 of each), "
-              f"{len(unacked)} unacknowledged, {len(versions)} versions")
+              f"{len(unacked)} unacknowledged, {versions} versions")
     finally:
         a.stop()
         b.stop()

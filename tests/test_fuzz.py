@@ -20,13 +20,17 @@ json_values = st.recursive(
     max_leaves=20)
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    h = Harness(tmp_path_factory.mktemp("fuzz"))
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def world(request, tmp_path_factory):
+    """One instance per backend: every hostile input meets the embedded SQLite default and
+    PostgreSQL alike (integers past 64 bits, huge strings, deep JSON reach both drivers)."""
+    url = request.getfixturevalue("pg_cluster").new_database() if request.param == "postgresql" else ""
+    h = Harness(tmp_path_factory.mktemp("fuzz"), DATABASE_URL=url)
     task = h.create_task(max_update_norm=50.0)
     joined = h.join(task)
     _, x0 = h.model(task["id"], joined["token"])
-    return h, task, joined, x0
+    yield h, task, joined, x0
+    h.close()
 
 
 def _assert_refusal_is_clean(h, response, before):

@@ -30,9 +30,10 @@ class Storage:
     (``files``: bundles and validation sets; None for the embedded backend, which keeps
     them under the data dir)."""
 
-    def __init__(self, db, params=None, files=None) -> None:
+    def __init__(self, db, params, data_dir: Path, files=None) -> None:
         self.db = db
         self.params = params
+        self.data_dir = data_dir
         self.files = files
         self.tasks = TasksTable(db)
         self.clients = ClientsTable(db)
@@ -45,6 +46,17 @@ class Storage:
 
     def close(self) -> None:
         self.db.close()
+
+    def bundle_dir(self, task_id: str, bundle_sha: str | None) -> Path:
+        """Where a task's live bundle is read from: its directory under the data dir, or
+        (PostgreSQL) the published files unpacked into the local cache."""
+        found = self.files.local_dir(f"bundle/{bundle_sha}") if self.files is not None and bundle_sha else None
+        return found or self.data_dir / "bundles" / task_id
+
+    def validation_path(self, task_id: str) -> Path:
+        """Where a task's validation set is read from (the file may not exist)."""
+        found = self.files.local_file(f"validation/{task_id}", ".npz") if self.files is not None else None
+        return found or self.data_dir / "validation" / f"{task_id}.npz"
 
     def rows(self, table: str) -> list[dict]:
         """Every row of one table in key order (for copies between backends and for tests)."""
@@ -80,8 +92,8 @@ def open_storage(data_dir: Path, database_url: str = "") -> Storage:
         from .postgres import PostgresDatabase
 
         db = PostgresDatabase(database_url)
-        return Storage(db, ParamsTable(db), FilesTable(db, data_dir / "cache"))
-    return Storage(Database(data_dir / "webfl.sqlite3"), ParamStore(data_dir / "params"))
+        return Storage(db, ParamsTable(db), data_dir, FilesTable(db, data_dir / "cache"))
+    return Storage(Database(data_dir / "webfl.sqlite3"), ParamStore(data_dir / "params"), data_dir)
 
 
 __all__ = ["Client", "Storage", "Task", "Version", "open_storage"]

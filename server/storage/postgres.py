@@ -3,7 +3,8 @@ several server processes (on one machine or many) sharing one database.
 
 What differs from SQLite lives here and nowhere else:
 
-- the schema's types (``BIGSERIAL``, ``BYTEA``, ``DOUBLE PRECISION``) and two more tables,
+- the schema's types (the embedded schema translated: ``BIGSERIAL``, ``BIGINT``, ``BYTEA``,
+  ``DOUBLE PRECISION``) and two more tables,
   ``params`` (parameter vectors, content-addressed as on disk) and ``files`` (bundle files
   and validation sets), so no shared filesystem is needed;
 - placeholders: the storage modules write ``?``; each statement is rewritten to ``%s`` once;
@@ -24,70 +25,21 @@ from typing import Iterator
 import psycopg
 from psycopg.rows import RowMaker
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS settings (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tasks (
-    id TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    config TEXT NOT NULL,
-    join_code TEXT NOT NULL UNIQUE,
-    bundle_status TEXT NOT NULL,
-    bundle_error TEXT,
-    bundle_sha256 TEXT,
-    created DOUBLE PRECISION NOT NULL
-);
-CREATE TABLE IF NOT EXISTS clients (
-    id TEXT PRIMARY KEY,
-    task_id TEXT NOT NULL REFERENCES tasks(id),
-    token_sha256 TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    joined DOUBLE PRECISION NOT NULL,
-    blocked DOUBLE PRECISION
-);
-CREATE TABLE IF NOT EXISTS versions (
-    task_id TEXT NOT NULL REFERENCES tasks(id),
-    version INTEGER NOT NULL,
-    params_sha256 TEXT NOT NULL,
-    bundle_sha256 TEXT NOT NULL,
-    created DOUBLE PRECISION NOT NULL,
-    kind TEXT NOT NULL,
-    params_kept INTEGER NOT NULL DEFAULT 1,
-    PRIMARY KEY (task_id, version)
-);
-CREATE TABLE IF NOT EXISTS updates (
-    id BIGSERIAL PRIMARY KEY,
-    task_id TEXT NOT NULL REFERENCES tasks(id),
-    client_id TEXT NOT NULL REFERENCES clients(id),
-    idempotency_key TEXT NOT NULL,
-    base_version INTEGER NOT NULL,
-    num_samples INTEGER NOT NULL,
-    params_sha256 TEXT NOT NULL,
-    metrics TEXT NOT NULL,
-    received DOUBLE PRECISION NOT NULL,
-    status TEXT NOT NULL,
-    applied_version INTEGER,
-    staleness INTEGER,
-    weight DOUBLE PRECISION,
-    change_norm DOUBLE PRECISION,
-    sketch BYTEA,
-    error TEXT,
-    UNIQUE (client_id, idempotency_key)
-);
-CREATE INDEX IF NOT EXISTS updates_pending ON updates(task_id, status, id);
-CREATE TABLE IF NOT EXISTS evaluations (
-    task_id TEXT NOT NULL REFERENCES tasks(id),
-    version INTEGER NOT NULL,
-    accuracy DOUBLE PRECISION NOT NULL,
-    loss DOUBLE PRECISION NOT NULL,
-    per_class TEXT NOT NULL,
-    confusion TEXT NOT NULL,
-    samples INTEGER NOT NULL,
-    created DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (task_id, version)
-);
+from ..db import SCHEMA as SQLITE_SCHEMA, Settings
+
+# The embedded schema with PostgreSQL's types (one home for the tables: server/db.py), then
+# the two tables that replace files under the data dir. SQLite's integers are 64-bit: so are these.
+_TYPES = (("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"), (" INTEGER", " BIGINT"),
+          (" REAL", " DOUBLE PRECISION"), (" BLOB", " BYTEA"))
+
+
+def _postgres_types(sql: str) -> str:
+    for sqlite_type, postgres_type in _TYPES:
+        sql = sql.replace(sqlite_type, postgres_type)
+    return sql
+
+
+SCHEMA = _postgres_types(SQLITE_SCHEMA) + """
 CREATE TABLE IF NOT EXISTS params (
     sha256 TEXT PRIMARY KEY,          -- sha256 of the little-endian float32 bytes
     data BYTEA NOT NULL
@@ -171,12 +123,13 @@ class Lease:
         self._conn.close()
 
 
-class PostgresDatabase:
+class PostgresDatabase(Settings):
     """Owns the connection settings; hands each thread its own connection."""
 
     kind = "postgresql"
     shared_files = True  # bundles, validation sets and parameters live in the database
     integrity_errors: tuple[type[Exception], ...] = (psycopg.IntegrityError,)
+    data_errors: tuple[type[Exception], ...] = (psycopg.DataError,)  # e.g. a NUL character in text
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -239,12 +192,3 @@ class PostgresDatabase:
         """Rows copied with their ids: the next update id follows the largest."""
         conn.execute("SELECT setval(pg_get_serial_sequence('updates', 'id'), COALESCE(MAX(id), 0) + 1, false) "
                      "FROM updates")
-
-    def get_setting(self, key: str) -> str | None:
-        row = self.connect().execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
-        return row["value"] if row else None
-
-    def set_setting(self, key: str, value: str) -> None:
-        self.connect().execute(
-            "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            (key, value))
