@@ -179,6 +179,9 @@ class PythonClient:
         self.events: list[tuple[str, float]] = []
         self.error: str | None = None
         self.t0 = time.monotonic()
+        from browser_py.trainer import CancelToken
+
+        self.cancel = CancelToken()  # stop() ends a long local round at the next batch
 
     def start(self) -> None:
         from browser_py.participant import Participant
@@ -204,6 +207,7 @@ class PythonClient:
 
     async def _loop(self) -> None:
         from browser_py.protocol import ServerRefused
+        from browser_py.trainer import Cancelled
 
         while not self.stop_event.is_set():
             elapsed = time.monotonic() - self.t0
@@ -216,7 +220,7 @@ class PythonClient:
             if self.events and self.events[-1][0] == "left":
                 self.events.append(("back", round(elapsed, 1)))
             try:
-                result = await self.participant.train_round()
+                result = await self.participant.train_round(cancel=self.cancel)
                 if result.ack.get("status") == "buffered":
                     # our update waits in a FedBuff buffer or FedAvg round: the server takes one
                     # per participant, so wait for the model to move before training again
@@ -224,13 +228,16 @@ class PythonClient:
             except ServerRefused:
                 await asyncio.sleep(0.2)  # e.g. a round closed meanwhile: start again from the newest model
                 continue
+            except Cancelled:
+                return
             except Exception as exc:
                 self.error = f"{type(exc).__name__}: {exc}"
                 return
             if self.slowdown:
                 self.stop_event.wait(self.slowdown)
 
-    async def _wait_for_version_after(self, version: int, limit: float = 60.0) -> None:
+    async def _wait_for_version_after(self, version: int, limit: float = 900.0) -> None:
+        # generous: a synchronous round waits for the slowest participant's local epochs
         deadline = time.monotonic() + limit
         while not self.stop_event.is_set() and time.monotonic() < deadline:
             if await self.participant.client.current_version() > version:
@@ -242,6 +249,7 @@ class PythonClient:
 
     def stop(self) -> None:
         self.stop_event.set()
+        self.cancel.cancel()
         if self.thread is not None:
             self.thread.join(120)
 

@@ -53,6 +53,10 @@ class Run:
     clients: Clients
     extensions: list[dict] = field(default_factory=list)  # client extensions for this run's task
     poison: list[Poison] = field(default_factory=list)
+    # This run's own budget, where equal work means different version counts (a FedAvg round
+    # merges every client's update, a FedAsync version one); None: the experiment's.
+    seconds: float | None = None
+    versions: int | None = None
 
 
 @dataclass
@@ -73,6 +77,13 @@ class Experiment:
     missing: list[list[str]]  # per client, the classes it lacks (from a lacks: partition)
     path: Path | None = None
     stop_at_target: bool = False  # default: a fixed budget, so results say where learning settles
+    test_set: str = "split"  # "split": test_fraction of the data held out; "official": the dataset's own
+    reference: dict | None = None  # a published result to print beside ours: {source, accuracy, setting}
+
+    def budget(self, run: Run) -> tuple[float, int]:
+        """(seconds, versions) for one run: its own budget where it sets one."""
+        return (run.seconds if run.seconds is not None else self.seconds,
+                run.versions if run.versions is not None else self.versions)
 
 
 BASELINES = ("isolated", "centralised")
@@ -113,9 +124,15 @@ def load(path: str | Path) -> Experiment:
             raise ConfigError(f"runs[{i}]: bad poison entry ({exc})") from None
         if any(p.kind not in ("scale", "random") for p in poison):
             raise ConfigError(f"runs[{i}]: poison kind must be scale or random")
+        own = r.get("budget", {})
+        try:
+            seconds = float(own["seconds"]) if "seconds" in own else None
+            versions = int(own["versions"]) if "versions" in own else None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"runs[{i}]: bad budget ({exc})") from None
         runs.append(Run(str(r.get("name", f"run{i}")), dict(r.get("aggregator", {"name": "fedasync"})),
                         _clients(r["clients"], f"runs[{i}]") if "clients" in r else default_clients,
-                        list(r.get("task_extensions", [])), poison))
+                        list(r.get("task_extensions", [])), poison, seconds, versions))
     baselines = list(raw.get("baselines", []))
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
@@ -135,7 +152,14 @@ def load(path: str | Path) -> Experiment:
         versions=int(budget.get("versions", 10**9)),
         target_accuracy=(float(budget["target_accuracy"]) if "target_accuracy" in budget else None),
         baselines=baselines, baseline_epochs=int(raw.get("baseline_epochs", 10)), missing=missing, path=path,
-        stop_at_target=bool(budget.get("stop_at_target", False)))
+        stop_at_target=bool(budget.get("stop_at_target", False)),
+        test_set=str(data.get("test_set", "split")), reference=raw.get("reference"))
+    if exp.test_set not in ("split", "official"):
+        raise ConfigError('data.test_set must be "split" (hold out test_fraction) or "official" '
+                          "(the dataset's own test set)")
+    if exp.reference is not None and not (isinstance(exp.reference, dict)
+                                          and isinstance(exp.reference.get("accuracy"), float)):
+        raise ConfigError("reference needs at least accuracy = 0.881 (and source, setting as text)")
     if exp.stop_at_target and exp.target_accuracy is None:
         raise ConfigError("budget.stop_at_target needs budget.target_accuracy")
     if not 0 < exp.test_fraction < 1:

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from .headless import image_files
-from export.datasets import Dataset, load
+from export.datasets import Dataset, load, official_test
 from export.partition import parse
 
 from . import baselines as baseline_mod
@@ -24,8 +24,10 @@ Log = Callable[[str], None]
 
 
 def split(exp: Experiment) -> tuple[Dataset, Dataset]:
-    """A random held-out test set; the rest is shared among clients."""
+    """The dataset's official test set, or a random held-out part; the rest is shared among clients."""
     data = load(exp.dataset)
+    if exp.test_set == "official":
+        return data, official_test(exp.dataset)
     order = np.random.default_rng(exp.seed).permutation(len(data))
     n_test = int(round(exp.test_fraction * len(data)))
     return data.subset(order[n_test:]), data.subset(order[:n_test])
@@ -88,6 +90,7 @@ def run_one(exp: Experiment, run: Run, train: Dataset, test: Dataset, log: Log) 
                 c.begin(t0)
         reached = None
         last_report = 0.0
+        seconds, versions = exp.budget(run)
         while True:
             elapsed = time.monotonic() - t0
             for c in clients:
@@ -105,7 +108,7 @@ def run_one(exp: Experiment, run: Run, train: Dataset, test: Dataset, log: Log) 
             errors = [c.error for c in clients if c.error]
             if errors:
                 raise RuntimeError(f"{run.name}: a client failed: {errors[0]}")
-            if elapsed >= exp.seconds or version >= exp.versions or (exp.stop_at_target and reached is not None):
+            if elapsed >= seconds or version >= versions or (exp.stop_at_target and reached is not None):
                 break
             time.sleep(0.5)
         events = {f"{c.kind}-{c.index}": c.events for c in clients if c.events}
@@ -180,9 +183,10 @@ def summarise(exp: Experiment, run: Run, metrics: dict, manifest: dict, wall0: f
             contributions[u["client"]] = contributions.get(u["client"], 0) + 1
     last = series[-1] if series else None
     final_eval = next((v["evaluation"] for v in reversed(metrics["versions"]) if v["evaluation"]), None)
-    time_to_target = None
+    first_hit = None
     if exp.target_accuracy is not None:
-        time_to_target = next((p["time"] for p in series if p["accuracy"] >= exp.target_accuracy), None)
+        first_hit = next((p for p in series if p["accuracy"] >= exp.target_accuracy), None)
+    time_to_target = first_hit and first_hit["time"]
     last5 = settled([p["accuracy"] for p in series])
     missing_last5 = None
     if exp.missing and series:
@@ -201,6 +205,8 @@ def summarise(exp: Experiment, run: Run, metrics: dict, manifest: dict, wall0: f
                   "missing": last and last.get("missing"), "updates": updates,
                   "bytes_sent": updates * update_bytes, "time": last and last["time"],
                   "time_to_target": time_to_target,
+                  "bytes_to_target": first_hit and first_hit["bytes_sent"],
+                  "updates_to_target": first_hit and first_hit["bytes_sent"] // update_bytes,
                   "confusion": final_eval and final_eval["confusion"]},
     }
 
@@ -230,4 +236,6 @@ def _describe(exp: Experiment) -> dict:
     return {"dataset": exp.dataset, "partition": exp.partition, "test_fraction": exp.test_fraction,
             "samples_per_client": exp.samples_per_client, "task": exp.task, "seconds": exp.seconds,
             "versions": exp.versions, "target_accuracy": exp.target_accuracy, "missing": exp.missing,
-            "stop_at_target": exp.stop_at_target, "settled_versions": SETTLED, "seed": exp.seed}
+            "stop_at_target": exp.stop_at_target, "settled_versions": SETTLED, "seed": exp.seed,
+            "test_set": exp.test_set, "reference": exp.reference,
+            "run_budgets": {r.name: dict(zip(("seconds", "versions"), exp.budget(r))) for r in exp.runs}}

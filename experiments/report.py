@@ -149,6 +149,10 @@ def _small_multiples(results: dict, out: Path) -> str:
     return "accuracy_vs_time.png"
 
 
+def _mb(n: float | None) -> str:
+    return "–" if n is None else f"{n / 1e6:.1f}"
+
+
 def _spread(s: dict | None) -> str:
     return "–" if s is None else f"{100 * s['mean']:.1f}% ± {100 * s['std']:.1f}"
 
@@ -156,15 +160,17 @@ def _spread(s: dict | None) -> str:
 def _markdown(results: dict, plots: list[str]) -> str:
     e = results["experiment"]
     lines = [f"# Experiment: {results['name']}", "",
-             f"Dataset `{e['dataset']}`, partition `{e['partition']}`, {e['test_fraction']:.0%} held out for "
-             f"evaluation; task {json.dumps(e['task'])}; budget {e['seconds']:.0f} s"
+             f"Dataset `{e['dataset']}`, partition `{e['partition']}`, "
+             + ("evaluated on the dataset's official test set" if e.get("test_set") == "official"
+                else f"{e['test_fraction']:.0%} held out for evaluation")
+             + f"; task {json.dumps(e['task'])}; budget {e['seconds']:.0f} s"
              + (f" / {e['versions']} versions" if e["versions"] < 10**9 else "")
              + (f", target accuracy {e['target_accuracy']:.0%}" if e["target_accuracy"] else "") + ".", ""]
     missing = e.get("missing") or []
     settled = e.get("settled_versions", 5)
     head = (f"| run | clients | versions | updates | final accuracy | last {settled} (mean ± sd) | best "
-            f"| time to target | MB sent |")
-    sep = "|---|---|---|---|---|---|---|---|---|"
+            f"| time to target | MB sent | MB to target |")
+    sep = "|---|---|---|---|---|---|---|---|---|---|"
     if missing:
         head += "".join(f" lacks {','.join(m)} (last {settled}) |" for m in missing)
         sep += "---|" * len(missing)
@@ -175,18 +181,22 @@ def _markdown(results: dict, plots: list[str]) -> str:
         ttt = "–" if f["time_to_target"] is None else f"{f['time_to_target']:.0f} s"
         row = (f"| {r['name']} | {c['browser']} browser + {c['cpython']} cpython | {f['version']} | {f['updates']} | "
                f"{_pct(f['accuracy'])} | {_spread(f.get('last5'))} | {_pct(f['best_accuracy'])} | {ttt} "
-               f"| {f['bytes_sent'] / 1e6:.1f} |")
+               f"| {f['bytes_sent'] / 1e6:.1f} | {_mb(f.get('bytes_to_target'))} |")
         row += "".join(f" {_spread(v)} |" for v in (f.get("missing_last5") or []))
         lines.append(row)
+    ref = e.get("reference")
+    if ref:
+        lines.append(f"| {ref.get('source', 'published')}: {ref.get('setting', '')} | – | – | – "
+                     f"| {_pct(ref['accuracy'])} | – | – | – | – | – |" + " |" * len(missing))
     base = results["baselines"]
     if base.get("centralised"):
         c = base["centralised"]
-        row = f"| centralised ({base['epochs']} epochs) | – | – | – | {_pct(c['accuracy'])} | – | – | – | – |"
+        row = f"| centralised ({base['epochs']} epochs) | – | – | – | {_pct(c['accuracy'])} | – | – | – | – | – |"
         row += "".join(f" {_pct(v)} |" for v in (c.get("missing") or []))
         lines.append(row)
     for iso in base.get("isolated", []):
         row = (f"| isolated client {iso['client']} ({base['epochs']} epochs) | – | – | – | {_pct(iso['accuracy'])} "
-               f"| – | – | – | – |")
+               f"| – | – | – | – | – |")
         if missing:
             row += "".join(f" {_pct(iso['missing'])} |" if i == iso["client"] else " |" for i in range(len(missing)))
         lines.append(row)

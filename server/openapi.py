@@ -9,7 +9,8 @@ from flask import Blueprint, jsonify
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from .schemas import JoinBody, SinceQuery, TaskCreateBody, TaskEditBody, UpdateHeaders, VersionQuery
+from .schemas import (ConsentBody, JoinBody, SinceQuery, StudyEventsBody, StudyExportQuery, TaskCreateBody, TaskEditBody,
+                      UpdateHeaders, VersionQuery)
 from .taskconfig import TaskConfig
 
 _REF = "#/components/schemas/{model}"
@@ -67,7 +68,8 @@ def _parameters(model: type[BaseModel], where: str) -> list[dict]:
 
 
 def _schemas() -> dict:
-    _, defs = models_json_schema([(m, "validation") for m in (TaskConfig, JoinBody, TaskCreateBody, TaskEditBody)],
+    _, defs = models_json_schema([(m, "validation") for m in (TaskConfig, JoinBody, TaskCreateBody, TaskEditBody,
+                                                                   ConsentBody, StudyEventsBody)],
                                  ref_template=_REF)
     return defs["$defs"]
 
@@ -115,6 +117,23 @@ def document() -> dict:
             "Versions with their updates (client, staleness, weight, samples, metrics) and evaluations",
             {200: _ok("metrics")},
             params=[TASK_ID, *_parameters(SinceQuery, "query")])},
+        "/api/tasks/{task_id}/study/consent": {
+            "get": _op("A user study's notice and this participant's answer (agreed: null until answered)",
+                       {200: _ok("{agreed, notice}"), 409: _ERROR}, security="participant-only", params=[TASK_ID]),
+            "post": _op("Answer the study notice: agree to have actions recorded, or take part without it "
+                        "(a later no deletes what was recorded)", {200: _ok("{agreed}"), 409: _ERROR},
+                        security="participant-only", params=[TASK_ID], body=_json_body(ConsentBody))},
+        "/api/tasks/{task_id}/study/events": {"post": _op(
+            "Record up to 500 actions of a participant who agreed; an event id already stored is skipped. "
+            "403 (nothing stored) without agreement", {201: _ok("{stored, duplicates}"), 409: _ERROR, 413: _ERROR},
+            security="participant-only", params=[TASK_ID], body=_json_body(StudyEventsBody))},
+        "/api/admin/tasks/{task_id}/study": {"get": _op(
+            "A user study's answers (agreed, declined) and how many actions were recorded",
+            {200: _ok("summary")}, security="admin", params=[TASK_ID])},
+        "/api/admin/tasks/{task_id}/study/export": {"get": _op(
+            "The action log as CSV or JSON Lines (participants by pseudonymous id)",
+            {200: _ok("csv or jsonl", "text/csv")}, security="admin",
+            params=[TASK_ID, *_parameters(StudyExportQuery, "query")])},
         "/api/admin/choices": {"get": _op(
             "Models, aggregators (with papers, parameters and defaults) and config defaults for the task form",
             {200: _ok("choices")}, security="admin")},

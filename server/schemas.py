@@ -14,7 +14,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConst
                       ValidationError)
 
 from .errors import APIError
-from .taskconfig import describe_errors
+from .taskconfig import BoundedScalar, Identifier, describe_errors
 
 MAX_JSON_BYTES = 256 * 1024        # admin and join bodies
 MAX_METRICS_BYTES = 4096           # the X-WebFL-Metrics header
@@ -115,6 +115,53 @@ class SinceQuery(BaseModel):
 
     since: Annotated[int, BeforeValidator(lambda raw: -1 if raw == "-1" else _whole_number(raw))] = Field(
         -1, ge=-1, le=MAX_VERSION)
+
+
+# What a user study records, in plain words (the export and the docs show these).
+STUDY_ACTIONS = {
+    "reload": "opened the page again (the participant had joined before)",
+    "add": "added images (count, how many came labelled, rejected, duplicates)",
+    "suggestion": "the model suggested a label for an image (label, confidence)",
+    "accept": "accepted a suggested label",
+    "correct": "chose a label by hand (suggested: what the model had said, if anything)",
+    "delete": "deleted an image",
+    "train": "started a training round (labelled images, epochs)",
+    "round": "a round ended and the update was sent (status, seconds)",
+    "cancel": "cancelled training (seconds into the round)",
+    "test": "tested the models on their test images (accuracy, images)",
+}
+
+
+class ConsentBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    agreed: bool = Field(description="true: record my actions for the study; false: take part without it "
+                                     "(withdraws an earlier yes and deletes what was recorded)")
+
+
+class StudyEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = Field(
+        description="chosen by the participant's page, unique per participant: a resent event is stored once")
+    at: float = Field(ge=0, le=1e11, allow_inf_nan=False, description="when it happened (unix seconds)")
+    action: str = Field(pattern="^(" + "|".join(STUDY_ACTIONS) + ")$", description=", ".join(STUDY_ACTIONS))
+    version: int | None = Field(None, ge=0, le=MAX_VERSION, description="the global version the page held")
+    detail: dict[Identifier, BoundedScalar] = Field(default_factory=dict, max_length=16, description=(
+        "a few named values (counts, a label, a confidence); never image data"))
+
+
+class StudyEventsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    events: list[StudyEvent] = Field(min_length=1, max_length=500)
+
+
+class StudyExportQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    format: Annotated[str, StringConstraints(pattern=r"^(csv|jsonl)$")] = Field(
+        "csv", description="csv (one row per event, detail as JSON) or jsonl (JSON Lines)")
 
 
 def parse(model: type[M], data: Mapping[str, Any], where: str) -> M:

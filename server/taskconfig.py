@@ -24,8 +24,8 @@ BUNDLE_FIELDS = ("model", "classes", "lr", "train_blocks")
 ClassName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64,
                                              pattern=r"^[^\x00-\x1f\x7f]+$")]
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
-# An extension parameter: a short string, a flag, or a finite number of sane size.
-ExtensionValue = (Annotated[str, StringConstraints(max_length=200)] | bool
+# An extension parameter or a study event detail: a short string, a flag, or a finite number of sane size.
+BoundedScalar = (Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] | bool
                   | Annotated[int, Field(ge=-(2**53), le=2**53)]
                   | Annotated[float, Field(allow_inf_nan=False, ge=-1e15, le=1e15)] | None)
 
@@ -40,7 +40,17 @@ class ExtensionRef(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: Identifier
-    params: dict[Identifier, ExtensionValue] = Field(default_factory=dict, max_length=32)
+    params: dict[Identifier, BoundedScalar] = Field(default_factory=dict, max_length=32)
+
+
+StudyNotice = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000,
+                                               pattern=r"^[^\x00-\x09\x0b-\x1f\x7f]+$")]
+DEFAULT_STUDY_NOTICE = (
+    "This task is part of a study of how people label images and train models together. If you agree, "
+    "this page records what you do here (adding images, accepting or changing labels, deleting, training, "
+    "testing) with the time and a code that stands for you instead of your name. Your images never leave "
+    "this device and are never recorded. You can take part without being recorded, and you can change "
+    "your mind later on this page: what was recorded about you is then deleted.")
 
 
 class TaskConfig(BaseModel):
@@ -86,6 +96,11 @@ class TaskConfig(BaseModel):
         "how updates are merged into the shared model"))
     extensions: list[ExtensionRef] = Field(default_factory=list, max_length=16, description=(
         "client extensions (code the admin trusts) with their parameters"))
+    user_study: bool = Field(False, title="User study", description=(
+        "participants first read the study notice; for those who agree, what they do on the page (adding, "
+        "labelling, training, testing; never their images) is recorded for research and can be exported"))
+    study_notice: StudyNotice = Field(DEFAULT_STUDY_NOTICE, title="Study notice", description=(
+        "what participants read before they choose whether to take part in the study"))
 
     @model_validator(mode="after")
     def _consistent(self) -> "TaskConfig":

@@ -8,8 +8,9 @@ from __future__ import annotations
 from .base import ModelSpec, Preprocessing, SplitModel
 from .digits_cnn import DIGITS_CNN
 from .mobilenet_v2 import MOBILENET_V2
+from .niid_bench_cnn import NIID_BENCH_CNN
 
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (DIGITS_CNN, MOBILENET_V2)}
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (DIGITS_CNN, MOBILENET_V2, NIID_BENCH_CNN)}
 
 
 def get_model(name: str) -> ModelSpec:

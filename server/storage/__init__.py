@@ -15,6 +15,7 @@ from ..db import Database
 from ..paramstore import ParamStore
 from .clients import Client, ClientsTable
 from .evaluations import EvaluationsTable
+from .interactions import InteractionsTable
 from .tasks import Task, TasksTable
 from .updates import UpdatesTable
 from .versions import Version, VersionsTable
@@ -22,7 +23,8 @@ from .versions import Version, VersionsTable
 
 # Every table, parents first (the order a copy inserts them in), with its key columns.
 TABLES = (("settings", "key"), ("tasks", "id"), ("clients", "id"), ("versions", "task_id, version"),
-          ("updates", "id"), ("evaluations", "task_id, version"))
+          ("updates", "id"), ("evaluations", "task_id, version"), ("study_consents", "client_id"),
+          ("interactions", "id"))
 
 
 class Storage:
@@ -40,6 +42,7 @@ class Storage:
         self.versions = VersionsTable(db)
         self.updates = UpdatesTable(db)
         self.evaluations = EvaluationsTable(db)
+        self.interactions = InteractionsTable(db)
 
     def transaction(self):
         return self.db.transaction()

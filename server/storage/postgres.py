@@ -189,6 +189,7 @@ class PostgresDatabase(Settings):
         return None
 
     def after_copy(self, conn: Connection) -> None:
-        """Rows copied with their ids: the next update id follows the largest."""
-        conn.execute("SELECT setval(pg_get_serial_sequence('updates', 'id'), COALESCE(MAX(id), 0) + 1, false) "
-                     "FROM updates")
+        """Rows copied with their ids: the next id of each numbered table follows the largest."""
+        for table in ("updates", "interactions"):
+            conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false) "
+                         f"FROM {table}")
