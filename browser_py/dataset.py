@@ -100,6 +100,12 @@ class Dataset:
         self.classes = list(classes)
         self.validate = validate
         self.items: dict[str, Item] = {}
+        # told of each label action (a user study records them): await observer(action, **detail)
+        self.observer: Callable[..., Awaitable[None]] | None = None
+
+    async def _notify(self, action: str, **detail) -> None:
+        if self.observer is not None:
+            await self.observer(action, **detail)
 
     async def load(self) -> "Dataset":
         self.items = {r["id"]: Item(**r) for r in await self.store.items()}
@@ -188,7 +194,9 @@ class Dataset:
         item = self.get(item_id)
         if item.suggestion is None:
             raise ValueError("this image has no suggestion to accept")
-        return await self.set_label(item_id, item.suggestion, "accepted")
+        await self.set_label(item_id, item.suggestion, "accepted")
+        await self._notify("accept", item=item_id, label=item.label, confidence=item.confidence)
+        return item
 
     async def accept_above(self, threshold: float) -> int:
         """Accept every unlabelled suggestion at or above ``threshold`` confidence."""
@@ -200,7 +208,10 @@ class Dataset:
         return n
 
     async def correct(self, item_id: str, label: str) -> Item:
-        return await self.set_label(item_id, label, "corrected")
+        item = await self.set_label(item_id, label, "corrected")
+        await self._notify("correct", item=item_id, label=label, suggested=item.suggestion,
+                           confidence=item.confidence)
+        return item
 
     async def suggest(self, item_id: str, label: str, confidence: float) -> None:
         item = self.get(item_id)
@@ -216,11 +227,14 @@ class Dataset:
 
     async def delete(self, item_id: str) -> None:
         await self.store.delete_item(item_id)
-        self.items.pop(item_id, None)
+        item = self.items.pop(item_id, None)
+        await self._notify("delete", item=item_id, label=item and item.label, suggested=item and item.suggestion)
 
     async def clear(self) -> None:
+        count = len(self.items)
         await self.store.clear_items()
         self.items.clear()
+        await self._notify("delete", count=count)
 
     # --- views ----------------------------------------------------------------------------
     def labelled(self, split: str | None = "train") -> list[Item]:

@@ -6,6 +6,7 @@ global model for label suggestions, trains a local round and sends the update.
 from __future__ import annotations
 
 import math
+import time
 from array import array
 from dataclasses import dataclass, field
 
@@ -17,7 +18,8 @@ from .preprocess import InputSpec, decode
 from .protocol import FLClient
 from .runtime import IN_PYODIDE
 from .stores import Store
-from .trainer import CancelToken, LocalTrainer, ProgressFn
+from .study import StudyLog
+from .trainer import CancelToken, Cancelled, LocalTrainer, ProgressFn
 
 
 class NotEnoughData(RuntimeError):
@@ -59,6 +61,7 @@ class Participant:
         self.extension_errors: list[str] = []
         self.last_probs: dict[str, list[float]] = {}  # item id -> the model's probabilities
         self.rounds_sent = 0
+        self.study = StudyLog(client, store, lambda: self.version)  # records only if the participant agreed
 
     async def start(self, code: str | None = None, name: str = "") -> "Participant":
         """Join with ``code``, or resume the membership saved in the store."""
@@ -78,9 +81,14 @@ class Participant:
         self.trainer = LocalTrainer(backend, self.task["training"]["batch_size"])
         self.features = await load_features(self.manifest, bundle, self.prefer_webgpu)
         self.dataset = await Dataset(self.store, self.manifest["classes"], self._validate).load()
+        await self.study.load(self.task)
+        self.dataset.observer = self.study.record
+        if not code:
+            await self.study.record("reload", images=len(self.dataset.items))
         running, self.extension_errors = await extension_loader.load(self.task.get("extensions", []), self.client)
         self.hooks = extension_loader.Hooks(running, Context(self.classes, self.dataset, self), self.extension_errors)
         await self.client.flush_outbox()
+        await self.study.flush()
         return self
 
     @property
@@ -126,6 +134,7 @@ class Participant:
                     label, confidence = custom
             self.last_probs[item.id] = p
             await self.dataset.suggest(item.id, label, confidence)
+            await self.study.record("suggestion", item=item.id, label=label, confidence=round(float(confidence), 4))
         ids = [i.id for i in items]
         return labeling.review_order(ids, probs, order_by) if order_by else (self.review_ids() or ids)
 
@@ -167,6 +176,9 @@ class Participant:
         base = await self.load_global()
         base_params = await self.trainer.backend.get_parameters()
         picked: list[int] = []
+        epochs = epochs or int(self.task["training"]["local_epochs"])
+        started = time.monotonic()
+        await self.study.record("train", labelled=len(items), epochs=epochs)
 
         async def between(epoch: int) -> None:
             nonlocal base, base_params
@@ -180,8 +192,12 @@ class Participant:
                 base, base_params = version, newer
                 picked.append(version)
 
-        result = await self.trainer.fit(xs, ys, epochs or int(self.task["training"]["local_epochs"]),
-                                        seed=seed, progress=progress, cancel=cancel, between_epochs=between)
+        try:
+            result = await self.trainer.fit(xs, ys, epochs, seed=seed, progress=progress, cancel=cancel,
+                                            between_epochs=between)
+        except Cancelled:
+            await self.study.record("cancel", seconds=round(time.monotonic() - started, 2))
+            raise
         params = await self.trainer.backend.get_parameters()
         self.local_params = params
         metrics = {"loss": result.epoch_losses[-1], "epochs": float(len(result.epoch_losses))}
@@ -194,6 +210,7 @@ class Participant:
         update = Update(params, base_params, len(items), base, metrics, self.rounds_sent)
         sent, vetoed_by = self.hooks.pipe("before_send", update)
         if vetoed_by is not None:
+            await self.study.record("round", status="vetoed", seconds=round(time.monotonic() - started, 2))
             return RoundResult(base, result.epoch_losses, len(items), {"status": "vetoed", "by": vetoed_by.name},
                                picked)
         update = sent
@@ -203,6 +220,9 @@ class Participant:
         ack = await self.client.push(update.params, base, update.samples, update.metrics)
         self.rounds_sent += 1
         self.version = ack.get("applied_version") or base
+        await self.study.record("round", status=ack.get("status"), applied_version=ack.get("applied_version"),
+                                seconds=round(time.monotonic() - started, 2), samples=len(items))
+        await self.study.flush()
         return RoundResult(base, result.epoch_losses, len(items), ack, picked)
 
     async def evaluate(self, items: list[Item] | None = None) -> dict:
@@ -213,5 +233,25 @@ class Participant:
         xs = await self.inputs(items)
         return await self.trainer.evaluate(xs, [self.classes.index(i.label) for i in items], len(self.classes))
 
+    async def test(self) -> dict:
+        """The last local model (if any) and the newest global model on the test images:
+        ``{"local": result | None, "global": result, "version": N}`` (None without test images)."""
+        items = self.dataset.labelled("test")
+        if not items:
+            return {}
+        local = None
+        if self.local_params is not None:
+            await self.trainer.backend.set_parameters(self.local_params)
+            local = await self.evaluate(items)
+        version = await self.load_global()
+        result = {"local": local, "global": await self.evaluate(items), "version": version}
+        await self.study.record("test", accuracy=round(result["global"]["accuracy"], 4), images=len(items),
+                                local_accuracy=local and round(local["accuracy"], 4))
+        return result
+
     async def import_files(self, files: list[tuple[str, bytes]], label: str | None = None):
-        return await self.dataset.import_files(files, label)
+        report = await self.dataset.import_files(files, label)
+        labelled = sum(1 for i in report.added if self.dataset.items[i].label is not None)
+        await self.study.record("add", count=len(report.added), labelled=labelled, rejected=len(report.rejected),
+                                duplicates=len(report.duplicates))
+        return report

@@ -61,14 +61,19 @@ class ServerProcess:
     def api(self, method: str, path: str, body: dict | None = None, token: str | None = None,
             raw: bytes | None = None) -> dict:
         """A JSON request (admin token unless another is given)."""
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        return json.loads(self.raw(method, path, body, token, raw))
+
+    def raw(self, method: str, path: str, body: dict | None = None, token: str | None = None,
+            data: bytes | None = None) -> bytes:
+        """A request's response body as bytes (admin token unless another is given)."""
+        payload = data if data is not None else (None if body is None else json.dumps(body).encode())
         headers = {"Authorization": f"Bearer {token or self.admin_token}"}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        req = urllib.request.Request(self.url + path, data=payload, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=120) as response:
-                return json.load(response)
+                return response.read()
         except urllib.error.HTTPError as exc:  # say what the server said, not only the status
             raise RuntimeError(f"{method} {path}: HTTP {exc.code}: {exc.read()[:2000].decode(errors='replace')}") from None
 
