@@ -63,6 +63,33 @@ async def confirm_extensions(root, preview: dict) -> None:
     card.remove()
 
 
+async def ask_study_consent(root, title: str, study) -> None:
+    """A user study: the notice first; the participant takes part either way."""
+    import asyncio
+
+    from .ui.dom import el, on
+
+    card = el("section", cls="card", id="study-consent")
+    card.appendChild(el("h1", title))
+    card.appendChild(el("h2", "This task is part of a study"))
+    card.appendChild(el("p", study.notice, cls="study-notice-text"))
+    yes = el("button", "Yes, record what I do", type="button", cls="primary", id="study-agree")
+    no = el("button", "Take part without recording", type="button", id="study-decline")
+    row = el("p", cls="actions")
+    row.appendChild(yes)
+    row.appendChild(no)
+    card.appendChild(row)
+    root.appendChild(card)
+    answered = asyncio.get_event_loop().create_future()
+    on(yes, "click", lambda e: answered.done() or answered.set_result(True))
+    on(no, "click", lambda e: answered.done() or answered.set_result(False))
+    set_state("ready")  # the page waits for the participant
+    agreed = await answered
+    set_state("loading")
+    await study.answer(agreed)
+    card.remove()
+
+
 async def participant_main() -> None:
     import js
 
@@ -105,6 +132,8 @@ async def participant_main() -> None:
                 await confirm_extensions(root, preview)
             await client.join(code, name)
         participant = await Participant(client, store).start()
+        if participant.study.needs_answer:
+            await ask_study_consent(root, preview["title"], participant.study)
         await participant.load_global()
         ui = ParticipantPage(participant, root)
         ui.render()

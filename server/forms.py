@@ -18,7 +18,8 @@ from .taskconfig import TaskConfig
 # TaskConfig fields the form shows as plain inputs (classes, model, aggregator and
 # extensions have their own controls).
 SETTINGS_IN_FORM = ("lr", "batch_size", "local_epochs", "min_labelled", "max_staleness", "keep_versions",
-                    "max_samples", "max_change_ratio", "max_change_vs_recent", "direction_guard", "max_update_norm", "max_updates_per_minute")
+                    "max_samples", "max_change_ratio", "max_change_vs_recent", "direction_guard", "max_update_norm", "max_updates_per_minute",
+                    "user_study", "study_notice")
 
 
 def _bounds(info: FieldInfo) -> dict:
@@ -49,6 +50,9 @@ def field(name: str, info: FieldInfo) -> dict | None:
         entry["kind"] = "int"
     elif base is float:
         entry["kind"] = "number"
+    elif base is str:
+        longest = max((getattr(m, "max_length", None) or 0 for m in info.metadata), default=0)
+        entry["kind"] = "longtext" if longest > 200 else "text"
     else:
         return None
     entry["default"] = None if info.is_required() else info.get_default(call_default_factory=True)

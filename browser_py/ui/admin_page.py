@@ -327,10 +327,46 @@ class AdminPage:
         box.appendChild(rotate)
         self.root.appendChild(box)
         self.root.appendChild(self._participants_panel())
+        if c.get("user_study"):
+            self.root.appendChild(self._study_panel())
         self.root.appendChild(self._dashboard())  # attached first: Chart.js measures its canvas
         self._make_charts()
         self._update_header()
         self._poll = asyncio.ensure_future(self._poll_metrics(task_id))
+
+    def _study_panel(self):
+        """A user study: how many agreed to be recorded, and the log as CSV or JSON Lines."""
+        box = el("section", cls="card", id="study")
+        box.appendChild(el("h2", "User study"))
+        box.appendChild(el("p", "Nobody has answered the study notice yet.", id="study-summary", aria_live="polite"))
+        row = el("div", cls="row")
+        for fmt, label in (("csv", "Download the log (CSV)"), ("jsonl", "Download the log (JSON Lines)")):
+            button = el("button", label, type="button", id=f"study-export-{fmt}")
+            on(button, "click", lambda e, fmt=fmt: self._export_study(fmt))
+            row.appendChild(button)
+        box.appendChild(row)
+        box.appendChild(el("p", "Each row is one action with its time, the participant's code (not their name) and "
+                                "the model version they had. Images are never recorded.", cls="message"))
+        return box
+
+    def _draw_study(self, summary: dict) -> None:
+        node = by_id("study-summary")
+        if node is None:
+            return
+        answered = summary["agreed"] + summary["declined"]
+        if not answered:
+            node.textContent = "Nobody has answered the study notice yet."
+            return
+        people = lambda n: f"{n} participant{'s' if n != 1 else ''}"  # noqa: E731
+        node.textContent = (f"{people(summary['agreed'])} agreed to be recorded, {summary['declined']} declined; "
+                            f"{summary['events']} action{'s' if summary['events'] != 1 else ''} recorded.")
+
+    async def _export_study(self, fmt: str) -> None:
+        t = self.current
+        r = await self.api.call("GET", f"/api/admin/tasks/{t['id']}/study/export?format={fmt}")
+        name = f"webfl-study-{t['id']}.{fmt}"
+        download(name, r.body, "text/csv" if fmt == "csv" else "application/x-ndjson")
+        by_id("status").textContent = f"Downloaded {name}"
 
     def _participants_panel(self):
         box = el("section", cls="card", id="participants")
@@ -503,6 +539,8 @@ class AdminPage:
                 self.metrics = [v for v in self.metrics if v["version"] <= since] + fresh
                 self.current = (await self.api.call("GET", f"/api/admin/tasks/{task_id}")).json()
                 self._draw_participants((await self.api.call("GET", f"/api/admin/tasks/{task_id}/clients")).json())
+                if self.current["config"].get("user_study"):
+                    self._draw_study((await self.api.call("GET", f"/api/admin/tasks/{task_id}/study")).json())
                 self._update_header()
                 self._draw()
             except ServerRefused as exc:
@@ -553,6 +591,10 @@ def field_input(node_id: str, spec: dict, value):
         node = el("input", id=node_id, type="checkbox")
         node.checked = bool(value)
         return node
+    if spec["kind"] == "longtext":
+        node = el("textarea", id=node_id, rows="5")
+        node.value = "" if value is None else str(value)
+        return node
     if spec["kind"] in ("text", "any"):
         return el("input", id=node_id, type="text", value="" if value is None else str(value))
     return number_input(node_id, spec, value)
@@ -566,7 +608,7 @@ def read_field(node_id: str, spec: dict):
     if spec["kind"] == "bool":
         return bool(node.checked)
     raw = str(node.value).strip()
-    if spec["kind"] in ("text", "any"):
+    if spec["kind"] in ("text", "longtext", "any"):
         return raw if raw or not spec.get("optional") else None
     if raw == "":
         return None

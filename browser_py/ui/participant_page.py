@@ -34,6 +34,8 @@ class ParticipantPage:
                             cls="privacy"))
         if task.get("extensions"):
             head.appendChild(extensions_notice(task["extensions"]))
+        if self.p.study.enabled:
+            head.appendChild(self._study_line())
         chips = el("ul", cls="classes")
         for name in self.p.classes:
             chips.appendChild(el("li", name))
@@ -48,6 +50,45 @@ class ParticipantPage:
         if extras is not None:
             self.root.insertBefore(extras, by_id("add"))
         self.refresh()
+
+    def _study_line(self):
+        """Whether this participant's actions are recorded for the study, and the switch."""
+        box = el("p", cls="study", id="study")
+        text = el("span", id="study-status")
+        toggle = el("button", type="button", id="study-toggle", cls="link")
+        more = el("details", cls="study-notice")
+        more.appendChild(el("summary", "What is recorded?"))
+        more.appendChild(el("p", self.p.study.notice))
+        box.appendChild(text)
+        box.appendChild(toggle)
+        box.appendChild(more)
+
+        def show() -> None:
+            if self.p.study.recording:
+                text.textContent = "Study: what you do here is recorded for research (never your images). "
+                toggle.textContent = "Stop recording"
+            else:
+                text.textContent = "Study: nothing you do here is recorded. "
+                toggle.textContent = "Take part in the study"
+
+        async def switch(event) -> None:
+            await self.p.study.answer(not self.p.study.recording)
+            show()
+
+        on(toggle, "click", switch)
+        show()
+        asyncio.ensure_future(self._send_study_log())
+        return box
+
+    async def _send_study_log(self) -> None:
+        """Send recorded actions every few seconds (they wait in IndexedDB meanwhile)."""
+        while True:
+            await asyncio.sleep(2)
+            try:
+                if self.p.study.pending:
+                    await self.p.study.flush()
+            except Exception as exc:  # never let a background send break the page
+                print(f"study log: {exc}")
 
     def _extensions_section(self):
         """Panels built by extensions, and what went wrong loading or running any of them."""
@@ -444,16 +485,14 @@ class ParticipantPage:
     async def test(self) -> None:
         """The global model (and the local one from the last round) on the test images."""
         box = by_id("test-result")
-        test_items = self.ds.labelled("test")
-        if not test_items:
+        outcome = await self.p.test()
+        if not outcome:
             box.textContent = "No labelled test images yet: about 1 in 5 labelled images is kept for testing."
             return
         results = {}
-        if self.p.local_params is not None:
-            await self.p.trainer.backend.set_parameters(self.p.local_params)
-            results["Your last local model"] = await self.p.evaluate(test_items)
-        version = await self.p.load_global()
-        results[f"Global model (version {version})"] = await self.p.evaluate(test_items)
+        if outcome["local"] is not None:
+            results["Your last local model"] = outcome["local"]
+        results[f"Global model (version {outcome['version']})"] = outcome["global"]
         clear(box)
         for name, result in results.items():
             box.appendChild(el("p", f"{name}: {result['accuracy']:.0%} correct on {result['samples']} test images.",
