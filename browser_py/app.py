@@ -80,6 +80,9 @@ async def ask_study_consent(root, title: str, study) -> None:
     row.appendChild(no)
     card.appendChild(row)
     root.appendChild(card)
+    from .ui.dom import by_id
+
+    by_id("status").textContent = "Waiting for your answer"
     answered = asyncio.get_event_loop().create_future()
     on(yes, "click", lambda e: answered.done() or answered.set_result(True))
     on(no, "click", lambda e: answered.done() or answered.set_result(False))

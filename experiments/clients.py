@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 from browser_py.extensions import Extension
-from .headless import import_labelled
+from .headless import Reviewer, import_labelled
 
 from .config import Dropout
 
@@ -182,6 +182,8 @@ class PythonClient:
         from browser_py.trainer import CancelToken
 
         self.cancel = CancelToken()  # stop() ends a long local round at the next batch
+        self.reviewer: Reviewer | None = None
+        self.review_per_round = 20
 
     def start(self) -> None:
         from browser_py.participant import Participant
@@ -193,7 +195,12 @@ class PythonClient:
 
         async def setup():
             await self.participant.start(self.code, name=f"cpython-{self.index}")
-            await import_labelled(self.participant, self.files)
+            if self.participant.study.enabled:  # a user study: a simulated person labels as it goes
+                need = int(self.participant.task["training"]["min_labelled"])
+                self.reviewer = Reviewer(self.participant, self.files, max(need, 20), self.review_per_round)
+                await self.reviewer.import_files()
+            else:
+                await import_labelled(self.participant, self.files)
 
         asyncio.run(setup())
         if getattr(self, "poison", None) is not None:
@@ -220,6 +227,8 @@ class PythonClient:
             if self.events and self.events[-1][0] == "left":
                 self.events.append(("back", round(elapsed, 1)))
             try:
+                if self.reviewer is not None:
+                    await self.reviewer.review()
                 result = await self.participant.train_round(cancel=self.cancel)
                 if result.ack.get("status") == "buffered":
                     # our update waits in a FedBuff buffer or FedAvg round: the server takes one
@@ -252,6 +261,8 @@ class PythonClient:
         self.cancel.cancel()
         if self.thread is not None:
             self.thread.join(120)
+        if self.participant.study.pending:
+            asyncio.run(self.participant.study.flush())  # the last actions, as a page would send them
 
 
 class PoisonUpdates(Extension):

@@ -3,6 +3,7 @@ baselines; then the report. Everything stays on loopback and stops by itself."""
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import tempfile
 import time
@@ -116,7 +117,14 @@ def run_one(exp: Experiment, run: Run, train: Dataset, test: Dataset, log: Log) 
             c.stop()
         clients = []
         metrics = _settled_metrics(server, task["id"])
-        return summarise(exp, run, metrics, manifest, wall0, reached) | {"events": events}
+        result = summarise(exp, run, metrics, manifest, wall0, reached) | {"events": events}
+        if exp.task.get("user_study"):
+            from . import interactions
+
+            log_lines = server.raw("GET", f"/api/admin/tasks/{task['id']}/study/export?format=jsonl").decode()
+            result["interactions"] = interactions.summarise([json.loads(x) for x in log_lines.splitlines()])
+            result["interactions_jsonl"] = log_lines
+        return result
     except Exception:
         log(server.log()[-3000:])
         raise
@@ -223,6 +231,9 @@ def run_experiment(exp: Experiment, out: Path, log: Log = print) -> dict:
         log(f"run {run.name}: {run.clients.browser} browser + {run.clients.cpython} cpython clients, "
             f"aggregator {run.aggregator}")
         results["runs"].append(run_one(exp, run, train, test, log))
+        study_log = results["runs"][-1].pop("interactions_jsonl", None)
+        if study_log is not None:  # the raw action log beside the report, as the admin would export it
+            (out / f"interactions-{run.name}.jsonl").write_text(study_log)
         f = results["runs"][-1]["final"]
         log(f"run {run.name}: version {f['version']}, accuracy {f['accuracy']}")
     if exp.baselines:

@@ -66,6 +66,39 @@ async def import_labelled(participant, files: list[tuple[str, bytes, str]]) -> N
         await participant.import_files([(n, d) for n, d, l in files if l == label], label)
 
 
+class Reviewer:
+    """A simulated person in a user study: starts with some labelled images and, before each
+    round, reviews a few unlabelled ones through the model's suggestions, accepting those it
+    agrees with and choosing the true label otherwise. Everything goes through the page's
+    code, so its action log is the one a person's page would send."""
+
+    def __init__(self, participant, files: list[tuple[str, bytes, str]], start_labelled: int,
+                 per_round: int) -> None:
+        import hashlib
+
+        self.participant, self.per_round = participant, per_round
+        self.files, self.start_labelled = files, start_labelled
+        self.truth = {hashlib.sha256(d).hexdigest()[:16]: label for _, d, label in files}  # the dataset's item ids
+
+    async def import_files(self) -> None:
+        await self.participant.study.answer(True)
+        await import_labelled(self.participant, self.files[: self.start_labelled])
+        rest = [(n, d) for n, d, _ in self.files[self.start_labelled:]]
+        await self.participant.import_files(rest)
+
+    async def review(self) -> None:
+        ds = self.participant.dataset
+        batch = ds.unlabelled()[: self.per_round]
+        if not batch:
+            return
+        for item_id in await self.participant.suggest(batch):
+            truth = self.truth[item_id]
+            if ds.get(item_id).suggestion == truth:
+                await ds.accept(item_id)
+            else:
+                await ds.correct(item_id, truth)
+
+
 async def run_participant(index: int, args: argparse.Namespace, images, labels, classes, log) -> dict:
     from browser_py.participant import Participant
     from browser_py.protocol import FLClient

@@ -73,6 +73,10 @@ def _plots(results: dict, out: Path) -> list[str]:
         fig.savefig(out / "per_class.png", dpi=110)
         plt.close(fig)
         names.append("per_class.png")
+    from . import interactions
+
+    if interactions.plot(runs, out / "interactions.png"):
+        names.append("interactions.png")
     for run in runs:
         conf = run["final"].get("confusion")
         if not conf:
@@ -206,5 +210,14 @@ def _markdown(results: dict, plots: list[str]) -> str:
               f"{stop}. 'Final' is the last evaluated version, 'last {settled}' the mean and spread of the last "
               f"{settled} evaluated versions (where learning settled), 'best' the single best version. Time zero "
               "is when the run's participants started.", ""]
+    for r in results["runs"]:
+        s = r.get("interactions")
+        if s and s["events"]:
+            acts = ", ".join(f"{k} {v}" for k, v in sorted(s["actions"].items()))
+            firsts = sorted(s["time_to_first_round"].values())
+            lines += [f"User study, run {r['name']}: {s['events']} recorded actions from {s['participants']} "
+                      f"participants ({acts}); median time to the first round "
+                      + (f"{firsts[len(firsts) // 2]:.0f} s" if firsts else "–")
+                      + f"; the log is `interactions-{r['name']}.jsonl`.", ""]
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
