@@ -35,7 +35,7 @@ def require_study(task) -> None:
 def record(storage: Storage, task, client_id: str, events: list[dict]) -> dict:
     """Store a batch from a participant who agreed; refuse (403, nothing stored) otherwise."""
     require_study(task)
-    result = storage.interactions.add(task.id, client_id, events)
+    result = storage.interactions.add(task.id, client_id, events, notice_sha256(task.config))
     if result is None:
         raise Forbidden("you have not agreed to take part in this study, so nothing is recorded",
                         "answer the study notice on the task's page first")

@@ -91,6 +91,20 @@ def test_agreed_events_are_stored_once_and_exported(h):
     assert send(h, task, a, [event(9)]).status_code == 403
 
 
+def test_a_changed_notice_asks_again_before_anything_more_is_recorded(h):
+    task = h.create_task(user_study=True)
+    joined = h.join(task)
+    consent(h, task, joined, True)
+    assert send(h, task, joined, [event(1)]).status_code == 201
+    r = h.admin("PATCH", f"/api/admin/tasks/{task['id']}", json={"config": {"study_notice": "A new study text."}})
+    assert r.status_code == 200, r.json
+    answer = h.client.get(f"/api/tasks/{task['id']}/study/consent", headers=auth(joined["token"])).json
+    assert answer == {"agreed": None, "notice": "A new study text."}
+    assert send(h, task, joined, [event(2)]).status_code == 403
+    consent(h, task, joined, True)
+    assert send(h, task, joined, [event(3)]).json == {"stored": 1, "duplicates": 0}
+
+
 def test_tasks_without_a_study_record_nothing(h):
     task = h.create_task()
     joined = h.join(task)

@@ -28,14 +28,15 @@ class InteractionsTable:
         return None if row is None else {"agreed": bool(row["agreed"]), "notice_sha256": row["notice_sha256"],
                                          "decided": row["decided"]}
 
-    def add(self, task_id: str, client_id: str, events: list[dict]) -> tuple[int, int] | None:
-        """Store validated events; return (stored, already stored), or None without consent
-        (checked in the same transaction: a withdrawal racing a batch leaves nothing behind)."""
+    def add(self, task_id: str, client_id: str, events: list[dict], notice_sha256: str) -> tuple[int, int] | None:
+        """Store validated events; return (stored, already stored), or None without consent to
+        this notice (checked in the same transaction: a withdrawal racing a batch leaves nothing)."""
         ids = [e["id"] for e in events]
         now = time.time()
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT agreed FROM study_consents WHERE client_id=?", (client_id,)).fetchone()
-            if row is None or not row["agreed"]:
+            row = conn.execute("SELECT agreed, notice_sha256 FROM study_consents WHERE client_id=?",
+                               (client_id,)).fetchone()
+            if row is None or not row["agreed"] or row["notice_sha256"] != notice_sha256:
                 return None
             marks = ",".join("?" for _ in ids)
             known = {r["event_id"] for r in conn.execute(
