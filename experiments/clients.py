@@ -109,14 +109,21 @@ class BrowserClient:
         if wait_state(self.driver) != "ready":
             raise RuntimeError(f"browser client {self.index}: page did not start: "
                                f"{self.driver.execute_script('return document.documentElement.dataset.webflError')}")
-        confirm = self.driver.find_elements("id", "join-confirm-button")
-        if confirm:  # the task runs extensions: the participant agrees to join
-            confirm[0].click()
-            deadline = time.monotonic() + 120
-            while not self.driver.find_elements("id", "file-input"):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"browser client {self.index}: the page did not open after joining")
-                time.sleep(0.2)
+        # a task with extensions asks to join; a user study asks for agreement (this simulated
+        # participant says yes): click through until the task page is there
+        from selenium.common.exceptions import WebDriverException
+
+        deadline = time.monotonic() + 120
+        while not self.driver.find_elements("id", "file-input"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"browser client {self.index}: the page did not open after joining")
+            for button_id in ("join-confirm-button", "study-agree"):
+                for button in self.driver.find_elements("id", button_id):
+                    try:
+                        button.click()  # a second click on the same card is ignored by the page
+                    except WebDriverException:
+                        pass  # the card went away meanwhile
+            time.sleep(0.3)
         self.driver.find_element("id", "file-input").send_keys(str(self.zip_path))
         deadline = time.monotonic() + 300
         while "added" not in self.driver.find_element("id", "import-message").text:

@@ -111,7 +111,8 @@ def run_one(exp: Experiment, run: Run, train: Dataset, test: Dataset, log: Log) 
                 raise RuntimeError(f"{run.name}: a client failed: {errors[0]}")
             if elapsed >= seconds or version >= versions or (exp.stop_at_target and reached is not None):
                 break
-            time.sleep(0.5)
+            # browser participants start each round when this loop sees the last one ended
+            time.sleep(0.2 if run.clients.browser else 0.5)
         events = {f"{c.kind}-{c.index}": c.events for c in clients if c.events}
         for c in clients:
             c.stop()

@@ -1,13 +1,17 @@
 """Simulated participants in a user study produce the page's action log, and the experiment
-report analyses it (experiments/configs/study_smoke.toml, CPython participants)."""
+report analyses it (experiments/configs/study_smoke.toml: a browser tab and CPython participants)."""
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
 
+import pytest
+
 from experiments import interactions
 from live import ROOT
+
+pytestmark = pytest.mark.browser
 
 
 def test_simulated_study_log_and_its_analysis(tmp_path):
@@ -18,7 +22,7 @@ def test_simulated_study_log_and_its_analysis(tmp_path):
     run = json.loads((out / "results.json").read_text())["runs"][0]
     events = [json.loads(line) for line in (out / "interactions-fedasync.jsonl").read_text().splitlines()]
     s = run["interactions"]
-    assert s == interactions.summarise(events) and s["participants"] == 2
+    assert s == interactions.summarise(events) and s["participants"] == 3  # the tab and two CPython
     # the same actions a person's page records: adding, suggestions answered, rounds sent
     assert {"add", "suggestion", "train", "round"} <= set(s["actions"])
     assert s["actions"]["accept"] + s["actions"]["correct"] >= 20
@@ -26,7 +30,7 @@ def test_simulated_study_log_and_its_analysis(tmp_path):
     answered = sum(b["answered"] for b in s["acceptance"])
     assert answered == s["actions"]["accept"] + s["actions"]["correct"]
     assert sum(round(b["rate"] * b["seconds"] / 60) for b in s["labels_per_minute"]) == answered
-    assert len(s["time_to_first_round"]) == 2
+    assert len(s["time_to_first_round"]) == 3
     # a suggestion is accepted exactly when it was right: the confident ones are mostly right
     rates = [b["rate"] for b in s["acceptance"] if b["answered"] >= 5]
     assert rates and max(rates) > 0.5
