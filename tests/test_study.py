@@ -134,14 +134,14 @@ HOSTILE = [
 ]
 
 
-@pytest.mark.parametrize("body", HOSTILE, ids=range(len(HOSTILE)))
-def test_hostile_event_batches_get_a_clear_400_and_change_nothing(h, body):
+def test_hostile_event_batches_get_a_clear_400_and_change_nothing(h):
     task = h.create_task(user_study=True)
     joined = h.join(task)
     consent(h, task, joined, True)
-    r = h.client.post(f"/api/tasks/{task['id']}/study/events", json=body, headers=auth(joined["token"]))
-    assert r.status_code in (400, 413), (r.status_code, r.json)
-    assert r.json["error"]
+    for i, body in enumerate(HOSTILE):
+        r = h.client.post(f"/api/tasks/{task['id']}/study/events", json=body, headers=auth(joined["token"]))
+        assert r.status_code in (400, 413), (i, r.status_code, r.json)
+        assert r.json["error"]
     assert h.admin("GET", f"/api/admin/tasks/{task['id']}/study").json["events"] == 0
 
 
