@@ -26,8 +26,12 @@ def world(request, tmp_path_factory):
     PostgreSQL alike (integers past 64 bits, huge strings, deep JSON reach both drivers)."""
     url = request.getfixturevalue("pg_cluster").new_database() if request.param == "postgresql" else ""
     h = Harness(tmp_path_factory.mktemp("fuzz"), DATABASE_URL=url)
-    task = h.create_task(max_update_norm=50.0)
+    task = h.create_task(max_update_norm=50.0, user_study=True)
     joined = h.join(task)
+    # agreed to the study, so hostile study events meet the whole validation, not only "no consent"
+    r = h.client.post(f"/api/tasks/{task['id']}/study/consent", json={"agreed": True},
+                      headers={"Authorization": f"Bearer {joined['token']}"})
+    assert r.status_code == 200
     _, x0 = h.model(task["id"], joined["token"])
     yield h, task, joined, x0
     h.close()
