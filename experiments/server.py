@@ -5,6 +5,7 @@ that callers print when something fails.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -75,7 +76,9 @@ class ServerProcess:
             with urllib.request.urlopen(req, timeout=120) as response:
                 return response.read()
         except urllib.error.HTTPError as exc:  # say what the server said, not only the status
-            raise RuntimeError(f"{method} {path}: HTTP {exc.code}: {exc.read()[:2000].decode(errors='replace')}") from None
+            body = exc.read()
+            raise urllib.error.HTTPError(exc.url, exc.code, f"{method} {path}: {body[:2000].decode(errors='replace')}",
+                                         exc.headers, io.BytesIO(body)) from None
 
     def create_task(self, title: str = "task", **config) -> dict:
         """A new task, once its bundle is ready."""

@@ -68,7 +68,7 @@ def test_every_subcommand_has_help_with_an_example():
     from importlib.metadata import entry_points
 
     names = sorted(ep.name for ep in entry_points(group="webfl.commands"))
-    assert names == ["client", "copy-instance", "experiment", "export", "reset-admin-token", "run"]
+    assert names == ["client", "copy-instance", "experiment", "export", "reset-admin-token", "run", "study-export"]
     listing = subprocess.run([sys.executable, "-m", "server.cli", "--help"], capture_output=True, text=True,
                              cwd=ROOT).stdout
     for name in names:

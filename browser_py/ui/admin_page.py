@@ -12,6 +12,9 @@ from .dom import by_id, clear, download, el, on
 
 TOKEN_KEY = "webfl-admin-token"  # sessionStorage: gone when the tab closes; never a cookie
 POLL_SECONDS = 2.0
+# A task's bundle state in words (the list and the task page say the same).
+BUNDLE_WORDS = {"ready": "model ready", "building": "preparing the model", "pending": "waiting to prepare the model",
+                "failed": "model failed"}
 CLIENT_METRICS = {"loss", "epochs", "local_test_accuracy"}  # what every client reports
 
 
@@ -62,7 +65,8 @@ class AdminPage:
         clear(self.root)
         box = el("section", cls="card", id="login")
         box.appendChild(el("h1", "Sign in"))
-        box.appendChild(el("p", "Paste the admin token that `make run` printed at first start."))
+        box.appendChild(el("p", "Paste the admin token. The server printed it when it started for the first time "
+                                "(look for \"admin token\" in its output)."))
         form = el("form", cls="join")
         form.appendChild(el("label", "Admin token", for_="token"))
         form.appendChild(el("input", id="token", type="password", autocomplete="off", required=""))
@@ -107,22 +111,44 @@ class AdminPage:
             box.appendChild(el("p", "No tasks yet. Create one: pick classes and a model; participants join "
                                     "with the link or QR code it gets.", cls="empty", id="no-tasks"))
         table = el("table", id="task-list")
+        on(table, "click", self._on_task_list_click)  # one listener for every row's link
+        box.appendChild(table)
+        self.root.appendChild(box)
+        self._draw_task_list()
+        self._poll = asyncio.ensure_future(self._poll_task_list())
+
+    def _draw_task_list(self) -> None:
+        table = by_id("task-list")
+        clear(table)
         for task in self.tasks:
             row = el("tr", cls="task-row")
             row.setAttribute("data-id", task["id"])
-            link = el("a", task["title"], href="#")
-            on(link, "click", lambda e, t=task: (e.preventDefault(), asyncio.ensure_future(self.show_task(t["id"]))))
             cell = el("td")
-            cell.appendChild(link)
+            cell.appendChild(el("a", task["title"], href="#"))
             row.appendChild(cell)
+            version = "no model yet" if task["version"] is None else f"version {task['version']}"
             for text in (task["config"]["model"], f"{len(task['config']['classes'])} classes",
-                         f"bundle {task['bundle_status']}", f"version {task['version']}",
-                         task["config"]["aggregator"]["name"]):
+                         BUNDLE_WORDS[task["bundle_status"]], version, task["config"]["aggregator"]["name"]):
                 row.appendChild(el("td", str(text)))
             table.appendChild(row)
-        box.appendChild(table)
-        self.root.appendChild(box)
         by_id("status").textContent = f"Signed in · {len(self.tasks)} task{'s' if len(self.tasks) != 1 else ''}"
+
+    async def _on_task_list_click(self, event) -> None:
+        link = event.target.closest("a") if event.target is not None else None
+        if link is None:
+            return
+        event.preventDefault()
+        await self.show_task(link.closest(".task-row").getAttribute("data-id"))
+
+    async def _poll_task_list(self) -> None:
+        """Versions and build states change while the admin looks at the list."""
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                self.tasks = (await self.api.call("GET", "/api/admin/tasks")).json()["tasks"]
+                self._draw_task_list()
+            except ServerRefused as exc:
+                by_id("status").textContent = f"Could not refresh the list: {exc.error}"
 
     # --- create / edit ------------------------------------------------------------------
     def show_form(self, task: dict | None) -> None:
@@ -332,6 +358,7 @@ class AdminPage:
         self.root.appendChild(self._dashboard())  # attached first: Chart.js measures its canvas
         self._make_charts()
         self._update_header()
+        js.window.scrollTo(0, 0)  # the join link, QR code and build state first, not the charts
         self._poll = asyncio.ensure_future(self._poll_metrics(task_id))
 
     def _study_panel(self):
@@ -441,10 +468,12 @@ class AdminPage:
         t = self.current
         status = by_id("bundle-status")
         if status is not None:
-            text = {"ready": "Model ready.", "building": "Building the model…", "pending": "Model queued for building…",
-                    "failed": f"Building the model failed: {t.get('bundle_error')}"}[t["bundle_status"]]
+            text = {"ready": "Model ready.", "building": "Preparing the model for participants…",
+                    "pending": "Waiting to prepare the model…",
+                    "failed": f"Preparing the model failed: {t.get('bundle_error')}"}[t["bundle_status"]]
             status.textContent = text
-        by_id("status").textContent = f"Signed in · {t['title']} · global version {t['version']}"
+        version = ("the model is being prepared" if t["version"] is None else f"global version {t['version']}")
+        by_id("status").textContent = f"Signed in · {t['title']} · {version}"
 
     def _dashboard(self):
         box = el("section", cls="card", id="dashboard")
@@ -535,16 +564,19 @@ class AdminPage:
         while True:
             try:
                 since = max(-1, self.metrics[-1]["version"] - 20) if self.metrics else -1
+                self.current = (await self.api.call("GET", f"/api/admin/tasks/{task_id}")).json()
                 fresh = (await self.api.call("GET", f"/api/tasks/{task_id}/metrics?since={since}")).json()["versions"]
                 self.metrics = [v for v in self.metrics if v["version"] <= since] + fresh
-                self.current = (await self.api.call("GET", f"/api/admin/tasks/{task_id}")).json()
                 self._draw_participants((await self.api.call("GET", f"/api/admin/tasks/{task_id}/clients")).json())
                 if self.current["config"].get("user_study"):
                     self._draw_study((await self.api.call("GET", f"/api/admin/tasks/{task_id}/study")).json())
                 self._update_header()
                 self._draw()
             except ServerRefused as exc:
-                by_id("status").textContent = f"Could not refresh: {exc.error}"
+                if self.current and self.current["bundle_status"] != "ready":
+                    self._update_header()  # no model yet while it is prepared: not an error
+                else:
+                    by_id("status").textContent = f"Could not refresh: {exc.error}"
             await asyncio.sleep(POLL_SECONDS)
 
     def _stop_polling(self) -> None:
