@@ -316,6 +316,11 @@ def test_admin_dashboard_validation_and_download(browser, live_server, tmp_path)
     assert sum(chart_points(browser, "chart-clients")) == 4
     assert sum(chart_points(browser, "chart-staleness")) == 4
     assert len(chart_points(browser, "chart-weights")) == 4
+    # time spaced as time (not one step per version), counts in whole numbers
+    axes = browser.execute_script("""const v = Chart.getChart('chart-versions'), c = Chart.getChart('chart-clients');
+        return [v.options.scales.x.type, v.options.scales.y.ticks.precision, c.options.scales.y.ticks.precision,
+                v.data.datasets[0].data.map((p) => p.x)];""")
+    assert axes[:3] == ["linear", 0, 0] and axes[3] == sorted(axes[3]) and axes[3][0] == 0
     assert "4 updates merged from 2 participants" in text(browser, "dashboard-summary")
     shot(browser, "admin-dashboard")
     browser.find_element(By.ID, "download-onnx").click()

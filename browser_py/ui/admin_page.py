@@ -505,7 +505,8 @@ class AdminPage:
         return box
 
     def _make_charts(self) -> None:
-        self.charts = {id_: charts.make(by_id(id_), kind, series, xt, yt, y2)
+        self.charts = {id_: charts.make(by_id(id_), kind, series, xt, yt, y2, linear_x=id_ == "chart-versions",
+                                        whole_y=yt in ("version", "updates"))
                        for id_, _, kind, series, xt, yt, y2 in self._chart_specs}
 
     def _draw(self) -> None:

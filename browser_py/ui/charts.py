@@ -12,8 +12,10 @@ from ..jsvalues import js_object as _js
 
 
 def make(canvas, kind: str, series: list[str], x_title: str = "", y_title: str = "",
-         y2: str | None = None, stacked: bool = False):
-    """A chart with one dataset per name in ``series``; ``y2`` puts that series on a right axis."""
+         y2: str | None = None, stacked: bool = False, linear_x: bool = False, whole_y: bool = False):
+    """A chart with one dataset per name in ``series``; ``y2`` puts that series on a right axis.
+    ``linear_x`` spaces points by their x value (time), not evenly; ``whole_y`` keeps the y
+    ticks whole numbers (counts, versions)."""
     import js
 
     datasets = []
@@ -26,6 +28,10 @@ def make(canvas, kind: str, series: list[str], x_title: str = "", y_title: str =
         datasets.append(ds)
     scales = {"x": {"title": {"display": bool(x_title), "text": x_title}, "stacked": stacked},
               "y": {"title": {"display": bool(y_title), "text": y_title}, "beginAtZero": True, "stacked": stacked}}
+    if linear_x:
+        scales["x"]["type"] = "linear"
+    if whole_y:
+        scales["y"]["ticks"] = {"precision": 0}
     if y2 is not None:
         scales["y2"] = {"position": "right", "title": {"display": True, "text": y2}, "beginAtZero": True,
                         "grid": {"drawOnChartArea": False}}
@@ -36,7 +42,9 @@ def make(canvas, kind: str, series: list[str], x_title: str = "", y_title: str =
 
 
 def set_data(chart, labels: list, series: list[list]) -> None:
-    chart.data.labels = _js(labels)
+    linear = chart.options.scales.x.type == "linear"
+    chart.data.labels = _js([] if linear else labels)
     for i, values in enumerate(series):
-        chart.data.datasets[i].data = _js(values)
+        points = [{"x": x, "y": y} for x, y in zip(labels, values)] if linear else values
+        chart.data.datasets[i].data = _js(points)
     chart.update("none")
