@@ -49,3 +49,30 @@ def test_a_new_task_opens_on_its_join_link_and_says_what_it_is_doing(browser, li
     until(browser, ready, 120)
     assert not [s for s in seen if "Could not refresh" in s or "no global model" in s], seen
     shot(browser, "admin-new-task-landing")
+
+
+def test_without_a_validation_set_the_dashboard_shows_what_participants_measured(browser, live_server):
+    import subprocess
+    import sys
+
+    from live import ROOT
+    from test_ui import chart_points
+
+    task = live_server.create_task("No validation set", classes=[str(d) for d in range(10)], min_labelled=10,
+                                   batch_size=16)
+    sign_in(browser, live_server)
+    browser.find_element(By.CSS_SELECTOR, f'.task-row[data-id="{task["id"]}"] a').click()
+    until(browser, lambda d: d.find_elements(By.ID, "dashboard"))
+    proc = subprocess.run([sys.executable, "-m", "server.cli", "client", "--server", live_server.url, "--code",
+                           task["join_code"], "--clients", "2", "--samples", "80", "--rounds", "2"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # one point per version whose updates reported a test accuracy (4 updates: up to 4 versions)
+    until(browser, lambda d: len(chart_points(d, "chart-accuracy") or []) >= 2
+          and "participants report" in text(d, "dashboard-summary"), 60)
+    points = chart_points(browser, "chart-accuracy")
+    assert all(0 <= p <= 1 for p in points)
+    caption = browser.find_element(By.CSS_SELECTOR, "#dashboard figure:nth-child(2) figcaption").text
+    assert "Participants' own test accuracy" in caption
+    assert "participants report" in text(browser, "dashboard-summary")
+    shot(browser, "admin-participant-reported-accuracy")

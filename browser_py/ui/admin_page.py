@@ -518,9 +518,18 @@ class AdminPage:
         charts.set_data(self.charts["chart-versions"], [round(v["created"] - t0, 1) for v in versions],
                         [[v["version"] for v in versions]])
         evaluated = [v for v in versions if v["evaluation"]]
-        charts.set_data(self.charts["chart-accuracy"], [v["version"] for v in evaluated],
-                        [[round(v["evaluation"]["accuracy"], 4) for v in evaluated],
-                         [round(v["evaluation"]["loss"], 4) for v in evaluated]])
+        caption = by_id("chart-accuracy").closest("figure").querySelector("figcaption")
+        if evaluated:
+            caption.textContent = "Validation accuracy and loss"
+            charts.set_data(self.charts["chart-accuracy"], [v["version"] for v in evaluated],
+                            [[round(v["evaluation"]["accuracy"], 4) for v in evaluated],
+                             [round(v["evaluation"]["loss"], 4) for v in evaluated]])
+        else:  # no validation set: what the participants measured on their own test images
+            reported = participant_reported(versions)
+            caption.textContent = ("Participants' own test accuracy and training loss (no validation set: "
+                                   "upload one for a common yardstick)")
+            charts.set_data(self.charts["chart-accuracy"], [r["version"] for r in reported],
+                            [[r["accuracy"] for r in reported], [r["loss"] for r in reported]])
         updates = [(v["version"], u) for v in versions for u in v["updates"]]
         per_client = Counter(u["client"] for _, u in updates)
         charts.set_data(self.charts["chart-clients"], list(per_client), [list(per_client.values())])
@@ -530,6 +539,9 @@ class AdminPage:
         charts.set_data(self.charts["chart-weights"], [v for v, _ in updates], [[round(u["weight"], 4) for _, u in updates]])
         last = versions[-1]
         acc = f", validation accuracy {evaluated[-1]['evaluation']['accuracy']:.1%}" if evaluated else ""
+        if not evaluated and participant_reported(versions):
+            r = participant_reported(versions)[-1]
+            acc = f", participants report {r['accuracy']:.0%} on their own test images"
         self._draw_extension_metrics([u for _, u in updates])
         by_id("dashboard-summary").textContent = (f"Version {last['version']} · {len(updates)} updates merged from "
                                                   f"{len(per_client)} participant{'s' if len(per_client) != 1 else ''}{acc}")
@@ -607,6 +619,23 @@ class AdminPage:
             message.textContent = f"Not accepted: {exc.error}"
             return
         message.textContent = f"Validation set in place: {summary['samples']} images. Every new version is evaluated."
+
+
+def participant_reported(versions: list[dict]) -> list[dict]:
+    """Per version, the participants' own test accuracy (weighted by the images each update
+    counted) and mean training loss, from the metrics every update carries."""
+    out = []
+    for v in versions:
+        rows = [(u["metrics"].get("local_test_accuracy"), u["metrics"].get("loss"), u.get("samples") or 1)
+                for u in v["updates"] if u.get("metrics")]
+        rated = [(a, n) for a, _, n in rows if a is not None]
+        if not rated:
+            continue
+        losses = [loss for _, loss, _ in rows if loss is not None]
+        out.append({"version": v["version"],
+                    "accuracy": round(sum(a * n for a, n in rated) / sum(n for _, n in rated), 4),
+                    "loss": round(sum(losses) / len(losses), 4) if losses else None})
+    return out
 
 
 def field_input(node_id: str, spec: dict, value):
