@@ -42,7 +42,7 @@ def _plots(results: dict, out: Path) -> list[str]:
         ax.plot([p["version"] for p in run["series"]], [p["accuracy"] for p in run["series"]], marker=".",
                 label=run["name"])
     ax.set_xlabel("global version")
-    ax.set_ylabel("held-out accuracy")
+    ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1)
     ax.grid(alpha=.3)
     ax.legend(fontsize=8)
@@ -130,7 +130,7 @@ def _small_multiples(results: dict, out: Path) -> str:
         ax.set_ylim(max(0.0, min(lows, default=0.0) - 0.05) if lows else 0, 1)
         ax.set_xlim(0, xmax)
         ax.set_title(run["name"], fontsize=10)
-        ax.set_ylabel("held-out accuracy")
+        ax.set_ylabel("test accuracy")
         ax.grid(alpha=.3)
         ax.legend(fontsize=7, loc="lower right")
         ax.tick_params(labelbottom=False)
@@ -206,7 +206,8 @@ def _markdown(results: dict, plots: list[str]) -> str:
         lines.append(row)
     stop = ("a run stops at its budget or as soon as a version reaches the target" if e.get("stop_at_target")
             else "every run uses its whole budget (no early stop)")
-    lines += ["", f"Accuracy is on the held-out split, measured by the server for each global version it evaluated; "
+    where = "the dataset's official test set" if e.get("test_set") == "official" else "the held-out split"
+    lines += ["", f"Accuracy is on {where}, measured by the server for each global version it evaluated; "
               f"{stop}. 'Final' is the last evaluated version, 'last {settled}' the mean and spread of the last "
               f"{settled} evaluated versions (where learning settled), 'best' the single best version. Time zero "
               "is when the run's participants started.", ""]
