@@ -89,6 +89,7 @@ def decode_body(stream, content_length: int | None, encoding: str, num_parameter
 
 RECENT_UPDATES = 20  # how many merged updates define "a typical change"
 GUARD_WINDOW = 20    # the direction guard's reference: others' latest among this many updates
+ACTIVE_WINDOW = 20   # "participants taking part lately": those behind this many recent updates
 
 
 def change_bound(config: dict, reference: np.ndarray, recent_norms: list[float] | None = None) -> float | None:
@@ -249,7 +250,9 @@ class UpdateService:
         return ClientUpdate(params=self.params.get(row["params_sha256"]),
                             base=self.params.get(base.params_sha256),
                             num_samples=min(row["num_samples"], task.config["max_samples"]),
-                            staleness=version - row["base_version"], received=row["received"])
+                            staleness=version - row["base_version"], received=row["received"],
+                            active_participants=self.rows.active_participants(task.id, row["client_id"],
+                                                                              ACTIVE_WINDOW))
 
     def _apply_pending(self, task: Task, strategy: Strategy) -> None:
         """Fold pending updates into the global model (caller holds the task's lock)."""

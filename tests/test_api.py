@@ -77,6 +77,21 @@ def test_fedasync_update_is_merged_and_recorded(h, task):
     assert [v["version"] for v in since["versions"]] == [1]
 
 
+def test_fedasync_can_share_alpha_among_the_participants_taking_part(h):
+    task = h.create_task(**UNBOUNDED, aggregator={"name": "fedasync", "alpha": 0.6, "staleness": "constant",
+                                                  "share_among_active": True})
+    people = [h.join(task, name) for name in ("ann", "ben", "cai")]
+    weights = []
+    for turn in range(5):  # they take turns, each from the newest model
+        who = people[turn % 3]
+        version, x = h.model(task["id"], who["token"])
+        r = h.post_update(who, x + 1.0, base_version=version)
+        assert r.status_code == 201, r.json
+        weights.append(r.json["weight"])
+    # 1, 2, then 3 participants behind the recent updates: alpha shared among them
+    assert weights == pytest.approx([0.6, 0.3, 0.2, 0.2, 0.2])
+
+
 def test_gzip_body_is_accepted(h, task):
     joined = h.join(task)
     _, x0 = h.model(task["id"], joined["token"])

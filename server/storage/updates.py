@@ -87,6 +87,13 @@ class UpdatesTable:
             "SELECT change_norm FROM updates WHERE task_id=? AND status='applied' AND change_norm IS NOT NULL "
             "ORDER BY id DESC LIMIT ?", (task_id, limit))]
 
+    def active_participants(self, task_id: str, client_id: str, window: int) -> int:
+        """Distinct participants among the last ``window`` merged or waiting updates, this one's included."""
+        rows = self.db.connect().execute(
+            "SELECT client_id FROM updates WHERE task_id=? AND status IN ('applied', 'pending') "
+            "ORDER BY id DESC LIMIT ?", (task_id, window))
+        return len({r["client_id"] for r in rows} | {client_id})
+
     def others_latest_sketches(self, task_id: str, client_id: str, window: int) -> list[np.ndarray]:
         """The latest sketch of each other participant among the last ``window`` merged or waiting updates."""
         rows = self.db.connect().execute(

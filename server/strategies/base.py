@@ -42,6 +42,7 @@ class ClientUpdate:
     num_samples: int
     staleness: int
     received: float = 0.0  # seconds since the epoch, for deadlines
+    active_participants: int = 1  # distinct participants among the task's recent updates, this one's included
 
     @property
     def delta(self) -> np.ndarray:

@@ -2,7 +2,8 @@
 https://arxiv.org/abs/1903.03934
 
 Every update is merged on arrival: x <- (1 - a_t) x + a_t x_new with
-a_t = alpha * s(t - tau). With clipping on, x_new is replaced by x_base + clip(x_new - x_base).
+a_t = alpha * s(t - tau) (divided by the number of recently active participants when
+``share_among_active`` is on: our addition, not the paper's). With clipping on, x_new is replaced by x_base + clip(x_new - x_base).
 The server also limits how far the *current* model moves per update
 (:meth:`Strategy.bounded_aggregate`): a client that claims an old base, or sends an old
 model as fresh, cannot drag the model further than that bound.
@@ -28,6 +29,10 @@ class FedAsyncParams(StrategyParams):
         "polynomial (gently), hinge (full weight for a few versions, then steeply), constant (never)"))
     staleness_params: StalenessParams = Field(default_factory=StalenessParams, description=(
         "shape of the staleness curve; empty uses the paper's values"))
+    share_among_active: bool = Field(False, description=(
+        "divide alpha among the participants taking part lately (those behind the last 20 updates): with "
+        "three taking turns, each update moves the model a third as far, so the model stops swinging "
+        "toward whoever sent last; off: the paper's fixed alpha"))
     weight_by_samples: bool = Field(False, description=(
         "participants with fewer images than the reference count move the model less"))
     reference_samples: int = Field(100, ge=1, le=10**6, description="the image count that earns full weight")
@@ -48,9 +53,12 @@ class FedAsync(Strategy):
         self.staleness = make_staleness(p.staleness, p.staleness_params)
         self.weight_by_samples = p.weight_by_samples
         self.reference_samples = p.reference_samples
+        self.share_among_active = p.share_among_active
 
     def mixing_weight(self, update: ClientUpdate) -> float:
         a = self.alpha * self.staleness(update.staleness)
+        if self.share_among_active:
+            a /= max(1, update.active_participants)
         if self.weight_by_samples:
             a *= min(1.0, update.num_samples / self.reference_samples)
         return a
