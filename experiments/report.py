@@ -107,13 +107,14 @@ def _small_multiples(results: dict, out: Path) -> str:
     e = results["experiment"]
     cols = min(3, len(runs)) or 1
     rows = (len(runs) + cols - 1) // cols
-    fig = plt.figure(figsize=(4.6 * cols, 4.2 * rows))
-    grid = fig.add_gridspec(rows * 2, cols, height_ratios=[3, 1] * rows, hspace=0.3, wspace=0.45)
+    fig = plt.figure(figsize=(4.6 * cols, 4.6 * rows))
+    # panel, its timeline, and a gap so a row's axis label never runs into the next row's title
+    grid = fig.add_gridspec(rows * 3, cols, height_ratios=[3, 1, 0.55] * rows, hspace=0.3, wspace=0.45)
     cen = results["baselines"].get("centralised")
     xmax = max([p["time"] for r in runs for p in r["series"]] + [e.get("seconds") or 1])
     for i, run in enumerate(runs):
         r, c = divmod(i, cols)
-        ax = fig.add_subplot(grid[2 * r, c])
+        ax = fig.add_subplot(grid[3 * r, c])
         t = [p["time"] for p in run["series"]]
         ax.plot(t, [p["accuracy"] for p in run["series"]], marker=".", linewidth=1)
         last5 = run["final"].get("last5")
@@ -134,7 +135,7 @@ def _small_multiples(results: dict, out: Path) -> str:
         ax.grid(alpha=.3)
         ax.legend(fontsize=7, loc="lower right")
         ax.tick_params(labelbottom=False)
-        tl = fig.add_subplot(grid[2 * r + 1, c], sharex=ax)
+        tl = fig.add_subplot(grid[3 * r + 1, c], sharex=ax)
         timeline = run.get("timeline") or []
         who = sorted({u["client"] for u in timeline})
         colours = plt.get_cmap("viridis", 6)
