@@ -132,6 +132,8 @@ def test_review_grid_with_mouse_and_keyboard(browser, live_server, ui_task, tmp_
     browser.find_element(By.ID, "suggest").click()
     until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".tile.suggested")) == 8)
     assert all("%" in t.text for t in browser.find_elements(By.CSS_SELECTOR, ".tile .suggestion"))
+    # nobody has trained yet: the page says the suggestions are guesses
+    assert "has not learned from anyone yet" in text(browser, "suggest-message")
     shot(browser, "participant-suggestions")
     # accept with the button on one tile
     first = browser.find_elements(By.CSS_SELECTOR, ".tile.suggested")[0]
@@ -154,8 +156,14 @@ def test_review_grid_with_mouse_and_keyboard(browser, live_server, ui_task, tmp_
     tiles = browser.find_elements(By.CSS_SELECTOR, ".tile")
     assert tiles and all("4" in t.find_element(By.CSS_SELECTOR, "figcaption span").text for t in tiles)
     Select(browser.find_element(By.ID, "filter")).select_by_value("all")
-    # accept all above a threshold of 0: every remaining suggestion
+    # a threshold nothing reaches accepts nothing, and says why
     threshold = browser.find_element(By.ID, "threshold")
+    threshold.clear()
+    threshold.send_keys("1")
+    browser.find_element(By.ID, "accept-all").click()
+    until(browser, lambda d: "No suggestion is 100% sure" in text(d, "suggest-message"))
+    assert "3 labelled" in text(browser, "count-summary")
+    # accept all above a threshold of 0: every remaining suggestion
     threshold.clear()
     threshold.send_keys("0")
     browser.find_element(By.ID, "accept-all").click()

@@ -185,6 +185,7 @@ class ParticipantPage:
         for node in (suggest, accept, threshold, flt):
             bar.appendChild(node)
         box.appendChild(bar)
+        box.appendChild(el("p", "", cls="message", id="suggest-message", aria_live="polite"))
         box.appendChild(el("p", "Keyboard: arrows move, a class's key (or 1-9) labels, Enter accepts the "
                                 "suggestion, Delete removes.", cls="message keys"))
         grid = el("div", cls="grid", id="grid")
@@ -411,17 +412,24 @@ class ParticipantPage:
         button.disabled = True
         button.textContent = "Asking the model…"
         try:
-            await self.p.suggest()
+            ids = await self.p.suggest()
         finally:
             button.disabled = False
             button.textContent = "Suggest labels"
+        by_id("suggest-message").textContent = suggestion_note(self.p.version, len(ids))
         self.filter = "suggested"
         by_id("filter").value = "suggested"
         self.refresh()
 
     async def accept_all(self, threshold: float) -> None:
         n = await self.ds.accept_above(threshold)
-        by_id("import-message").textContent = f"Accepted {n} suggestion{'s' if n != 1 else ''}."
+        text = f"Accepted {n} suggestion{'s' if n != 1 else ''}."
+        if n == 0:
+            waiting = [i.confidence for i in self.ds.unlabelled() if i.suggestion is not None]
+            text = (f"No suggestion is {threshold:.0%} sure or more: the most confident is {max(waiting):.0%}. "
+                    "Lower the number, or label these by hand." if waiting
+                    else "There are no suggestions to accept: press Suggest labels first.")
+        by_id("suggest-message").textContent = text
         self.refresh()
 
     async def clear_all(self, event=None) -> None:
@@ -512,6 +520,17 @@ class ParticipantPage:
             table.appendChild(row)
         box.appendChild(table)
         box.appendChild(confusion_table(self.p.classes, list(results.values())[-1]["confusion"]))
+
+
+def suggestion_note(version: int | None, count: int) -> str:
+    """What the participant should know about the suggestions just made, in plain words."""
+    if count == 0:
+        return "Every image has a label already: nothing to suggest."
+    if not version:
+        return ("The shared model has not learned from anyone yet, so these suggestions are guesses. "
+                "Label a few images of each class by hand first, train, and ask again.")
+    return (f"Suggested labels for {count} image{'s' if count != 1 else ''}, from the shared model after "
+            f"{version} update{'s' if version != 1 else ''}. Check them: accept the right ones, correct the rest.")
 
 
 def confusion_table(classes: list[str], confusion: list[list[int]]):
