@@ -19,3 +19,15 @@ class LiveServer(ServerProcess):
 
 def wait_ready(driver, timeout: float = 90) -> str:
     return wait_state(driver, timeout)
+
+
+def run_experiment_cli(config: str, out, timeout: float = 600) -> dict:
+    """``webfl experiment CONFIG --out OUT`` as a researcher runs it; its results.json."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "server.cli", "experiment", str(config), "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return json.loads((out / "results.json").read_text())

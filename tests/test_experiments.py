@@ -7,17 +7,14 @@ import sys
 
 import pytest
 
-from live import ROOT
+from live import ROOT, run_experiment_cli
 
 pytestmark = pytest.mark.browser
 
 
 def test_smoke_experiment(tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "server.cli", "experiment", "experiments/configs/smoke.toml",
-                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    results = json.loads((out / "results.json").read_text())
+    results = run_experiment_cli("experiments/configs/smoke.toml", out)
     run = results["runs"][0]
     # every participant took part: the two tabs and the CPython client
     assert set(run["contributions"]) == {"browser-0", "browser-1", "cpython-2"}
@@ -50,10 +47,7 @@ def test_participants_as_tabs_of_one_browser(tmp_path):
     """browser_mode = "tabs": two participants in two tabs of one Chromium, each with its own
     storage slot and membership, both training (background tabs are not throttled)."""
     out = tmp_path / "tabs"
-    proc = subprocess.run([sys.executable, "-m", "server.cli", "experiment", "experiments/configs/tabs_smoke.toml",
-                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    run = json.loads((out / "results.json").read_text())["runs"][0]
+    run = run_experiment_cli("experiments/configs/tabs_smoke.toml", out)["runs"][0]
     assert run["clients"]["browser_mode"] == "tabs" and run["clients"]["chromium_instances"] == 1
     assert set(run["contributions"]) == {"browser-0", "browser-1"}
     assert all(n >= 2 for n in run["contributions"].values()), run["contributions"]

@@ -3,23 +3,18 @@ report analyses it (experiments/configs/study_smoke.toml: a browser tab and CPyt
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from experiments import interactions
-from live import ROOT
+from live import run_experiment_cli
 
 pytestmark = pytest.mark.browser
 
 
 def test_simulated_study_log_and_its_analysis(tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "server.cli", "experiment", "experiments/configs/study_smoke.toml",
-                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    run = json.loads((out / "results.json").read_text())["runs"][0]
+    run = run_experiment_cli("experiments/configs/study_smoke.toml", out)["runs"][0]
     events = [json.loads(line) for line in (out / "interactions-fedasync.jsonl").read_text().splitlines()]
     s = run["interactions"]
     assert s == interactions.summarise(events) and s["participants"] == 3  # the tab and two CPython
