@@ -31,8 +31,8 @@ class StudyLog:
         self.sent = 0
         self._flushing = asyncio.Lock()
 
-    def _path(self, tail: str = "") -> str:
-        return f"/api/tasks/{self.client.task_id}/study/consent{tail}"
+    def _path(self) -> str:
+        return f"/api/tasks/{self.client.task_id}/study/consent"
 
     async def load(self, task: dict) -> "StudyLog":
         """Read the task's study setting and this participant's answer (and any unsent events)."""

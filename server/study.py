@@ -16,10 +16,11 @@ from pathlib import Path
 
 import click
 
-from .errors import Conflict, Forbidden
+from .errors import APIError, Conflict, Forbidden
 from .schemas import STUDY_ACTIONS
 from .storage import Storage
 
+MAX_EVENTS_PER_PARTICIPANT = 50_000  # hours of busy labelling; bounds what one participant can make us store
 EXPORT_COLUMNS = ("task_id", "participant", "event_id", "at", "received", "action", "version", "detail")
 
 
@@ -35,7 +36,12 @@ def require_study(task) -> None:
 def record(storage: Storage, task, client_id: str, events: list[dict]) -> dict:
     """Store a batch from a participant who agreed; refuse (403, nothing stored) otherwise."""
     require_study(task)
-    result = storage.interactions.add(task.id, client_id, events, notice_sha256(task.config))
+    try:
+        result = storage.interactions.add(task.id, client_id, events, notice_sha256(task.config),
+                                          MAX_EVENTS_PER_PARTICIPANT)
+    except OverflowError:
+        raise APIError(f"this study keeps at most {MAX_EVENTS_PER_PARTICIPANT} actions per participant",
+                       "nothing more is recorded for you; you can keep taking part", status=413) from None
     if result is None:
         raise Forbidden("you have not agreed to take part in this study, so nothing is recorded",
                         "answer the study notice on the task's page first")

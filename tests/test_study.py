@@ -81,7 +81,8 @@ def test_agreed_events_are_stored_once_and_exported(h):
     r = h.admin("GET", f"/api/admin/tasks/{task['id']}/study/export?format=csv")
     assert r.mimetype == "text/csv" and "attachment" in r.headers["Content-Disposition"]
     table = list(csv.DictReader(io.StringIO(r.data.decode())))
-    assert len(table) == 4 and json.loads(table[1]["detail"])["label"] in ("4", "img2", "x", "3")
+    assert [(r["event_id"], r["action"], json.loads(r["detail"])) for r in table] == \
+        [(e["event_id"], e["action"], e["detail"]) for e in rows]  # the CSV holds what the JSON Lines hold
     assert set(table[0]) == {"task_id", "participant", "event_id", "at", "received", "action", "version", "detail"}
 
     # withdrawing deletes what was recorded of that participant only
@@ -143,6 +144,20 @@ def test_hostile_event_batches_get_a_clear_400_and_change_nothing(h):
         assert r.status_code in (400, 413), (i, r.status_code, r.json)
         assert r.json["error"]
     assert h.admin("GET", f"/api/admin/tasks/{task['id']}/study").json["events"] == 0
+
+
+def test_a_participant_cannot_make_the_server_store_without_limit(h, monkeypatch):
+    from server import study
+
+    monkeypatch.setattr(study, "MAX_EVENTS_PER_PARTICIPANT", 5)
+    task = h.create_task(user_study=True)
+    joined = h.join(task)
+    consent(h, task, joined, True)
+    assert send(h, task, joined, [event(i) for i in range(4)]).json == {"stored": 4, "duplicates": 0}
+    r = send(h, task, joined, [event(i) for i in range(4, 6)])  # would make 6
+    assert r.status_code == 413 and "at most 5" in r.json["error"]
+    assert h.admin("GET", f"/api/admin/tasks/{task['id']}/study").json["events"] == 4  # nothing of it stored
+    assert send(h, task, joined, [event(0), event(4)]).json == {"stored": 1, "duplicates": 1}  # 5: still fits
 
 
 def test_deep_or_huge_json_is_refused(h):

@@ -539,9 +539,9 @@ class AdminPage:
         charts.set_data(self.charts["chart-weights"], [v for v, _ in updates], [[round(u["weight"], 4) for _, u in updates]])
         last = versions[-1]
         acc = f", validation accuracy {evaluated[-1]['evaluation']['accuracy']:.1%}" if evaluated else ""
-        if not evaluated and participant_reported(versions):
-            r = participant_reported(versions)[-1]
-            acc = f", participants report {r['accuracy']:.0%} on their own test images"
+        reported = [] if evaluated else participant_reported(versions)
+        if reported:
+            acc = f", participants report {reported[-1]['accuracy']:.0%} on their own test images"
         self._draw_extension_metrics([u for _, u in updates])
         by_id("dashboard-summary").textContent = (f"Version {last['version']} · {len(updates)} updates merged from "
                                                   f"{len(per_client)} participant{'s' if len(per_client) != 1 else ''}{acc}")

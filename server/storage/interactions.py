@@ -28,9 +28,15 @@ class InteractionsTable:
         return None if row is None else {"agreed": bool(row["agreed"]), "notice_sha256": row["notice_sha256"],
                                          "decided": row["decided"]}
 
-    def add(self, task_id: str, client_id: str, events: list[dict], notice_sha256: str) -> tuple[int, int] | None:
+    def count(self, client_id: str, conn=None) -> int:
+        return (conn or self.db.connect()).execute(
+            "SELECT COUNT(*) FROM interactions WHERE client_id=?", (client_id,)).fetchone()[0]
+
+    def add(self, task_id: str, client_id: str, events: list[dict], notice_sha256: str,
+            most: int) -> tuple[int, int] | None:
         """Store validated events; return (stored, already stored), or None without consent to
-        this notice (checked in the same transaction: a withdrawal racing a batch leaves nothing)."""
+        this notice (checked in the same transaction: a withdrawal racing a batch leaves nothing). A batch
+        that would take the participant past ``most`` events raises OverflowError, storing nothing."""
         ids = [e["id"] for e in events]
         now = time.time()
         with self.db.transaction() as conn:
@@ -48,6 +54,8 @@ class InteractionsTable:
                 seen.add(e["id"])
                 fresh.append((task_id, client_id, e["id"], e["at"], now, e["action"], e.get("version"),
                               json.dumps(e.get("detail") or {}, sort_keys=True)))
+            if fresh and self.count(client_id, conn) + len(fresh) > most:
+                raise OverflowError(most)
             if fresh:
                 conn.executemany("INSERT INTO interactions(task_id, client_id, event_id, at, received, action, "
                                  "version, detail) VALUES(?,?,?,?,?,?,?,?)", fresh)
