@@ -13,6 +13,8 @@ JOIN_FORM = """
 <form method="get" action="/" class="join">
   <label for="join-code">Join code</label>
   <input id="join-code" name="join" autocomplete="off" required>
+  <label for="join-name">Your name for the organiser (optional)</label>
+  <input id="join-name" name="name" autocomplete="nickname" maxlength="80">
   <button type="submit" class="primary">Continue</button>
 </form>
 """
@@ -139,6 +141,7 @@ async def participant_main() -> None:
             await ask_study_consent(root, preview["title"], participant.study)
         await participant.load_global()
         ui = ParticipantPage(participant, root)
+        await ui.load_state()
         ui.render()
         set_status(participant)
         page["participant"], page["ui"] = participant, ui  # for the console and tests

@@ -230,6 +230,12 @@ class Dataset:
         item = self.items.pop(item_id, None)
         await self._notify("delete", item=item_id, label=item and item.label, suggested=item and item.suggestion)
 
+    async def restore(self, item: Item) -> None:
+        """Bring back an image deleted moments ago (the page's undo), exactly as it was."""
+        await self.store.put_item(asdict(item))
+        self.items[item.id] = item
+        await self._notify("undo", item=item.id, label=item.label)
+
     async def clear(self) -> None:
         count = len(self.items)
         await self.store.clear_items()

@@ -120,6 +120,14 @@ class FLClient:
         await self.meta.set_meta("membership", self.membership.__dict__)
         return self.membership
 
+    async def rename(self, name: str) -> str:
+        """Change the name the organiser sees; returns the name the server kept."""
+        r = await self.call("PATCH", f"/api/tasks/{self.task_id}/me", json.dumps({"name": name}).encode(),
+                            {"Content-Type": "application/json"})
+        self.membership.name = r.json()["name"]
+        await self.meta.set_meta("membership", self.membership.__dict__)
+        return self.membership.name
+
     # --- model --------------------------------------------------------------------------
     async def task(self) -> dict:
         return (await self.call("GET", f"/api/tasks/{self.task_id}")).json()

@@ -9,8 +9,8 @@ from flask import Blueprint, jsonify
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from .schemas import (ConsentBody, JoinBody, SinceQuery, StudyEventsBody, StudyExportQuery, TaskCreateBody, TaskEditBody,
-                      UpdateHeaders, VersionQuery)
+from .schemas import (ConsentBody, JoinBody, RenameBody, SinceQuery, StudyEventsBody, StudyExportQuery,
+                      TaskCreateBody, TaskEditBody, UpdateHeaders, VersionQuery)
 from .taskconfig import TaskConfig
 
 _REF = "#/components/schemas/{model}"
@@ -69,7 +69,7 @@ def _parameters(model: type[BaseModel], where: str) -> list[dict]:
 
 def _schemas() -> dict:
     _, defs = models_json_schema([(m, "validation") for m in (TaskConfig, JoinBody, TaskCreateBody, TaskEditBody,
-                                                                   ConsentBody, StudyEventsBody)],
+                                                                   ConsentBody, StudyEventsBody, RenameBody)],
                                  ref_template=_REF)
     return defs["$defs"]
 
@@ -92,6 +92,9 @@ def document() -> dict:
             body=_json_body(JoinBody))},
         "/api/tasks/{task_id}": {"get": _op("Task info and current version", {200: _ok("task")},
                                             params=[TASK_ID])},
+        "/api/tasks/{task_id}/me": {"patch": _op(
+            "Change the display name the organiser sees (empty: a generated one)", {200: _ok("{client_id, name}")},
+            security="participant-only", params=[TASK_ID], body=_json_body(RenameBody))},
         "/api/tasks/{task_id}/manifest": {"get": _op(
             "The bundle's manifest.json (ETag)", {200: _ok("manifest"), 304: {"description": "not modified"}},
             params=[TASK_ID])},

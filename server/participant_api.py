@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, send_from_
 from .auth import require_task_access
 from .errors import NotFound
 from .metrics import task_metrics
-from .schemas import JoinBody, SinceQuery, VersionQuery, parse, parse_json
+from .schemas import JoinBody, RenameBody, SinceQuery, VersionQuery, parse, parse_json
 from .services import services
 from .updates import decode_body, parse_meta
 
@@ -83,6 +83,15 @@ def get_task(task_id: str):
     except NotFound:
         info["version"] = None
     return jsonify(info)
+
+
+@bp.patch("/tasks/<task_id>/me")
+def rename(task_id: str):
+    """A participant changes the name the organiser sees."""
+    s = services()
+    client = require_task_access(s.db, s.tasks, task_id, allow_admin=False)
+    body = parse_json(RenameBody, request.get_data(cache=False))
+    return jsonify({"client_id": client.id, "name": s.tasks.rename(client, body.name)})
 
 
 @bp.get("/tasks/<task_id>/manifest")

@@ -73,15 +73,23 @@ class UpdateHeaders(BaseModel):
             raise Invalid(f"header {message}", problems) from None
 
 
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=80,
+                                               pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
 class JoinBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32,
                                            pattern=r"^[A-Za-z0-9]+$")] = Field(
         description="the join code from the link or QR code")
-    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=80,
-                                           pattern=r"^[^\x00-\x1f\x7f]*$")] = Field(
-        "", description="a display name the organiser sees (optional)")
+    name: DisplayName = Field("", description="a display name the organiser sees (optional)")
+
+
+class RenameBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: DisplayName = Field(description="the display name the organiser sees; empty: a generated one")
 
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200,
@@ -125,6 +133,7 @@ STUDY_ACTIONS = {
     "accept": "accepted a suggested label",
     "correct": "chose a label by hand (suggested: what the model had said, if anything)",
     "delete": "deleted an image",
+    "undo": "brought back an image just deleted",
     "train": "started a training round (labelled images, epochs)",
     "round": "a round ended and the update was sent (status, seconds)",
     "cancel": "cancelled training (seconds into the round)",

@@ -65,7 +65,8 @@ class TaskConfig(BaseModel):
         "0 trains only the new classifier on features computed once per image (fast); "
         "more blocks adapt more of the network and cost more per step"))
     lr: float = Field(0.003, gt=0, le=1.0, title="Learning rate", description=(
-        "how big a step each training batch takes on a participant's device"))
+        "how big a step each training batch takes on a participant's device "
+        "(the advice under Model suggests a value)"))
     batch_size: int = Field(32, ge=1, le=4096, title="Batch size",
                             description="images per training step on a participant's device")
     local_epochs: int = Field(1, ge=1, le=1000, title="Local epochs",

@@ -166,9 +166,15 @@ class TaskStore:
         task = self.by_join_code(code)
         client_id = uuid.uuid4().hex[:12]
         token = new_token()
-        name = (name or "").strip()[:80] or f"participant-{client_id[:4]}"
+        name = display_name(name, client_id)
         self.storage.clients.insert(client_id, task.id, hash_token(token), name)
         return Client(client_id, task.id, name), token, task
+
+    def rename(self, client: Client, name: str) -> str:
+        """A participant's new display name (empty: the generated one again)."""
+        name = display_name(name, client.id)
+        self.storage.clients.rename(client.id, name)
+        return name
 
     def client_by_token(self, token: str) -> Client | None:
         return self.storage.clients.by_token_hash(hash_token(token))
@@ -237,3 +243,8 @@ def demo_task_row(storage: Storage) -> Task:
         return tasks[0]
     task_id = storage.tasks.insert(DEMO_TASK["title"], taskconfig.validate(DEMO_TASK["config"]))
     return storage.tasks.get(task_id)
+
+
+def display_name(name: str, client_id: str) -> str:
+    """The name the organiser sees: the participant's own, else one made from its id."""
+    return (name or "").strip()[:80] or f"participant-{client_id[:4]}"

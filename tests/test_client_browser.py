@@ -36,7 +36,7 @@ def open_task(browser, live_server, task, slot: str = "default"):
 
 def test_join_import_train_send_and_reload(browser, live_server, page_task, tmp_path):
     open_task(browser, live_server, page_task)
-    assert "Your images stay on this device" in text_of(browser, "task")
+    assert "Your photos stay on this device" in text_of(browser, "task")
     assert "Label at least 10" in text_of(browser, "train-reason")
     assert browser.find_element(By.ID, "train-button").get_attribute("disabled") is not None
 
@@ -64,7 +64,7 @@ def test_join_import_train_send_and_reload(browser, live_server, page_task, tmp_
 
     before = live_server.api("GET", f"/api/tasks/{page_task['id']}")["version"]
     browser.find_element(By.ID, "train-button").click()
-    result = wait_text(browser, "train-result", "fed into global version")
+    result = wait_text(browser, "train-result", "learned from your")
     after = live_server.api("GET", f"/api/tasks/{page_task['id']}")["version"]
     assert after == before + 1 and f"version {after}" in result
     metrics = live_server.api("GET", f"/api/tasks/{page_task['id']}/metrics?since={before}")
@@ -182,11 +182,11 @@ def test_reload_mid_training_keeps_labels_and_restarts_from_the_newest_model(bro
     browser.refresh()  # mid-training: the round is abandoned, nothing half-done is sent
     assert wait_ready(browser) == "ready"
     assert text_of(browser, "count-summary") == before
-    assert "global version 1" in text_of(browser, "status")
+    assert "learned from 1 update" in text_of(browser, "status")
     live_server.api("PATCH", f"/api/admin/tasks/{task['id']}", {"config": {"local_epochs": 1}})
     browser.refresh()
     assert wait_ready(browser) == "ready"
     browser.find_element(By.ID, "train-button").click()
-    wait_text(browser, "train-result", "fed into global version 2")
+    wait_text(browser, "train-result", "it is now at version 2")
     m = live_server.api("GET", f"/api/tasks/{task['id']}/metrics?since=1")
     assert m["versions"][0]["updates"][0]["base_version"] == 1  # started from the newest model

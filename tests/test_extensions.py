@@ -294,7 +294,7 @@ def test_extensions_in_the_browser(browser, ext_server, tmp_path):
     WebDriverWait(browser, 10).until(lambda d: browser.execute_script(
         "return [...document.querySelectorAll('.tile.suggested')].map((t) => t.dataset.id)") == first)
     browser.find_element(By.ID, "train-button").click()
-    WebDriverWait(browser, 120).until(lambda d: "fed into global version" in d.find_element(By.ID, "train-result").text)
+    WebDriverWait(browser, 120).until(lambda d: "learned from your" in d.find_element(By.ID, "train-result").text)
     assert "after 1 update" in browser.find_element(By.ID, "dp-panel").text
     m = ext_server.api("GET", f"/api/tasks/{task['id']}/metrics")
     assert m["versions"][-1]["updates"][0]["metrics"]["dp_epsilon"] > 0

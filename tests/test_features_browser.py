@@ -127,5 +127,5 @@ def test_mobilenet_task_trains_in_the_page(browser, live_server, pets, tmp_path)
     before = live_server.api("GET", f"/api/tasks/{pets['id']}")["version"]
     browser.find_element(By.ID, "train-button").click()
     WebDriverWait(browser, 120).until(
-        lambda d: "fed into global version" in d.find_element(By.ID, "train-result").text)
+        lambda d: "learned from your" in d.find_element(By.ID, "train-result").text)
     assert live_server.api("GET", f"/api/tasks/{pets['id']}")["version"] == before + 1

@@ -34,7 +34,7 @@ def test_no_image_data_leaves_the_browser(live_server, tmp_path):
         WebDriverWait(driver, 60).until(lambda d: "30 images added" in d.find_element(By.ID, "import-message").text)
         driver.find_element(By.ID, "suggest").click()
         driver.find_element(By.ID, "train-button").click()
-        WebDriverWait(driver, 120).until(lambda d: "fed into" in d.find_element(By.ID, "train-result").text)
+        WebDriverWait(driver, 120).until(lambda d: "learned from your" in d.find_element(By.ID, "train-result").text)
         driver.find_element(By.ID, "test-button").click()
         WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".test-accuracy"))
         events = [json.loads(e["message"])["message"] for e in driver.get_log("performance")]

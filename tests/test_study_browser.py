@@ -68,7 +68,7 @@ def test_page_actions_reach_the_server_and_the_admin_export(browser, live_server
     browser.find_element(By.CSS_SELECTOR, '#grid button[data-action="delete"]').click()
     until(browser, lambda d: text(d, "count-summary").startswith("35 images"))
     browser.find_element(By.ID, "train-button").click()
-    until(browser, lambda d: "fed into global version" in text(d, "train-result"), 120)
+    until(browser, lambda d: "learned from your" in text(d, "train-result"), 120)
     browser.find_element(By.ID, "test-button").click()
     until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".test-accuracy"))
     shot(browser, "recording")

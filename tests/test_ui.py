@@ -76,10 +76,10 @@ def test_join_form_and_bad_code(browser, live_server, ui_task):
     wait_ready(browser)
     browser.find_element(By.ID, "join-code").send_keys(ui_task["join_code"], Keys.ENTER)
     until(browser, lambda d: "Digits UI" in d.find_element(By.ID, "app").text)
-    assert "Your images stay on this device" in text(browser, "task")
+    assert "Your photos stay on this device" in text(browser, "task")
     assert [li.text for li in browser.find_elements(By.CSS_SELECTOR, ".classes li")] == [str(d) for d in range(10)]
     assert "Label at least 10" in text(browser, "train-reason")
-    assert "No images here yet" in text(browser, "grid")
+    assert "No photos yet" in text(browser, "grid")
     shot(browser, "participant-empty")
 
 
@@ -159,7 +159,7 @@ def test_review_grid_with_mouse_and_keyboard(browser, live_server, ui_task, tmp_
     # a threshold nothing reaches accepts nothing, and says why
     threshold = browser.find_element(By.ID, "threshold")
     threshold.clear()
-    threshold.send_keys("1")
+    threshold.send_keys("100")
     browser.find_element(By.ID, "accept-all").click()
     until(browser, lambda d: "No suggestion is 100% sure" in text(d, "suggest-message"))
     assert "3 labelled" in text(browser, "count-summary")
@@ -222,12 +222,17 @@ def test_train_cancel_then_train_and_test(browser, live_server, tmp_path):
     browser.refresh()
     wait_ready(browser)
     browser.find_element(By.ID, "train-button").click()
-    until(browser, lambda d: "fed into global version" in text(d, "train-result"), 120)
-    assert "version" in text(browser, "status") and "wasm" in text(browser, "status")
+    until(browser, lambda d: "learned from your" in text(d, "train-result"), 120)
+    assert "shared model has learned from" in text(browser, "status")
+    assert "global version" in browser.execute_script("return document.getElementById('tech-text').textContent")
+    assert "wasm" in browser.execute_script("return document.getElementById('tech-text').textContent")
     browser.find_element(By.ID, "test-button").click()
     until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".test-accuracy")) == 2)
     lines = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".test-accuracy")]
-    assert lines[0].startswith("Your last local model") and lines[1].startswith("Global model (version")
+    assert lines[0].startswith("Your model after your last training") and lines[1].startswith("The shared model (version")
+    summary = browser.find_element(By.CSS_SELECTOR, ".test-details summary")  # per class: one click away
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", summary)
+    summary.click()
     rows = browser.find_elements(By.CSS_SELECTOR, "#confusion tr")
     assert len(rows) == 11
     cells = [int(td.text or 0) for td in browser.find_elements(By.CSS_SELECTOR, "#confusion td")]

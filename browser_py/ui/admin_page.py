@@ -174,11 +174,23 @@ class AdminPage:
               "comma-separated, in label order; at least two")
         model = el("select", id="model")
         for m in self.choices["models"]:
-            option = el("option", f"{m['name']}: {m['description']}", value=m["name"])
+            option = el("option", m["name"], value=m["name"])
             if m["name"] == config["model"]:
                 option.setAttribute("selected", "")
             model.appendChild(option)
         field("model", "Model", model)
+        model_help = el("div", cls="model-help", id="model-help", aria_live="polite")
+        form.appendChild(model_help)
+
+        def show_model_help(_=None) -> None:  # the description in full, and advice for this model
+            chosen = next(m for m in self.choices["models"] if m["name"] == model.value)
+            clear(model_help)
+            model_help.appendChild(el("p", chosen["description"][:1].upper() + chosen["description"][1:] + "."))
+            if chosen.get("advice"):
+                model_help.appendChild(el("p", chosen["advice"], cls="message"))
+
+        show_model_help()
+        on(model, "change", show_model_help)
         field("train_blocks", "Trainable blocks", el("input", id="train_blocks", type="number", min="0",
                                                       value=str(config["train_blocks"])),
               "0 trains only the new classifier on features computed once per image (fast); "

@@ -1,15 +1,29 @@
-"""The participant page: add images, review suggestions, train, see results."""
+"""The participant page: four steps (add photos, check labels, train, test), the next one
+always in view.
+
+The step bar on top says where the participant is; the action bar at the bottom of the
+screen names the one thing to do next (``browser_py.guide``) and, while training runs,
+shows its progress and the cancel button. Tiles keep their place during a review pass
+(a label changes a tile, it does not move it); a deleted photo leaves an undo in its
+place. What a participant would be sorry to lose on a reload (the last round's outcome,
+the test results, the review position) is kept in the store.
+"""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from ..dataset import Item
+from ..guide import STEP_TITLES, STEPS, Situation, Step, next_step
 from ..participant import NotEnoughData, Participant, RoundResult
 from ..protocol import ServerRefused
 from ..trainer import Cancelled, CancelToken, Progress
 from .dom import by_id, clear, download, el, object_url, on, present
 
-FILTERS = ("all", "unlabelled", "suggested", "labelled")
+FILTERS = {"all": "All photos", "unlabelled": "Without a label", "suggested": "With a suggestion",
+           "labelled": "Labelled"}
+PAGE_STATE = "page"  # store meta key: last round, test results, review position
+MAX_TILES = 300
 
 
 class ParticipantPage:
@@ -18,38 +32,122 @@ class ParticipantPage:
         self.root = root
         self.cancel: CancelToken | None = None
         self.filter = "all"
+        self.order: list[str] = []  # the review pass: tiles shown, in a fixed order
+        self.current: str | None = None  # the tile keyboard focus returns to
         self._thumbs: dict[str, str] = {}
+        self._deleted: dict[str, Item] = {}  # deleted during this pass: undo brings them back
         self.loss_chart = None
+        self.saved: dict = {}
+        self.step: Step | None = None
 
     @property
     def ds(self):
         return self.p.dataset
 
     # --- layout -------------------------------------------------------------------------
+    async def load_state(self) -> None:
+        """What the page kept from before a reload."""
+        saved = await self.p.store.get_meta(PAGE_STATE)
+        self.saved = saved if isinstance(saved, dict) else {}
+        if self.saved.get("filter") in FILTERS or str(self.saved.get("filter", "")).startswith("class:"):
+            self.filter = self.saved["filter"]
+        self.current = self.saved.get("focus")
+
+    async def _save_state(self, **changes) -> None:
+        self.saved.update(changes)
+        await self.p.store.set_meta(PAGE_STATE, self.saved)
+
     def render(self) -> None:
         task = self.p.task
         head = el("section", cls="card", id="task")
         head.appendChild(el("h1", task["title"]))
-        head.appendChild(el("p", "Your images stay on this device. Only model parameters are sent to the server.",
+        head.appendChild(el("p", "Your photos stay on this device. Only what the model learns from them is sent.",
                             cls="privacy"))
         if task.get("extensions"):
             head.appendChild(extensions_notice(task["extensions"]))
         if self.p.study.enabled:
             head.appendChild(self._study_line())
-        chips = el("ul", cls="classes")
-        for name in self.p.classes:
-            chips.appendChild(el("li", name))
+        chips = el("ul", cls="classes", aria_label="Classes")
+        for n, name in enumerate(self.p.classes):
+            chip = el("li", name)
+            if n < 9:
+                chip.appendChild(el("kbd", str(n + 1), title=f"key {n + 1} labels a photo {name}"))
+            chips.appendChild(chip)
         head.appendChild(chips)
+        head.appendChild(self._name_line())
         self.root.appendChild(head)
+        guide = el("div", cls="guide", id="guide")  # sticky: always on screen
+        guide.appendChild(self._steps_nav())
+        guide.appendChild(self._action_bar())
+        self.root.appendChild(guide)
         self.root.appendChild(self._add_section())
-        self.root.appendChild(self._data_section())
         self.root.appendChild(self._review_section())
         self.root.appendChild(self._train_section())
         self.root.appendChild(self._test_section())
+        self.root.appendChild(self._data_section())
         extras = self._extensions_section()
         if extras is not None:
             self.root.insertBefore(extras, by_id("add"))
-        self.refresh()
+        self._show_saved_results()
+        self.new_pass()
+        if self.current and self.current in self.ds.items:
+            self._focus(self.current, scroll=True)
+
+    def _name_line(self):
+        """The name the organiser sees, changeable in place."""
+        box = el("form", cls="name-line", id="name-form")
+        box.appendChild(el("label", "Your name for the organiser (optional)", for_="display-name"))
+        field = el("input", id="display-name", value=self.p.client.membership.name, maxlength="80",
+                   autocomplete="nickname")
+        save = el("button", "Save name", type="submit", id="save-name")
+        note = el("span", "", id="name-message", cls="message", aria_live="polite")
+        for node in (field, save, note):
+            box.appendChild(node)
+
+        async def submit(event) -> None:
+            try:
+                kept = await self.p.client.rename(str(field.value))
+            except ServerRefused as exc:
+                note.textContent = f"Not saved: {exc.error}"
+                return
+            except Exception:
+                note.textContent = "Not saved: no connection. Try again later."
+                return
+            field.value = kept
+            note.textContent = f"Saved: the organiser sees you as {kept}."
+
+        on(box, "submit", submit, prevent_default=True)
+        return box
+
+    def _steps_nav(self):
+        nav = el("nav", cls="steps", id="steps", aria_label="Steps")
+        items = el("ol")
+        for n, key in enumerate(STEPS, 1):
+            item = el("li")
+            item.setAttribute("data-step", key)
+            link = el("a", href=f"#{key}", id=f"step-{key}")
+            link.appendChild(el("span", str(n), cls="step-number"))
+            link.appendChild(el("span", STEP_TITLES[key], cls="step-title"))
+            item.appendChild(link)
+            items.appendChild(item)
+        nav.appendChild(items)
+        return nav
+
+    def _action_bar(self):
+        """Always on screen: the next step's hint and main button; progress while training."""
+        bar = el("div", cls="action-bar", id="next")
+        bar.appendChild(el("p", "", id="next-hint", aria_live="polite"))
+        row = el("div", cls="row")
+        go = el("button", "", id="next-action", cls="primary", type="button")
+        progress = el("progress", id="train-progress", max="1", value="0", hidden="",
+                      aria_label="Training progress")
+        stop = el("button", "Cancel training", id="cancel", type="button", hidden="")
+        for node in (go, progress, stop):
+            row.appendChild(node)
+        bar.appendChild(row)
+        on(go, "click", self.do_next)
+        on(stop, "click", lambda e: self.cancel and self.cancel.cancel())
+        return bar
 
     def _study_line(self):
         """Whether this participant's actions are recorded for the study, and the switch."""
@@ -92,7 +190,7 @@ class ParticipantPage:
 
     def _extensions_section(self):
         """Panels built by extensions, and what went wrong loading or running any of them."""
-        self.p.hooks.context.refresh = self.refresh
+        self.p.hooks.context.refresh = self.new_pass  # an extension's change may reorder the tiles
         panels = [(ext, panel) for ext, panel in self.p.hooks.call("panel") if panel is not None]
         if not panels and not self.p.extension_errors and not self.p.extensions:
             return None  # the task runs no extension: nothing to show or to report
@@ -119,22 +217,28 @@ class ParticipantPage:
             box.appendChild(item)
 
     def _add_section(self):
-        box = el("section", cls="card", id="add")
-        box.appendChild(el("h2", "Add images"))
-        label_select = el("select", id="import-label", aria_label="Label for the added images")
-        label_select.appendChild(el("option", "No label: I will review them", value=""))
+        box = el("section", cls="card step", id="add")
+        box.appendChild(el("h2", "1. Add photos"))
+        label_select = el("select", id="import-label")
+        label_select.appendChild(el("option", "No label yet: I will check them", value=""))
         for name in self.p.classes:
             label_select.appendChild(el("option", f"All are: {name}", value=name))
+        field = el("div", cls="field-inline")
+        field.appendChild(el("label", "The photos you add are", for_="import-label"))
+        field.appendChild(label_select)
+        box.appendChild(field)
         picker = el("input", id="file-input", type="file", multiple="", accept="image/*,.zip")
         folder = el("input", id="folder-input", type="file", webkitdirectory="", multiple="")
         camera = el("input", id="camera-input", type="file", accept="image/*", capture="environment")
-        drop = el("div", "Drop images or a zip with one folder per class here", cls="drop", id="drop")
-        box.appendChild(label_select)
-        for text, node in (("Images or zip files", picker), ("A folder (sub-folders named like classes are used "
-                                                                "as labels)", folder), ("Take a photo", camera)):
+        drop = el("div", "…or drop photos, or a zip with one folder per class, here", cls="drop", id="drop")
+        pickers = el("div", cls="pickers")
+        for text, node in (("Photos or zip files", picker),
+                           ("A folder (sub-folders named like classes become labels)", folder),
+                           ("Take a photo", camera)):
             wrap = el("label", text, cls="pick-files")
             wrap.appendChild(node)
-            box.appendChild(wrap)
+            pickers.appendChild(wrap)
+        box.appendChild(pickers)
         box.appendChild(drop)
         box.appendChild(el("p", "", cls="message", id="import-message", aria_live="polite"))
         on(picker, "change", lambda e: self.import_files(list(e.target.files)))
@@ -157,11 +261,14 @@ class ParticipantPage:
 
     def _data_section(self):
         box = el("section", cls="card", id="data")
-        box.appendChild(el("h2", "My data"))
+        box.appendChild(el("h2", "My photos"))
+        box.appendChild(el("p", "About 1 in 5 labelled photos is kept aside for testing (marked “test”): "
+                                "the model never trains on them, so testing on them is a fair check.",
+                           cls="message"))
         box.appendChild(el("table", id="counts"))
         row = el("div", cls="row")
-        export = el("button", "Export as zip", id="export", type="button")
-        wipe = el("button", "Delete all my images", id="clear", cls="danger", type="button")
+        export = el("button", "Save my photos as a zip", id="export", type="button")
+        wipe = el("button", "Delete all my photos", id="clear", cls="danger", type="button")
         row.appendChild(export)
         row.appendChild(wipe)
         box.appendChild(row)
@@ -170,86 +277,156 @@ class ParticipantPage:
         return box
 
     def _review_section(self):
-        box = el("section", cls="card", id="review")
-        box.appendChild(el("h2", "Review labels"))
+        box = el("section", cls="card step", id="review")
+        box.appendChild(el("h2", "2. Check labels"))
         bar = el("div", cls="row")
         suggest = el("button", "Suggest labels", id="suggest", type="button")
-        threshold = el("input", id="threshold", type="number", min="0", max="1", step="0.05", value="0.9",
-                       aria_label="Confidence threshold")
-        accept = el("button", "Accept all above", id="accept-all", type="button")
-        flt = el("select", id="filter", aria_label="Show")
-        for name in FILTERS:
-            flt.appendChild(el("option", name, value=name))
+        threshold = el("input", id="threshold", type="number", min="0", max="100", step="5", value="90")
+        accept = el("button", "Accept suggestions", id="accept-all", type="button")
+        sure = el("label", "Accept what the model is at least", for_="threshold", cls="inline")
+        flt = el("select", id="filter")
+        for value, text in FILTERS.items():
+            flt.appendChild(el("option", text, value=value))
         for name in self.p.classes:
-            flt.appendChild(el("option", f"class {name}", value=f"class:{name}"))
-        for node in (suggest, accept, threshold, flt):
-            bar.appendChild(node)
+            flt.appendChild(el("option", f"Class {name}", value=f"class:{name}"))
+        flt.value = self.filter
+        show = el("label", "Show", for_="filter", cls="inline")
+        bar.appendChild(suggest)
+        group = el("span", cls="group")
+        for node in (sure, threshold, el("span", "% sure of"), accept):
+            group.appendChild(node)
+        bar.appendChild(group)
+        group = el("span", cls="group")
+        group.appendChild(show)
+        group.appendChild(flt)
+        bar.appendChild(group)
         box.appendChild(bar)
         box.appendChild(el("p", "", cls="message", id="suggest-message", aria_live="polite"))
-        box.appendChild(el("p", "Keyboard: arrows move, a class's key (or 1-9) labels, Enter accepts the "
-                                "suggestion, Delete removes.", cls="message keys"))
+        box.appendChild(el("p", "Keyboard: arrow keys move between photos, a class's number key labels the photo, "
+                                "Enter accepts a suggestion, Delete removes the photo (with an undo).",
+                           cls="message keys"))
         grid = el("div", cls="grid", id="grid")
         box.appendChild(grid)
         # One listener each for every tile, now and after any re-render: tiles bind nothing.
         on(grid, "keydown", self.on_key)
         on(grid, "click", self.on_grid_click)
         on(grid, "change", self.on_grid_change)
+        on(grid, "focusin", self.on_grid_focus)
         on(suggest, "click", lambda e: self.suggest())
-        on(accept, "click", lambda e: self.accept_all(float(threshold.value or 0.9)))
+        on(accept, "click", lambda e: self.accept_all(self._threshold()))
+        on(threshold, "input", lambda e: self._show_accept_count())
 
-        def set_filter(e):
-            self.filter = flt.value
-            self.render_grid()
+        async def set_filter(e):
+            self.filter = str(flt.value)
+            self.new_pass()
+            await self._save_state(filter=self.filter)
 
         on(flt, "change", set_filter)
         return box
 
     def _train_section(self):
-        box = el("section", cls="card", id="train")
-        box.appendChild(el("h2", "Train on this device"))
+        box = el("section", cls="card step", id="train")
+        box.appendChild(el("h2", "3. Train on this device"))
         row = el("div", cls="row")
-        start = el("button", "Train and send update", id="train-button", cls="primary", type="button")
-        stop = el("button", "Cancel", id="cancel", type="button", hidden="")
+        start = el("button", "Train and send what the model learned", id="train-button", type="button")
         row.appendChild(start)
-        row.appendChild(stop)
         box.appendChild(row)
         box.appendChild(el("p", "", id="train-reason", cls="message"))
-        progress = el("progress", id="train-progress", max="1", value="0", hidden="")
-        box.appendChild(progress)
         holder = el("div", cls="chart-box small", id="loss-box", hidden="")
-        holder.appendChild(el("canvas", id="loss-chart", role="img", aria_label="Training loss per batch"))
+        holder.appendChild(el("canvas", id="loss-chart", role="img",
+                              aria_label="Training error after each batch of photos (lower is better)"))
         box.appendChild(holder)
         box.appendChild(el("p", "", id="train-text", aria_live="polite"))
         box.appendChild(el("p", "", id="train-result", aria_live="polite"))
         on(start, "click", lambda e: self.train())
-        on(stop, "click", lambda e: self.cancel and self.cancel.cancel())
         return box
 
     def _test_section(self):
-        box = el("section", cls="card", id="test")
-        box.appendChild(el("h2", "Test the model"))
-        button = el("button", "Test the global model on my test images", id="test-button", type="button")
+        box = el("section", cls="card step", id="test")
+        box.appendChild(el("h2", "4. Test the model"))
+        box.appendChild(el("p", "How often the model is right on your photos marked “test”, which it never "
+                                "trained on.", cls="message"))
+        button = el("button", "Test the shared model on my test photos", id="test-button", type="button")
         box.appendChild(button)
         box.appendChild(el("div", "", id="test-result", aria_live="polite"))
         on(button, "click", lambda e: self.test())
         return box
 
     # --- state -> view ----------------------------------------------------------------------
+    def situation(self) -> Situation:
+        counts = self.ds.counts()
+        per = counts["per_class"].values()
+        return Situation(total=counts["total"], unlabelled=counts["unlabelled"], suggested=counts["suggested"],
+                         labelled_train=sum(c["train"] for c in per), labelled_test=sum(c["test"] for c in per),
+                         min_labelled=int(self.p.task["training"]["min_labelled"]), version=self.p.version,
+                         trained_on=(self.saved.get("round") or {}).get("labelled"),
+                         tested_version=(self.saved.get("test") or {}).get("version"))
+
     def refresh(self) -> None:
+        """Redraw counts, tiles (in place) and the next step; tiles do not move."""
         self._show_extension_errors()
         self.render_counts()
         self.render_grid()
         ok, why = self.p.can_train()
-        by_id("train-button").disabled = not ok
-        by_id("train-reason").textContent = why
+        training = self.cancel is not None
+        by_id("train-button").disabled = not ok or training
+        by_id("train-reason").textContent = why.replace("images", "photos")
+        self._show_accept_count()
+        self._show_step()
+
+    def new_pass(self) -> None:
+        """Start a review pass: choose and order the tiles once (filter, suggestions, imports)."""
+        self.order = [i.id for i in self._matching()]
+        self._deleted.clear()
+        self.refresh()
+
+    def _show_step(self) -> None:
+        self.step = next_step(self.situation())
+        training = self.cancel is not None
+        by_id("next-hint").textContent = ("Training on this device… You can keep using the page."
+                                          if training else f"Step {self.step.number} of 4: {self.step.hint}")
+        go = by_id("next-action")
+        go.textContent = self.step.action
+        go.hidden = training
+        for key in STEPS:
+            item = js_query(f'#steps li[data-step="{key}"]')
+            link = by_id(f"step-{key}")
+            here = key == ("train" if training else self.step.key)
+            item.classList.toggle("current", here)
+            if here:
+                link.setAttribute("aria-current", "step")
+            else:
+                link.removeAttribute("aria-current")
+
+    async def do_next(self, event=None) -> None:
+        """The action bar's main button: the next step's action."""
+        step = self.step or next_step(self.situation())
+        if step.does == "pick-files":
+            by_id("file-input").click()
+        elif step.does == "suggest":
+            await self.suggest()
+        elif step.does == "train":
+            await self.train()
+        elif step.does == "test":
+            await self.test()
+        else:  # label-first / check-first: the first photo that needs the participant
+            wanted = "suggested" if step.does == "check-first" else "unlabelled"
+            first = next((i for i in self.order if i in self.ds.items and self.ds.items[i].status == wanted), None)
+            if first is None:
+                self.filter = wanted
+                by_id("filter").value = wanted
+                self.new_pass()
+                first = self.order[0] if self.order else None
+            if first is not None:
+                self._focus(first, scroll=True)
 
     def render_counts(self) -> None:
         counts = self.ds.counts()
         table = by_id("counts")
         clear(table)
         head = el("tr")
-        for text in ("Class", "Train", "Test"):
-            head.appendChild(el("th", text))
+        for text in ("Class", "For training", "For testing"):
+            head.appendChild(el("th", text, scope="col"))
         table.appendChild(head)
         for name, c in counts["per_class"].items():
             row = el("tr", cls="count-row")
@@ -263,7 +440,7 @@ class ParticipantPage:
                             id="count-summary", colspan="3"))
         table.appendChild(foot)
 
-    def _visible(self) -> list[Item]:
+    def _matching(self) -> list[Item]:
         order = {item_id: n for n, item_id in enumerate(self.p.review_ids() or [])}
         items = sorted(self.ds.items.values(), key=lambda i: (i.label is not None, order.get(i.id, len(order)),
                                                                -(i.confidence or 0), i.added))
@@ -273,67 +450,148 @@ class ParticipantPage:
         return [i for i in items if self.filter == "all" or i.status == self.filter]
 
     def render_grid(self) -> None:
+        import js
+
         grid = by_id("grid")
+        had_focus = present(js.document.activeElement) and grid.contains(js.document.activeElement)
         clear(grid)
-        items = self._visible()
-        if not items:
-            grid.appendChild(el("p", "No images here yet. Add some above.", cls="empty", id="grid-empty"))
+        shown = [i for i in self.order if i in self.ds.items or i in self._deleted]
+        for name, value in (("role", "list"), ("aria-label", "Your photos")):
+            if shown:
+                grid.setAttribute(name, value)
+            else:
+                grid.removeAttribute(name)
+        if not shown:
+            empty = ("No photos yet. Add some in step 1." if not self.ds.items
+                     else "No photos match what is shown. Choose “All photos” to see every one.")
+            grid.appendChild(el("p", empty, cls="empty", id="grid-empty"))
             return
-        for item in items[:300]:
-            grid.appendChild(self._tile(item))
-        if len(items) > 300:
-            grid.appendChild(el("p", f"…and {len(items) - 300} more", cls="empty"))
+        if self.current not in shown:
+            self.current = shown[0]
+        for item_id in shown[:MAX_TILES]:
+            grid.appendChild(self._placeholder(item_id) if item_id in self._deleted
+                             else self._tile(self.ds.items[item_id]))
+        if len(shown) > MAX_TILES:
+            grid.appendChild(el("p", f"…and {len(shown) - MAX_TILES} more: pick a class under “Show” to see them",
+                                cls="empty", role="listitem"))
+        if had_focus:
+            self._focus(self.current)
 
     def _tile(self, item: Item):
-        tile = el("figure", cls=f"tile {item.status}", tabindex="0")
+        mine = item.id == self.current
+        tab = "0" if mine else "-1"  # one tab stop for the grid; arrow keys move within it
+        tile = el("figure", cls=f"tile {item.status}", tabindex=tab, role="listitem")
         tile.setAttribute("data-id", item.id)
+        tile.setAttribute("aria-label", _tile_words(item))
         if item.id not in self._thumbs:
             self._thumbs[item.id] = object_url(item.data)
-        tile.appendChild(el("img", src=self._thumbs[item.id], alt=item.name, loading="lazy"))
+        frame = el("div", cls="thumb")
+        frame.appendChild(el("img", src=self._thumbs[item.id], alt="", loading="lazy"))
+        if item.split == "test":
+            frame.appendChild(el("span", "test", cls="badge test", title="Kept aside to test the model; "
+                                                                          "never trained on"))
+        bin_ = el("button", "✕", cls="delete", type="button", tabindex=tab, aria_label=f"Delete {item.name}",
+                  title="Delete this photo (you can undo)")
+        bin_.setAttribute("data-action", "delete")
+        frame.appendChild(bin_)
+        tile.appendChild(frame)
         caption = el("figcaption")
         if item.label is not None:
             caption.appendChild(el("span", f"{item.label} ({item.source})", cls="label"))
         elif item.suggestion is not None:
-            caption.appendChild(el("span", f"{item.suggestion}? {item.confidence:.0%}", cls="suggestion"))
+            caption.appendChild(el("span", f"{item.suggestion}? {item.confidence:.0%}", cls="suggestion",
+                                   title="The model's suggestion and how sure it is"))
         else:
-            caption.appendChild(el("span", "unlabelled", cls="none"))
-        pick = el("select", cls="pick", aria_label=f"Label for {item.name}")
-        pick.appendChild(el("option", "label…", value=""))
+            caption.appendChild(el("span", "no label yet", cls="none"))
+        controls = el("div", cls="tile-controls")
+        pick = el("select", cls="pick", tabindex=tab, aria_label=f"Label for {item.name}")
+        pick.appendChild(el("option", "Label…", value=""))
         for name in self.p.classes:
             option = el("option", name, value=name)
             if name == item.label:
                 option.setAttribute("selected", "")
             pick.appendChild(option)
-        caption.appendChild(pick)
         if item.label is None and item.suggestion is not None:
-            ok = el("button", "✓", cls="accept", type="button", title="Accept the suggestion")
+            ok = el("button", f"✓ Accept {item.suggestion}", cls="accept", type="button", tabindex=tab,
+                    aria_label=f"Accept {item.suggestion} for {item.name}")
             ok.setAttribute("data-action", "accept")
-            caption.appendChild(ok)
-        bin_ = el("button", "✕", cls="delete", type="button", title="Delete this image")
-        bin_.setAttribute("data-action", "delete")
-        caption.appendChild(bin_)
+            controls.appendChild(ok)
+        controls.appendChild(pick)
+        caption.appendChild(controls)
         tile.appendChild(caption)
         return tile
 
+    def _placeholder(self, item_id: str):
+        """Where a photo was deleted: it stays in place until the pass ends, with an undo."""
+        item = self._deleted[item_id]
+        tab = "0" if item_id == self.current else "-1"
+        tile = el("figure", cls="tile deleted", tabindex=tab, role="listitem",
+                  aria_label=f"{item.name} deleted")
+        tile.setAttribute("data-id", item_id)
+        tile.appendChild(el("p", "Photo deleted"))
+        undo = el("button", "Undo", cls="undo", type="button", tabindex=tab, aria_label=f"Undo deleting {item.name}")
+        undo.setAttribute("data-action", "undo")
+        tile.appendChild(undo)
+        return tile
+
+    def _show_accept_count(self) -> None:
+        threshold = self._threshold()
+        n = sum(1 for i in self.ds.unlabelled() if i.suggestion is not None and (i.confidence or 0) >= threshold)
+        by_id("accept-all").textContent = f"Accept {n} suggestion{'s' if n != 1 else ''}"
+
+    def _threshold(self) -> float:
+        try:
+            value = float(by_id("threshold").value)
+        except (TypeError, ValueError):
+            value = 90.0
+        return min(100.0, max(0.0, value)) / 100
+
     async def on_grid_click(self, event) -> None:
-        """Accept and delete buttons of any tile (delegated from the grid)."""
+        """Accept, delete and undo buttons of any tile (delegated from the grid)."""
         button = event.target.closest("button[data-action]") if present(event.target) else None
         if not present(button):
             return
         item_id = button.closest(".tile").getAttribute("data-id")
-        action = button.getAttribute("data-action")
-        await self._relabel(self.ds.accept(item_id) if action == "accept" else self.ds.delete(item_id))
+        await self._act(item_id, button.getAttribute("data-action"))
+
+    async def _act(self, item_id: str, action: str) -> None:
+        self.current = item_id
+        if action == "accept":
+            await self.ds.accept(item_id)
+        elif action == "delete":
+            self._deleted[item_id] = self.ds.get(item_id)
+            await self.ds.delete(item_id)
+        elif action == "undo" and item_id in self._deleted:
+            await self.ds.restore(self._deleted.pop(item_id))
+        self.refresh()
 
     async def on_grid_change(self, event) -> None:
         """A label picked from any tile's menu (delegated from the grid)."""
         target = event.target
         if not present(target) or not target.classList.contains("pick") or not str(target.value):
             return
-        await self._relabel(self.ds.correct(target.closest(".tile").getAttribute("data-id"), str(target.value)))
-
-    async def _relabel(self, op) -> None:
-        await op
+        item_id = target.closest(".tile").getAttribute("data-id")
+        self.current = item_id
+        await self.ds.correct(item_id, str(target.value))
         self.refresh()
+
+    async def on_grid_focus(self, event) -> None:
+        """Remember the review position (kept across reloads) and move the grid's tab stop."""
+        tile = event.target.closest(".tile") if present(event.target) else None
+        if not present(tile):
+            return
+        item_id = str(tile.getAttribute("data-id"))
+        if item_id != self.current:
+            self._set_tab_stop(item_id)
+            self.current = item_id
+            await self._save_state(focus=item_id)
+
+    def _set_tab_stop(self, item_id: str) -> None:
+        import js
+
+        for node in js.document.querySelectorAll("#grid [tabindex]"):
+            owner = node.closest(".tile")
+            node.setAttribute("tabindex", "0" if owner.getAttribute("data-id") == item_id else "-1")
 
     def _key_label(self, key: str) -> str | None:
         if key in self.p.classes:
@@ -344,43 +602,56 @@ class ParticipantPage:
         return matches[0] if len(matches) == 1 else None
 
     async def on_key(self, event) -> None:
-        """Label without a mouse: focus moves on to the next image after each action."""
+        """Label without a mouse: focus moves on to the next photo after each action."""
         import js
 
         tile = event.target.closest(".tile") if present(event.target) else None
-        if not present(tile) or event.target.tagName in ("SELECT", "INPUT"):
+        if not present(tile) or event.target.tagName in ("SELECT", "INPUT", "BUTTON"):
             return
         ids = [t.getAttribute("data-id") for t in js.document.querySelectorAll("#grid .tile")]
         item_id = tile.getAttribute("data-id")
         index = ids.index(item_id)
         key = str(event.key)
-        moves = {"ArrowRight": 1, "ArrowDown": 1, "ArrowLeft": -1, "ArrowUp": -1}
+        moves = {"ArrowRight": 1, "ArrowDown": 1, "ArrowLeft": -1, "ArrowUp": -1, "Home": -len(ids),
+                 "End": len(ids)}
         if key in moves:
             event.preventDefault()
             self._focus(ids[max(0, min(len(ids) - 1, index + moves[key]))])
+            return
+        if item_id in self._deleted:
+            if key in ("Enter", "u", "z"):
+                event.preventDefault()
+                await self._act(item_id, "undo")
+                self._focus(item_id)
             return
         item = self.ds.get(item_id)
         if key == "Enter" and item.label is None and item.suggestion is not None:
             await self.ds.accept(item_id)
         elif key in ("Delete", "Backspace"):
+            self._deleted[item_id] = item
             await self.ds.delete(item_id)
         elif self._key_label(key) is not None:
             await self.ds.correct(item_id, self._key_label(key))
         else:
             return
         event.preventDefault()
+        # tiles stay in place: the next one that still needs a label, else simply the next
+        following = ids[index + 1:]
+        waiting = [i for i in following if i in self.ds.items and self.ds.items[i].label is None]
+        self.current = (waiting or following or [item_id])[0]
         self.refresh()
-        remaining = [t.getAttribute("data-id") for t in js.document.querySelectorAll("#grid .tile")]
-        if remaining:
-            after = [i for i in ids[index + 1:] if i in remaining]
-            self._focus(after[0] if after else remaining[min(index, len(remaining) - 1)])
+        self._focus(self.current)
 
-    def _focus(self, item_id: str) -> None:
+    def _focus(self, item_id: str, scroll: bool = False) -> None:
         import js
 
         node = js.document.querySelector(f'#grid .tile[data-id="{item_id}"]')
         if present(node):
+            self._set_tab_stop(item_id)
+            self.current = item_id
             node.focus()
+            if scroll:
+                node.scrollIntoView(js.Object.fromEntries([["block", "center"]]))
 
     # --- actions ---------------------------------------------------------------------------
     async def import_files(self, files) -> None:
@@ -405,7 +676,7 @@ class ParticipantPage:
         message.textContent = text
         for id_ in ("file-input", "folder-input", "camera-input"):
             by_id(id_).value = ""
-        self.refresh()
+        self.new_pass()
 
     async def suggest(self) -> None:
         button = by_id("suggest")
@@ -417,9 +688,14 @@ class ParticipantPage:
             button.disabled = False
             button.textContent = "Suggest labels"
         by_id("suggest-message").textContent = suggestion_note(self.p.version, len(ids))
-        self.filter = "suggested"
-        by_id("filter").value = "suggested"
-        self.refresh()
+        if ids:
+            self.filter = "suggested"
+            by_id("filter").value = "suggested"
+        self.new_pass()
+        set_status(self.p)
+        await self._save_state(filter=self.filter)
+        if ids:
+            self._focus(self.order[0], scroll=True)
 
     async def accept_all(self, threshold: float) -> None:
         n = await self.ds.accept_above(threshold)
@@ -435,46 +711,61 @@ class ParticipantPage:
     async def clear_all(self, event=None) -> None:
         import js
 
-        if not js.confirm("Delete all your images and labels from this device?"):
+        if not js.confirm("Delete all your photos and labels from this device? This cannot be undone."):
             return
         await self.ds.clear()
-        self.refresh()
+        self.new_pass()
 
     async def train(self) -> None:
         start, stop = by_id("train-button"), by_id("cancel")
         bar, text, result_box = by_id("train-progress"), by_id("train-text"), by_id("train-result")
+        if self.cancel is not None:
+            return  # a round is running
         self.cancel = CancelToken()
         start.disabled, stop.hidden, bar.hidden = True, False, False
+        bar.value = 0
         result_box.textContent = ""
+        self._show_step()
 
         from . import charts
 
         by_id("loss-box").hidden = False
         if self.loss_chart is None:
-            self.loss_chart = charts.make(by_id("loss-chart"), "line", ["loss"], "batch", "loss")
-        losses: list[float] = []
+            self.loss_chart = charts.make(by_id("loss-chart"), "line", ["training error"], "batch",
+                                          "error (lower is better)")
+        points: list[float] = []
+        epoch_sum = {"epoch": -1, "sum": 0.0, "n": 0}
+        epoch_ends: dict[int, int] = {}  # epoch -> index of its last point
 
         async def progress(p: Progress) -> None:
+            if p.epoch != epoch_sum["epoch"]:
+                epoch_sum.update(epoch=p.epoch, sum=0.0, n=0)
+            epoch_sum["sum"] += p.loss
+            epoch_sum["n"] += 1
+            running = epoch_sum["sum"] / epoch_sum["n"]  # the epoch's error so far: ends at the epoch's figure
             bar.value = p.fraction
-            text.textContent = f"Epoch {p.epoch + 1}/{p.epochs}, batch {p.batch}/{p.batches}, loss {p.loss:.3f}"
-            losses.append(round(p.loss, 4))
-            if len(losses) % 5 == 1 or p.fraction >= 1:
-                charts.set_data(self.loss_chart, list(range(1, len(losses) + 1)), [losses])
+            text.textContent = f"Epoch {p.epoch + 1}/{p.epochs} · training error {running:.3f}"
+            points.append(round(running, 4))
+            epoch_ends[p.epoch] = len(points) - 1
+            if len(points) % 5 == 1 or p.fraction >= 1:
+                charts.set_data(self.loss_chart, list(range(1, len(points) + 1)), [points])
             await asyncio.sleep(0)  # let the page breathe between batches
 
         try:
-            text.textContent = "Preparing images…"
+            text.textContent = "Preparing your photos…"
             result: RoundResult = await self.p.train_round(progress=progress, cancel=self.cancel)
-            ack = result.ack
-            fed = ack.get("applied_version")
-            if fed is not None:
-                result_box.textContent = f"Update sent: it fed into global version {fed}."
-            elif ack.get("status") == "discarded":
-                result_box.textContent = ("Update received, but not merged: it pulled the shared model away from "
-                                          "what the other participants taught it. Check your labels and train again.")
-            else:
-                result_box.textContent = f"Update sent: it waits for other participants ({ack['status']})."
-            text.textContent = f"Done. Final loss {result.epoch_losses[-1]:.3f}."
+            words = round_words(result)
+            result_box.textContent = words
+            losses = result.epoch_losses
+            text.textContent = (f"Done. Training error went from {losses[0]:.3f} to {losses[-1]:.3f}."
+                                if len(losses) > 1 else f"Done. Training error {losses[-1]:.3f}.")
+            # each epoch's last point becomes the epoch's exact figure (batches differ in size)
+            for epoch, loss in zip(sorted(epoch_ends), losses):
+                points[epoch_ends[epoch]] = loss
+            if points:
+                charts.set_data(self.loss_chart, list(range(1, len(points) + 1)), [points])
+            await self._save_state(round={"words": words, "error": text.textContent, "at": time.time(),
+                                          "labelled": result.samples, "version": self.p.version})
             _bump("webflRoundsOk")
         except Cancelled:
             text.textContent = "Training cancelled. Nothing was sent."
@@ -485,76 +776,148 @@ class ParticipantPage:
                                 "Train again to start from the newest model.")
         finally:
             _bump("webflRoundsEnded")  # for automation (experiments), like webflState
-            start.disabled, stop.hidden = False, True
+            stop.hidden, bar.hidden = True, True
             self.cancel = None
             set_status(self.p)
             self.refresh()
 
     async def test(self) -> None:
-        """The global model (and the local one from the last round) on the test images."""
+        """The shared model (and the local one from the last round) on the test photos."""
         box = by_id("test-result")
+        box.textContent = "Testing…"
         outcome = await self.p.test()
         if not outcome:
-            box.textContent = "No labelled test images yet: about 1 in 5 labelled images is kept for testing."
+            box.textContent = ("No labelled test photos yet: about 1 in 5 labelled photos is kept aside for "
+                               "testing. Label more photos.")
             return
-        results = {}
-        if outcome["local"] is not None:
-            results["Your last local model"] = outcome["local"]
-        results[f"Global model (version {outcome['version']})"] = outcome["global"]
-        clear(box)
-        for name, result in results.items():
-            box.appendChild(el("p", f"{name}: {result['accuracy']:.0%} correct on {result['samples']} test images.",
-                               cls="test-accuracy"))
-        table = el("table", cls="per-class", id="per-class")
-        head = el("tr")
-        head.appendChild(el("th", "Class"))
-        for name in results:
-            head.appendChild(el("th", name.split(" (")[0]))
-        table.appendChild(head)
-        for i, cls_name in enumerate(self.p.classes):
-            row = el("tr")
-            row.appendChild(el("td", cls_name))
-            for result in results.values():
-                acc = result["per_class"][i]
-                row.appendChild(el("td", "–" if acc is None else f"{acc:.0%}"))
-            table.appendChild(row)
-        box.appendChild(table)
-        box.appendChild(confusion_table(self.p.classes, list(results.values())[-1]["confusion"]))
+        await self._save_state(test=outcome | {"at": time.time()})
+        show_test(box, self.p.classes, outcome)
+        set_status(self.p)
+        self._show_step()
+
+    def _show_saved_results(self) -> None:
+        """The last round's outcome and the last test, as they were before a reload."""
+        last = self.saved.get("round")
+        if isinstance(last, dict) and last.get("words"):
+            by_id("train-result").textContent = f"{last['words']} ({_ago(last.get('at'))})"
+            by_id("train-text").textContent = str(last.get("error", ""))
+        tested = self.saved.get("test")
+        if isinstance(tested, dict) and tested.get("global"):
+            try:
+                show_test(by_id("test-result"), self.p.classes, tested)
+            except (KeyError, TypeError, IndexError):
+                pass  # saved by an older page: simply not shown
 
 
 def suggestion_note(version: int | None, count: int) -> str:
     """What the participant should know about the suggestions just made, in plain words."""
     if count == 0:
-        return "Every image has a label already: nothing to suggest."
+        return "Every photo has a label already: nothing to suggest."
     if not version:
         return ("The shared model has not learned from anyone yet, so these suggestions are guesses. "
-                "Label a few images of each class by hand first, train, and ask again.")
-    return (f"Suggested labels for {count} image{'s' if count != 1 else ''}, from the shared model after "
+                "Label a few photos of each class yourself first (pick a photo, press its class key), "
+                "train, and ask again.")
+    return (f"Suggested labels for {count} photo{'s' if count != 1 else ''}, from the shared model after "
             f"{version} update{'s' if version != 1 else ''}. Check them: accept the right ones, correct the rest.")
 
 
-def confusion_table(classes: list[str], confusion: list[list[int]]):
-    """Rows: true class, columns: predicted; darker = more images."""
-    table = el("table", cls="confusion", id="confusion")
-    caption = el("caption", "Confusion matrix of the global model (rows: true class, columns: predicted)")
-    table.appendChild(caption)
+def round_words(result: RoundResult) -> str:
+    """A round's outcome as the participant should read it."""
+    ack = result.ack
+    fed = ack.get("applied_version")
+    if fed is not None:
+        return (f"Sent. The shared model learned from your {result.samples} photos: it is now at version {fed}.")
+    if ack.get("status") == "discarded":
+        return ("Received, but not used: it pulled the shared model away from what the other participants "
+                "taught it. Check your labels and train again.")
+    if ack.get("status") == "vetoed":
+        return f"Not sent: the extension {ack.get('by')} stopped it."
+    return "Sent. It will be used together with other participants' updates shortly."
+
+
+def show_test(box, classes: list[str], outcome: dict) -> None:
+    """Test results in words, per class, and which classes get mixed up."""
+    results = {}
+    if outcome.get("local") is not None:
+        results["Your model after your last training"] = outcome["local"]
+    results[f"The shared model (version {outcome['version']})"] = outcome["global"]
+    clear(box)
+    for name, result in results.items():
+        box.appendChild(el("p", f"{name}: right on {result['accuracy']:.0%} of {result['samples']} test photos.",
+                           cls="test-accuracy"))
+    more = el("details", cls="test-details")
+    more.appendChild(el("summary", "Per class, and which classes get mixed up"))
+    table = el("table", cls="per-class", id="per-class")
     head = el("tr")
-    head.appendChild(el("th", ""))
+    head.appendChild(el("th", "Class", scope="col"))
+    for name in results:
+        head.appendChild(el("th", name.split(" (")[0].replace("Your model after your last training", "Yours"),
+                            scope="col"))
+    table.appendChild(head)
+    for i, cls_name in enumerate(classes):
+        row = el("tr")
+        row.appendChild(el("td", cls_name))
+        for result in results.values():
+            acc = result["per_class"][i]
+            row.appendChild(el("td", "–" if acc is None else f"{acc:.0%}"))
+        table.appendChild(row)
+    more.appendChild(table)
+    more.appendChild(confusion_table(classes, list(results.values())[-1]["confusion"]))
+    box.appendChild(more)
+
+
+def confusion_table(classes: list[str], confusion: list[list[int]]):
+    """Rows: the right class, columns: what the model said; darker = more photos."""
+    table = el("table", cls="confusion", id="confusion")
+    table.appendChild(el("caption", "Which classes the shared model mixes up (rows: the right class, "
+                                    "columns: what the model said)"))
+    head = el("tr")
+    head.appendChild(el("td", ""))
     for name in classes:
-        head.appendChild(el("th", name))
+        head.appendChild(el("th", name, scope="col"))
     table.appendChild(head)
     top = max(1, max(max(r) for r in confusion))
     for name, row_values in zip(classes, confusion):
         row = el("tr")
-        row.appendChild(el("th", name))
+        row.appendChild(el("th", name, scope="row"))
         for j, n in enumerate(row_values):
             cell = el("td", str(n) if n else "")
-            shade = int(235 - 170 * n / top)
-            colour = f"rgb({shade},{shade + 10 if shade < 245 else 245},255)" if n else "#fff"
+            shade = int(235 - 120 * n / top)  # light enough for dark text to stay readable
+            colour = f"rgb({shade},{min(245, shade + 10)},255)" if n else "#fff"
             cell.setAttribute("style", f"background:{colour};text-align:center")
             row.appendChild(cell)
         table.appendChild(row)
     return table
+
+
+def _tile_words(item: Item) -> str:
+    """What a screen reader says for a tile."""
+    test = ", kept for testing" if item.split == "test" else ""
+    if item.label is not None:
+        return f"{item.name}: {item.label} ({item.source}){test}"
+    if item.suggestion is not None:
+        return f"{item.name}: suggested {item.suggestion}, {item.confidence:.0%} sure{test}"
+    return f"{item.name}: no label yet{test}"
+
+
+def _ago(at) -> str:
+    try:
+        seconds = max(0, time.time() - float(at))
+    except (TypeError, ValueError):
+        return "earlier"
+    if seconds < 90:
+        return "just now"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} minutes ago"
+    if seconds < 129600:
+        return f"{round(seconds / 3600)} hours ago"
+    return f"{round(seconds / 86400)} days ago"
+
+
+def js_query(selector: str):
+    import js
+
+    return js.document.querySelector(selector)
 
 
 def _bump(counter: str) -> None:
@@ -564,12 +927,20 @@ def _bump(counter: str) -> None:
     setattr(data, counter, str(int(getattr(data, counter, None) or 0) + 1))
 
 
+BACKEND_WORDS = {"webgpu": "the graphics chip", "wasm": "the processor"}
+
+
 def set_status(p: Participant, connected: bool = True) -> None:
-    status = by_id("status")
-    version = "–" if p.version is None else str(p.version)
-    features = "" if p.features.backend == "none" else f"; features: {p.features.backend}"
-    status.textContent = (f"{'Connected' if connected else 'Offline'} · global version {version} · "
-                          f"compute: {p.trainer.backend.name}{features}")
+    """Plain words in the header; the technical details one click away."""
+    version = p.version
+    learned = ("the shared model has not learned anything yet" if not version
+               else f"the shared model has learned from {version} update{'s' if version != 1 else ''}")
+    by_id("status").textContent = f"{'Online' if connected else 'Offline'} · {learned}"
+    tech = by_id("tech-text")
+    if tech is not None:
+        features = "" if p.features.backend == "none" else f"; features: {p.features.backend}"
+        tech.textContent = (f"global version {'–' if version is None else version} · compute: "
+                            f"{p.trainer.backend.name}{features}")
 
 
 def extensions_notice(extensions: list[dict]):

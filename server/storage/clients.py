@@ -24,6 +24,9 @@ class ClientsTable:
             "INSERT INTO clients(id, task_id, token_sha256, name, joined) VALUES(?,?,?,?,?)",
             (client_id, task_id, token_sha256, name, time.time()))
 
+    def rename(self, client_id: str, name: str) -> None:
+        self.db.connect().execute("UPDATE clients SET name=? WHERE id=?", (name, client_id))
+
     def by_token_hash(self, token_sha256: str) -> Client | None:
         row = self.db.connect().execute(
             "SELECT id, task_id, name, blocked FROM clients WHERE token_sha256=?", (token_sha256,)).fetchone()
