@@ -83,6 +83,9 @@ def test_join_import_train_send_and_reload(browser, live_server, page_task, tmp_
     browser.refresh()
     assert wait_ready(browser) == "ready"
     assert text_of(browser, "count-summary").startswith("45 images: 41 labelled")
+    # the review position survives too: still showing the suggestions; all photos on request
+    assert Select(browser.find_element(By.ID, "filter")).first_selected_option.get_attribute("value") == "suggested"
+    Select(browser.find_element(By.ID, "filter")).select_by_value("all")
     tile = browser.find_element(By.CSS_SELECTOR, f'.tile[data-id="{tile_id}"]')
     assert "3 (corrected)" in tile.text
     clients = live_server.api("GET", f"/api/admin/tasks/{page_task['id']}/clients")["clients"]

@@ -236,7 +236,7 @@ def test_train_cancel_then_train_and_test(browser, live_server, tmp_path):
     rows = browser.find_elements(By.CSS_SELECTOR, "#confusion tr")
     assert len(rows) == 11
     cells = [int(td.text or 0) for td in browser.find_elements(By.CSS_SELECTOR, "#confusion td")]
-    assert sum(cells) == int(lines[1].split(" on ")[1].split()[0])
+    assert sum(cells) == int(lines[1].split(" of ")[1].split()[0])
     shot(browser, "participant-tested")
 
 

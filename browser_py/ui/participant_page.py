@@ -70,7 +70,7 @@ class ParticipantPage:
         chips = el("ul", cls="classes", aria_label="Classes")
         for n, name in enumerate(self.p.classes):
             chip = el("li", name)
-            if n < 9:
+            if n < 9 and len(name) > 1:  # a one-character class name is its own key
                 chip.appendChild(el("kbd", str(n + 1), title=f"key {n + 1} labels a photo {name}"))
             chips.appendChild(chip)
         head.appendChild(chips)
