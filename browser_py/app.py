@@ -3,9 +3,15 @@
 ``/?join=CODE`` opens the task behind a join code: the first visit joins, later visits
 (reloads) resume the same participant from IndexedDB. ``&slot=NAME`` keeps several
 participants of one task apart in one browser profile (experiments with many tabs);
-``&name=NAME`` is the name the admin sees (else a generated one).
+``&name=NAME`` is the name the admin sees (else a generated one). ``/?task=ID`` reopens a
+task this browser joined before (``browser_py.joined``), with no join code: the page links
+a participant's tasks this way, each with its own photos.
 """
 from __future__ import annotations
+
+# How long the page keeps retrying a request before it says there is no connection (an
+# unsent update then waits in the outbox; the page keeps trying in the background).
+PAGE_RETRY_SECONDS = 30.0
 
 JOIN_FORM = """
 <h1>Join a task</h1>
@@ -95,6 +101,36 @@ async def ask_study_consent(root, title: str, study) -> None:
     card.remove()
 
 
+def show_problem(root, title: str, text: str) -> None:
+    """A dead end in plain words, with the way back to the join form."""
+    from .ui.dom import el
+
+    card = el("section", cls="card", id="task")
+    card.appendChild(el("h1", title))
+    card.appendChild(el("p", text))
+    card.appendChild(el("a", "Enter a join code", href="/"))
+    root.appendChild(card)
+    set_state("ready")
+
+
+def joined_tasks_list(tasks: list[dict], title: str):
+    """Links to the tasks this browser joined (each keeps its own photos)."""
+    from . import joined
+    from .ui.dom import el
+
+    box = el("nav", cls="my-tasks", id="my-tasks", aria_label="Your tasks")
+    if not tasks:
+        return box
+    box.appendChild(el("h2", title))
+    items = el("ul")
+    for t in tasks:
+        item = el("li")
+        item.appendChild(el("a", t["title"], href=joined.link(t)))
+        items.appendChild(item)
+    box.appendChild(items)
+    return box
+
+
 async def participant_main() -> None:
     import js
 
@@ -105,34 +141,45 @@ async def participant_main() -> None:
     from .ui.dom import by_id, el
     from .ui.participant_page import ParticipantPage, set_status
 
+    from . import joined
+
     page = globals()
     root = by_id("app")
     try:
         params = js.URLSearchParams.new(js.location.search)
-        code, slot = params.get("join"), params.get("slot") or "default"
-        name = params.get("name") or ""
+        code, task_id = params.get("join"), params.get("task")
+        slot, name = params.get("slot") or "default", params.get("name") or ""
         by_id("loading").hidden = True
-        if not code:
+        if not code and not task_id:
             card = el("section", cls="card", id="task")
             card.innerHTML = JOIN_FORM
+            card.appendChild(joined_tasks_list(joined.joined(), "Or continue a task you joined"))
             root.appendChild(card)
             by_id("status").textContent = "Not joined"
             set_state("ready")
             return
         origin = str(js.location.origin)
-        try:
-            preview = await FLClient(origin, MemoryStore()).preview(code)
-        except ServerRefused as exc:
-            card = el("section", cls="card", id="task")
-            card.appendChild(el("h1", "This join code does not work"))
-            card.appendChild(el("p", f"{exc.error}. {exc.detail or ''}"))
-            card.appendChild(el("a", "Enter another code", href="/"))
-            root.appendChild(card)
-            set_state("ready")
-            return
+        known = joined.find(task_id=task_id, slot=slot) if task_id else joined.find(code=code, slot=slot)
+        if task_id:  # a task this browser joined before: no join code needed
+            if known is None:
+                return show_problem(root, "This browser has not joined that task",
+                                    "Open the join link or QR code you were given.")
+            preview = {"id": known["id"], "title": known["title"], "extensions": []}
+        else:
+            try:
+                preview = await FLClient(origin, MemoryStore(), retry_seconds=PAGE_RETRY_SECONDS).preview(code)
+            except ServerRefused as exc:
+                return show_problem(root, "This join code does not work", f"{exc.error}. {exc.detail or ''}")
+            except Exception:  # no connection: a task joined before still opens from this device
+                if known is None:
+                    raise
+                preview = {"id": known["id"], "title": known["title"], "extensions": []}
         store = await IndexedDBStore(f"webfl:{preview['id']}:{slot}").open()
-        client = FLClient(origin, store)
+        client = FLClient(origin, store, retry_seconds=PAGE_RETRY_SECONDS)
         if not await client.restore():
+            if not code:
+                return show_problem(root, "This browser has not joined that task",
+                                    "Open the join link or QR code you were given.")
             if preview.get("extensions"):
                 await confirm_extensions(root, preview)
             await client.join(code, name)
@@ -140,9 +187,11 @@ async def participant_main() -> None:
         if participant.study.needs_answer:
             await ask_study_consent(root, preview["title"], participant.study)
         await participant.load_global()
+        joined.remember(participant.task["id"], participant.task["title"], slot,
+                        code or (known or {}).get("code"))
         ui = ParticipantPage(participant, root)
         await ui.load_state()
-        ui.render()
+        ui.render(others=[t for t in joined.joined() if (t["id"], t.get("slot")) != (participant.task["id"], slot)])
         set_status(participant)
         page["participant"], page["ui"] = participant, ui  # for the console and tests
         set_state("ready")

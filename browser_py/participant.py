@@ -15,7 +15,7 @@ from .dataset import Dataset, Item
 from .extensions import Context, Update
 from .features import FeatureExtractor, load_features
 from .preprocess import InputSpec, decode
-from .protocol import FLClient
+from .protocol import FLClient, ServerUnavailable
 from .runtime import IN_PYODIDE
 from .stores import Store
 from .study import StudyLog
@@ -87,8 +87,11 @@ class Participant:
             await self.study.record("reload", images=len(self.dataset.items))
         running, self.extension_errors = await extension_loader.load(self.task.get("extensions", []), self.client)
         self.hooks = extension_loader.Hooks(running, Context(self.classes, self.dataset, self), self.extension_errors)
-        await self.client.flush_outbox()
-        await self.study.flush()
+        try:
+            await self.client.flush_outbox()
+            await self.study.flush()
+        except ServerUnavailable:
+            pass  # offline: both wait on this device and are sent when the connection returns
         return self
 
     @property
@@ -217,12 +220,19 @@ class Participant:
         for _, extra in self.hooks.call("metrics", update):
             # the server refuses non-finite numbers: keep the update, drop the bad metric
             update.metrics.update({str(k): float(v) for k, v in (extra or {}).items() if math.isfinite(float(v))})
-        ack = await self.client.push(update.params, base, update.samples, update.metrics)
+        try:
+            ack = await self.client.push(update.params, base, update.samples, update.metrics)
+        except ServerUnavailable:
+            # no connection: the update waits in the outbox (flush_outbox sends it later)
+            ack = {"status": "waiting"}
         self.rounds_sent += 1
         self.version = ack.get("applied_version") or base
         await self.study.record("round", status=ack.get("status"), applied_version=ack.get("applied_version"),
                                 seconds=round(time.monotonic() - started, 2), samples=len(items))
-        await self.study.flush()
+        try:
+            await self.study.flush()
+        except ServerUnavailable:
+            pass  # kept on this device until the connection returns
         return RoundResult(base, result.epoch_losses, len(items), ack, picked)
 
     async def evaluate(self, items: list[Item] | None = None) -> dict:

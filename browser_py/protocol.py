@@ -154,21 +154,27 @@ class FLClient:
         await self.meta.set_meta(OUTBOX_KEY + ":params", params.tobytes())
         return await self._send(entry, params.tobytes())
 
-    async def flush_outbox(self) -> dict | None:
-        """Resend an update that was not acknowledged before a reload or crash."""
+    async def flush_outbox(self, retry: bool = True) -> dict | None:
+        """Resend an update that was not acknowledged before a reload, a crash or while the
+        connection was down; ``retry=False`` tries once (a page checking in the background)."""
         entry = await self.meta.get_meta(OUTBOX_KEY)
         if not entry or self.membership is None or entry.get("task_id") != self.task_id:
             return None
         body = await self.meta.get_meta(OUTBOX_KEY + ":params")
-        return await self._send(entry, body)
+        return await self._send(entry, body, retry)
 
-    async def _send(self, entry: dict, body: bytes) -> dict:
+    async def has_unsent(self) -> bool:
+        """Whether an update waits in the outbox (not yet acknowledged by the server)."""
+        entry = await self.meta.get_meta(OUTBOX_KEY)
+        return bool(entry) and self.membership is not None and entry.get("task_id") == self.task_id
+
+    async def _send(self, entry: dict, body: bytes, retry: bool = True) -> dict:
         headers = {"Content-Type": "application/octet-stream", "Idempotency-Key": entry["key"],
                    "X-WebFL-Base-Version": str(entry["base_version"]),
                    "X-WebFL-Samples": str(entry["samples"]),
                    "X-WebFL-Metrics": json.dumps(entry["metrics"])}
         try:
-            ack = (await self.call("POST", f"/api/tasks/{self.task_id}/updates", body, headers)).json()
+            ack = (await self.call("POST", f"/api/tasks/{self.task_id}/updates", body, headers, retry)).json()
         except ServerRefused:
             await self.meta.set_meta(OUTBOX_KEY, None)  # refused for good: nothing to resend
             raise

@@ -34,6 +34,13 @@ def admin():
     return _static_file("admin.html", cache_seconds=0)
 
 
+@bp.route("/sw.js")
+def service_worker():
+    """The participant page's service worker (offline after the first visit); served from
+    the root so that it may answer for every page of the app."""
+    return _static_file("js/sw.js", cache_seconds=0)
+
+
 @bp.route("/static/<path:name>")
 def static_file(name: str):
     return _static_file(name, cache_seconds=0)

@@ -169,7 +169,7 @@ def test_reload_mid_training_keeps_labels_and_restarts_from_the_newest_model(bro
     wait_text(browser, "import-message", "40 images added")
     before = text_of(browser, "count-summary")
     browser.find_element(By.ID, "train-button").click()
-    wait_text(browser, "train-text", "Epoch ")
+    wait_text(browser, "train-text", "Pass ")
     # meanwhile another participant moves the global model on
     other = live_server.api("POST", "/api/join", {"code": task["join_code"]})
     import urllib.request

@@ -121,7 +121,7 @@ def test_mobilenet_task_trains_in_the_page(browser, live_server, pets, tmp_path)
     archive.write_bytes(buf.getvalue())
     browser.get(f"{live_server.url}/?join={pets['join_code']}&slot=page")
     assert wait_ready(browser) == "ready"
-    assert "features: wasm" in browser.find_element(By.ID, "status").text
+    assert "features: wasm" in browser.execute_script("return document.getElementById('tech-text').textContent")
     browser.find_element(By.ID, "file-input").send_keys(str(archive))
     WebDriverWait(browser, 60).until(lambda d: "12 images added" in d.find_element(By.ID, "import-message").text)
     before = live_server.api("GET", f"/api/tasks/{pets['id']}")["version"]

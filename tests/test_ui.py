@@ -210,7 +210,7 @@ def test_train_cancel_then_train_and_test(browser, live_server, tmp_path):
     assert browser.find_element(By.ID, "train-button").is_enabled()
     before = live_server.api("GET", f"/api/tasks/{task['id']}")["version"]
     browser.find_element(By.ID, "train-button").click()
-    until(browser, lambda d: text(d, "train-text").startswith("Epoch ")
+    until(browser, lambda d: text(d, "train-text").startswith("Pass ")
           and int(text(d, "train-text").split()[1].split("/")[0]) >= 2)
     assert float(browser.find_element(By.ID, "train-progress").get_attribute("value")) > 0
     assert len(chart_points(browser, "loss-chart")) > 0

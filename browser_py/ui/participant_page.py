@@ -16,7 +16,7 @@ import time
 from ..dataset import Item
 from ..guide import STEP_TITLES, STEPS, Situation, Step, next_step
 from ..participant import NotEnoughData, Participant, RoundResult
-from ..protocol import ServerRefused
+from ..protocol import ServerRefused, ServerUnavailable
 from ..trainer import Cancelled, CancelToken, Progress
 from .dom import by_id, clear, download, el, object_url, on, present
 
@@ -57,7 +57,8 @@ class ParticipantPage:
         self.saved.update(changes)
         await self.p.store.set_meta(PAGE_STATE, self.saved)
 
-    def render(self) -> None:
+    def render(self, others: list[dict] | None = None) -> None:
+        """Build the page; ``others`` are the other tasks this browser joined (a switcher)."""
         task = self.p.task
         head = el("section", cls="card", id="task")
         head.appendChild(el("h1", task["title"]))
@@ -75,6 +76,10 @@ class ParticipantPage:
             chips.appendChild(chip)
         head.appendChild(chips)
         head.appendChild(self._name_line())
+        if others:
+            from ..app import joined_tasks_list
+
+            head.appendChild(joined_tasks_list(others, "Your other tasks"))
         self.root.appendChild(head)
         guide = el("div", cls="guide", id="guide")  # sticky: always on screen
         guide.appendChild(self._steps_nav())
@@ -90,6 +95,7 @@ class ParticipantPage:
             self.root.insertBefore(extras, by_id("add"))
         self._show_saved_results()
         self.new_pass()
+        asyncio.ensure_future(self._watch_connection())
         if self.current and self.current in self.ds.items:
             self._focus(self.current, scroll=True)
 
@@ -125,7 +131,7 @@ class ParticipantPage:
         for n, key in enumerate(STEPS, 1):
             item = el("li")
             item.setAttribute("data-step", key)
-            link = el("a", href=f"#{key}", id=f"step-{key}")
+            link = el("span", id=f"step-{key}")
             link.appendChild(el("span", str(n), cls="step-number"))
             link.appendChild(el("span", STEP_TITLES[key], cls="step-title"))
             item.appendChild(link)
@@ -177,6 +183,34 @@ class ParticipantPage:
         show()
         asyncio.ensure_future(self._send_study_log())
         return box
+
+    async def _watch_connection(self, every: float = 5.0) -> None:
+        """An update that could not be sent waits on this device: say so, and send it as
+        soon as the server answers again."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if self.cancel is not None or not await self.p.client.has_unsent():
+                    continue
+                ack = await self.p.client.flush_outbox(retry=False)
+            except ServerUnavailable:
+                set_status(self.p, connected=False, waiting=1)
+                continue
+            except ServerRefused as exc:
+                by_id("train-result").textContent = (f"The update that waited was not taken: {exc.error}. "
+                                                      "Train again to start from the newest model.")
+                set_status(self.p)
+                continue
+            except Exception as exc:  # never let a background check break the page
+                print(f"outbox: {exc}")
+                continue
+            if ack is not None:
+                fed = ack.get("applied_version")
+                words = ("Sent now that the connection is back" +
+                         (f": the shared model is at version {fed}." if fed is not None else "."))
+                by_id("train-result").textContent = words
+                await self._save_state(round=(self.saved.get("round") or {}) | {"words": words, "at": time.time()})
+                set_status(self.p)
 
     async def _send_study_log(self) -> None:
         """Send recorded actions every few seconds (they wait in IndexedDB meanwhile)."""
@@ -744,16 +778,18 @@ class ParticipantPage:
             epoch_sum["n"] += 1
             running = epoch_sum["sum"] / epoch_sum["n"]  # the epoch's error so far: ends at the epoch's figure
             bar.value = p.fraction
-            text.textContent = f"Epoch {p.epoch + 1}/{p.epochs} · training error {running:.3f}"
+            text.textContent = f"Pass {p.epoch + 1}/{p.epochs} over your photos · training error {running:.3f}"
             points.append(round(running, 4))
             epoch_ends[p.epoch] = len(points) - 1
             if len(points) % 5 == 1 or p.fraction >= 1:
                 charts.set_data(self.loss_chart, list(range(1, len(points) + 1)), [points])
             await asyncio.sleep(0)  # let the page breathe between batches
 
+        waiting = False
         try:
             text.textContent = "Preparing your photos…"
             result: RoundResult = await self.p.train_round(progress=progress, cancel=self.cancel)
+            waiting = result.ack.get("status") == "waiting"
             words = round_words(result)
             result_box.textContent = words
             losses = result.epoch_losses
@@ -778,7 +814,7 @@ class ParticipantPage:
             _bump("webflRoundsEnded")  # for automation (experiments), like webflState
             stop.hidden, bar.hidden = True, True
             self.cancel = None
-            set_status(self.p)
+            set_status(self.p, connected=not waiting, waiting=int(waiting))
             self.refresh()
 
     async def test(self) -> None:
@@ -832,6 +868,9 @@ def round_words(result: RoundResult) -> str:
                 "taught it. Check your labels and train again.")
     if ack.get("status") == "vetoed":
         return f"Not sent: the extension {ack.get('by')} stopped it."
+    if ack.get("status") == "waiting":
+        return ("Saved on this device: there is no connection to the server right now. It is sent as soon as "
+                "the connection returns (you can keep working, or close the page).")
     return "Sent. It will be used together with other participants' updates shortly."
 
 
@@ -930,12 +969,13 @@ def _bump(counter: str) -> None:
 BACKEND_WORDS = {"webgpu": "the graphics chip", "wasm": "the processor"}
 
 
-def set_status(p: Participant, connected: bool = True) -> None:
+def set_status(p: Participant, connected: bool = True, waiting: int = 0) -> None:
     """Plain words in the header; the technical details one click away."""
     version = p.version
     learned = ("the shared model has not learned anything yet" if not version
                else f"the shared model has learned from {version} update{'s' if version != 1 else ''}")
-    by_id("status").textContent = f"{'Online' if connected else 'Offline'} · {learned}"
+    unsent = f" · {waiting} update{'s' if waiting != 1 else ''} waiting to send" if waiting else ""
+    by_id("status").textContent = f"{'Online' if connected else 'No connection'} · {learned}{unsent}"
     tech = by_id("tech-text")
     if tech is not None:
         features = "" if p.features.backend == "none" else f"; features: {p.features.backend}"

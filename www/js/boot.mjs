@@ -31,6 +31,8 @@ async function boot() {
   root.dataset.webflState = "loading";
   const page = document.body.dataset.page || "participant";
   if (page === "participant") {
+    // offline after the first visit (www/js/sw.js); the page works without it
+    if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch((e) => console.warn("webfl:", e));
     if (typeof ort === "undefined") throw new Error("the training engine (onnxruntime-web) did not load");
     ort.env.wasm.wasmPaths = "/vendor/ort/";
     ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(2, navigator.hardwareConcurrency || 1) : 1;

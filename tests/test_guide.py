@@ -1,0 +1,65 @@
+"""The participant's next step (browser_py.guide): one main action for every situation, in
+the order a new participant meets them; and the dataset's undo of a delete."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from browser_py.dataset import Dataset
+from browser_py.guide import ACTIONS, STEPS, Situation, next_step
+from browser_py.stores import MemoryStore
+from client_helpers import digit_files
+
+
+def situation(**changes) -> Situation:
+    base = dict(total=0, unlabelled=0, suggested=0, labelled_train=0, labelled_test=0, min_labelled=10, version=0)
+    return Situation(**(base | changes))
+
+
+@pytest.mark.parametrize("changes, key, does, words", [
+    ({}, "add", "pick-files", "Add photos of each class"),
+    # the shared model knows nothing: label by hand first, not with its guesses
+    ({"total": 20, "unlabelled": 20}, "review", "label-first", "has not learned anything yet"),
+    ({"total": 20, "unlabelled": 20, "version": 3}, "review", "suggest", "suggest labels for your 20 photos"),
+    ({"total": 20, "unlabelled": 5, "suggested": 15, "version": 3}, "review", "check-first", "Check the 15 photos"),
+    ({"total": 6, "labelled_train": 6}, "add", "pick-files", "Training needs 10 photos"),
+    ({"total": 14, "labelled_train": 12, "labelled_test": 2}, "train", "train", "Train on your 12 photos"),
+    ({"total": 14, "labelled_train": 12, "labelled_test": 2, "trained_on": 12, "version": 1}, "test", "test",
+     "your 2 photos kept aside"),
+    # new labels since the last round: train again before testing
+    ({"total": 20, "labelled_train": 16, "labelled_test": 2, "trained_on": 12, "version": 1}, "train", "train",
+     "Train on your 16 photos"),
+    ({"total": 20, "labelled_train": 12, "labelled_test": 2, "unlabelled": 6, "trained_on": 12, "version": 1,
+      "tested_version": 1}, "review", "suggest", "improved model"),
+    ({"total": 14, "labelled_train": 12, "labelled_test": 2, "trained_on": 12, "version": 1, "tested_version": 1},
+     "add", "pick-files", "Done for now"),
+])
+def test_next_step(changes, key, does, words):
+    step = next_step(situation(**changes))
+    assert (step.key, step.does) == (key, does) and words in step.hint, step
+    assert step.key in STEPS and step.does in ACTIONS and step.number == STEPS.index(key) + 1
+    assert step.action and len(step.action) < 30  # a button's words, not a sentence
+
+
+def test_a_deleted_image_comes_back_exactly_as_it_was():
+    async def run():
+        store = MemoryStore()
+        ds = await Dataset(store, [str(d) for d in range(10)]).load()
+        seen = []
+
+        async def observe(action, **detail):
+            seen.append((action, detail))
+
+        ds.observer = observe
+        (name, data, label), = digit_files(1)
+        item_id = (await ds.add_image(name, data, label)).added[0]
+        item = ds.get(item_id)
+        await ds.delete(item_id)
+        assert item_id not in ds.items and await store.get_item(item_id) is None
+        await ds.restore(item)
+        again = await Dataset(store, ds.classes).load()  # as after a reload
+        assert again.get(item_id) == item
+        assert [a for a, _ in seen] == ["delete", "undo"] and seen[1][1] == {"item": item_id, "label": label}
+
+    asyncio.run(run())

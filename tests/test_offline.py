@@ -1,0 +1,48 @@
+"""Offline after the first visit, in headless Chromium against a server that goes away and
+comes back: the page loads, labels and trains without it; the update waits on the device,
+visibly, and is sent when the server answers again."""
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from client_helpers import digit_files, image_folder_zip
+from live import ARTIFACTS, LiveServer, wait_ready
+from test_ui import text, until
+
+pytestmark = pytest.mark.browser
+
+
+def test_the_page_works_offline_and_sends_the_waiting_update_when_back(browser, tmp_path):
+    server = LiveServer(tmp_path / "server")  # its own server: this test stops and restarts it
+    try:
+        task = server.create_task("Digits offline", classes=[str(d) for d in range(10)], min_labelled=10,
+                                  batch_size=8, local_epochs=1)
+        browser.get(f"{server.url}/?join={task['join_code']}")
+        assert wait_ready(browser) == "ready"
+        archive = tmp_path / "digits.zip"
+        archive.write_bytes(image_folder_zip(digit_files(30, offset=350)))
+        browser.find_element(By.ID, "file-input").send_keys(str(archive))
+        until(browser, lambda d: "30 images added" in text(d, "import-message"))
+        # the next visit runs under the service worker, which keeps a copy of what the page loads
+        browser.refresh()
+        assert wait_ready(browser) == "ready"
+        until(browser, lambda d: d.execute_script("return !!navigator.serviceWorker.controller"), 30)
+        browser.refresh()
+        assert wait_ready(browser) == "ready"
+        server.stop()
+        browser.refresh()
+        assert wait_ready(browser) == "ready", browser.execute_script(
+            "return document.documentElement.dataset.webflError")
+        assert text(browser, "count-summary").startswith("30 images: 30 labelled")
+        browser.find_element(By.ID, "train-button").click()
+        until(browser, lambda d: "Saved on this device" in text(d, "train-result"), 180)
+        assert "waiting to send" in text(browser, "status") and "No connection" in text(browser, "status")
+        (ARTIFACTS / "experience").mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "experience" / "desktop-11-offline-waiting.png"))
+        server.start()
+        until(browser, lambda d: "Sent now that the connection is back" in text(d, "train-result"), 120)
+        assert server.api("GET", f"/api/tasks/{task['id']}")["version"] == 1
+        assert "waiting" not in text(browser, "status") and text(browser, "status").startswith("Online")
+    finally:
+        server.stop()
