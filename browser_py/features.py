@@ -27,8 +27,20 @@ class FeatureExtractor:
         self.input_shape = list(manifest["input"]["shape"])
         self._cache: dict[str, array] = {}
 
-    async def _run(self, batch: array, n: int) -> array:
+    async def _run(self, batch: array, n: int, output: str = "features") -> array:
         return batch  # identity: everything trains
+
+    @property
+    def map_shape(self) -> list[int] | None:
+        """(channels, height, width) of the spatial map behind the features, if the bundle has it."""
+        spec = (self.manifest.get("features") or {}).get("map")
+        return list(spec["shape"]) if spec else None
+
+    async def feature_map(self, pixels: array) -> array | None:
+        """One image's spatial feature map (for "why this label?"), or None without one."""
+        if self.map_shape is None:
+            return None
+        return await self._run(pixels, 1, self.manifest["features"]["map"]["output"])
 
     async def extract(self, keyed: list[tuple[str, array]], batch_size: int = 16) -> list[array]:
         """Features for (key, pixels) pairs; cached keys are not computed again."""
@@ -57,11 +69,11 @@ class NativeFeatures(FeatureExtractor):
 
         self._session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
 
-    async def _run(self, batch: array, n: int) -> array:
+    async def _run(self, batch: array, n: int, output: str = "features") -> array:
         import numpy as np
 
         x = np.frombuffer(batch, dtype=np.float32).reshape([n, *self.input_shape])
-        out = self._session.run(None, {"pixels": x})[0]
+        out = self._session.run([output], {"pixels": x})[0]
         return array("f", np.ascontiguousarray(out, dtype=np.float32).tobytes())
 
 
@@ -92,7 +104,7 @@ class WebFeatures(FeatureExtractor):
         session = await ort.InferenceSession.create(data, options)
         return cls(manifest, session, ort, f"wasm, {ort.env.wasm.numThreads} threads")
 
-    async def _run(self, batch: array, n: int) -> array:
+    async def _run(self, batch: array, n: int, output: str = "features") -> array:
         import js
         from pyodide.ffi import to_js
 
@@ -100,8 +112,8 @@ class WebFeatures(FeatureExtractor):
         x.assign(batch)
         tensor = self._ort.Tensor.new("float32", x, to_js([n, *self.input_shape]))
         feeds = js_object({"pixels": tensor})
-        results = await self._session.run(feeds)
-        out = js.Reflect.get(results, "features")
+        results = await self._session.run(feeds, to_js([output]))  # only what is asked for is copied out
+        out = js.Reflect.get(results, output)
         return array("f", out.data.to_bytes())
 
 

@@ -11,6 +11,7 @@ from array import array
 from dataclasses import dataclass, field
 
 from . import extension_loader, labeling
+from .explain import class_activation_map, head_weights
 from .dataset import Dataset, Item
 from .extensions import Context, Update
 from .features import FeatureExtractor, load_features
@@ -140,6 +141,24 @@ class Participant:
             await self.study.record("suggestion", item=item.id, label=label, confidence=round(float(confidence), 4))
         ids = [i.id for i in items]
         return labeling.review_order(ids, probs, order_by) if order_by else (self.review_ids() or ids)
+
+    @property
+    def can_explain(self) -> bool:
+        """Whether "why this label?" works for this task (a pretrained backbone with a map)."""
+        return bool(self.manifest.get("explain")) and self.features.map_shape is not None
+
+    async def explain(self, item: Item) -> dict | None:
+        """Which regions of the photo drove the model towards its suggestion (or the label):
+        ``{label, grid: [H*W values in 0..1], height, width}``, or None if it cannot say."""
+        label = item.suggestion if item.label is None else item.label
+        if not self.can_explain or label is None:
+            return None
+        feature_map = await self.features.feature_map(await self.pixels(item))
+        weights, _ = head_weights(self.manifest, await self.trainer.backend.get_parameters())
+        shape = self.features.map_shape
+        grid = class_activation_map(feature_map, shape, weights, self.classes.index(label))
+        await self.study.record("explain", item=item.id, label=label)
+        return {"label": label, "grid": grid, "height": shape[1], "width": shape[2]}
 
     def review_ids(self) -> list[str] | None:
         """The unlabelled images in the order an extension wants them reviewed (else None)."""

@@ -3,6 +3,7 @@
 Layout of a bundle directory (every file's sha256 is in the manifest):
 
 - ``features.onnx``: the frozen feature extractor, inference only (absent when all trains);
+  with a second output, the spatial map it averages, when the manifest has ``explain``;
 - ``training_model.onnx``, ``eval_model.onnx``, ``optimizer_model.onnx``, ``checkpoint``:
   the trainable head as onnxruntime training artifacts;
 - ``model.onnx``: features and head in one inference graph, for export and evaluation;
@@ -83,15 +84,30 @@ def validate_args(model: str, classes: Sequence[str], lr: float, train_blocks: i
     return spec, names
 
 
-def _export(module: torch.nn.Module, example: torch.Tensor, in_name: str, out_name: str, training: bool) -> onnx.ModelProto:
+def _export(module: torch.nn.Module, example: torch.Tensor, in_name: str, out_name: str | list[str],
+            training: bool) -> onnx.ModelProto:
+    outputs = [out_name] if isinstance(out_name, str) else list(out_name)
     buf = io.BytesIO()
     mode = torch.onnx.TrainingMode.TRAINING if training else torch.onnx.TrainingMode.EVAL
     with _quiet_stderr(), torch.no_grad() if not training else contextlib.nullcontext():
         torch.onnx.export(
-            module, (example,), buf, input_names=[in_name], output_names=[out_name],
-            dynamic_axes={in_name: {0: "batch"}, out_name: {0: "batch"}},
+            module, (example,), buf, input_names=[in_name], output_names=outputs,
+            dynamic_axes={name: {0: "batch"} for name in (in_name, *outputs)},
             opset_version=OPSET, do_constant_folding=not training, training=mode, dynamo=False)
     return onnx.load_from_string(buf.getvalue())
+
+
+class _FeaturesAndMap(torch.nn.Module):
+    """The feature extractor with a second output, the spatial map it averages (for class
+    activation maps); a caller asks for the outputs it needs, so training pays nothing."""
+
+    def __init__(self, spatial: torch.nn.Module) -> None:
+        super().__init__()
+        self.spatial = spatial
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fmap = self.spatial(x)
+        return torch.flatten(torch.nn.functional.adaptive_avg_pool2d(fmap, 1), 1), fmap
 
 
 def _scale_learning_rate(path: Path, lr: float) -> None:
@@ -196,7 +212,14 @@ def _build_bundle(model: str, classes: Sequence[str], out: Path | str, lr: float
         pre = spec.preprocessing
         pixels = torch.rand(2, *pre.input_shape) * 255
         files = []
-        if split.features is not None:
+        feature_map = None
+        if split.spatial is not None:
+            onnx.save(_export(_FeaturesAndMap(split.spatial).eval(), pixels, "pixels", ["features", "feature_map"],
+                              training=False), str(tmp / "features.onnx"))
+            with torch.no_grad():
+                feature_map = {"output": "feature_map", "shape": list(split.spatial(pixels[:1]).shape[1:])}
+            files.append("features.onnx")
+        elif split.features is not None:
             onnx.save(_export(split.features, pixels, "pixels", "features", training=False), str(tmp / "features.onnx"))
             files.append("features.onnx")
         full = torch.nn.Sequential(*(m for m in (split.features, split.head) if m is not None)).eval()
@@ -217,7 +240,9 @@ def _build_bundle(model: str, classes: Sequence[str], out: Path | str, lr: float
             "classes": names,
             "input": pre.to_manifest() | {"shape": pre.input_shape, "name": "pixels"},
             "features": ({"file": "features.onnx", "input": "pixels", "output": "features",
-                          "shape": split.feature_shape} if split.features is not None else None),
+                          "shape": split.feature_shape, "map": feature_map} if split.features is not None else None),
+            # class activation maps: the head's weight and bias (names in "parameters") over the map
+            "explain": split.explain if feature_map is not None else None,
             "head": {"input": "input", "output": "output", "input_shape": split.feature_shape,
                      "labels": "labels", "label_dtype": "int64"},
             "model_file": {"file": "model.onnx", "input": "pixels", "output": "logits"},

@@ -134,6 +134,7 @@ STUDY_ACTIONS = {
     "correct": "chose a label by hand (suggested: what the model had said, if anything)",
     "delete": "deleted an image",
     "undo": "brought back an image just deleted",
+    "explain": "asked why the model suggested a label (the heatmap over the photo)",
     "train": "started a training round (labelled images, epochs)",
     "round": "a round ended and the update was sent (status, seconds)",
     "cancel": "cancelled training (seconds into the round)",

@@ -129,3 +129,68 @@ def test_mobilenet_task_trains_in_the_page(browser, live_server, pets, tmp_path)
     WebDriverWait(browser, 120).until(
         lambda d: "learned from your" in d.find_element(By.ID, "train-result").text)
     assert live_server.api("GET", f"/api/tasks/{pets['id']}")["version"] == before + 1
+
+
+EXPLAIN_IN_PAGE = """
+const [itemId, done] = arguments;
+window.webfl.pyodide.globals.set("item_id", itemId);
+window.webfl.pyodide.runPythonAsync(`
+import json
+import browser_py.app as app
+p = app.participant
+json.dumps([p.version, await p.explain(p.dataset.get(item_id))])
+`).then((r) => done(JSON.parse(r))).catch((e) => done("ERROR: " + e.message));
+"""
+
+
+def test_why_this_label_heatmap_in_the_page_matches_cpython(browser, live_server, pets, tmp_path):
+    """The "why this label?" dialog draws the class activation map the browser computed, and
+    it is the map CPython computes from the same photo and the same global model."""
+    from array import array
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from browser_py.explain import class_activation_map, head_weights
+    from browser_py.features import NativeFeatures
+    from browser_py.preprocess import InputSpec, pixels_pillow
+    from export import load_manifest
+    from live import ARTIFACTS, accessibility_problems
+
+    photos = _images()
+    for i, data in enumerate(photos):
+        (tmp_path / f"photo{i}.png").write_bytes(data)
+    browser.get(f"{live_server.url}/?join={pets['join_code']}&slot=why")
+    assert wait_ready(browser) == "ready"
+    browser.find_element(By.ID, "file-input").send_keys("\n".join(str(tmp_path / f"photo{i}.png") for i in range(2)))
+    WebDriverWait(browser, 60).until(lambda d: "2 images added" in d.find_element(By.ID, "import-message").text)
+    browser.find_element(By.ID, "suggest").click()
+    WebDriverWait(browser, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".tile.suggested")) == 2)
+    tile = browser.find_elements(By.CSS_SELECTOR, ".tile.suggested")[0]
+    item_id = tile.get_attribute("data-id")
+    button = tile.find_element(By.CSS_SELECTOR, "button.why-button")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+    button.click()
+    WebDriverWait(browser, 60).until(lambda d: "pushed it most" in d.find_element(By.ID, "why-text").text)
+    assert browser.execute_script("return document.getElementById('why').open")
+    peak = int(browser.find_element(By.ID, "why-canvas").get_attribute("data-peak"))
+    (ARTIFACTS / "experience").mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "experience" / "desktop-12-why-this-label.png"))
+    assert not accessibility_problems(browser)
+    version, web = browser.execute_async_script(EXPLAIN_IN_PAGE, item_id)
+    # the same photo, the same global model, in CPython
+    bundle = live_server.data_dir / "bundles" / pets["id"]
+    manifest = load_manifest(bundle)
+    data = next(d for d in photos if __import__("hashlib").sha256(d).hexdigest()[:16] == item_id)
+    fx = NativeFeatures(manifest, (bundle / "features.onnx").read_bytes())
+    import asyncio
+
+    fmap = asyncio.run(fx.feature_map(pixels_pillow(data, InputSpec.from_manifest(manifest))))
+    raw = live_server.raw("GET", f"/api/tasks/{pets['id']}/model")
+    assert live_server.api("GET", f"/api/tasks/{pets['id']}")["version"] == version
+    weights, _ = head_weights(manifest, array("f", raw))
+    native = class_activation_map(fmap, [1280, 7, 7], weights, manifest["classes"].index(web["label"]))
+    np.testing.assert_allclose(web["grid"], native, atol=0.03)
+    assert peak == int(np.argmax(web["grid"]))
+    browser.find_element(By.ID, "why-close").click()
+    assert not browser.execute_script("return document.getElementById('why').open")

@@ -38,11 +38,13 @@ def test_the_page_works_offline_and_sends_the_waiting_update_when_back(browser, 
         browser.find_element(By.ID, "train-button").click()
         until(browser, lambda d: "Saved on this device" in text(d, "train-result"), 180)
         assert "waiting to send" in text(browser, "status") and "No connection" in text(browser, "status")
+        assert "waits on this device" in text(browser, "next-hint")  # in view, whatever the scroll
         (ARTIFACTS / "experience").mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "experience" / "desktop-11-offline-waiting.png"))
         server.start()
         until(browser, lambda d: "Sent now that the connection is back" in text(d, "train-result"), 120)
         assert server.api("GET", f"/api/tasks/{task['id']}")["version"] == 1
         assert "waiting" not in text(browser, "status") and text(browser, "status").startswith("Online")
+        assert "waits on this device" not in text(browser, "next-hint")
     finally:
         server.stop()

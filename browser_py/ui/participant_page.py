@@ -39,6 +39,7 @@ class ParticipantPage:
         self.loss_chart = None
         self.saved: dict = {}
         self.step: Step | None = None
+        self.unsent = False  # an update waits on this device for the connection
 
     @property
     def ds(self):
@@ -90,6 +91,8 @@ class ParticipantPage:
         self.root.appendChild(self._train_section())
         self.root.appendChild(self._test_section())
         self.root.appendChild(self._data_section())
+        if self.p.can_explain:
+            self.root.appendChild(self._why_dialog())
         extras = self._extensions_section()
         if extras is not None:
             self.root.insertBefore(extras, by_id("add"))
@@ -155,6 +158,54 @@ class ParticipantPage:
         on(stop, "click", lambda e: self.cancel and self.cancel.cancel())
         return bar
 
+    def _why_dialog(self):
+        """"Why this label?": the photo with the regions that drove the model highlighted."""
+        box = el("dialog", cls="why", id="why", aria_labelledby="why-title")
+        box.appendChild(el("h2", "Why this label?", id="why-title"))
+        box.appendChild(el("canvas", id="why-canvas", width="240", height="240", role="img",
+                           aria_label="The photo, with the regions that drove the suggestion in warm colours"))
+        box.appendChild(el("p", "", id="why-text", aria_live="polite"))
+        close = el("button", "Close", type="button", id="why-close")
+        box.appendChild(close)
+        on(close, "click", lambda e: box.close())
+        return box
+
+    async def show_why(self, item_id: str) -> None:
+        """Open the "why this label?" dialog for one photo (class activation map)."""
+        import js
+        from pyodide.ffi import to_js
+
+        from ..jsvalues import uint8array
+
+        item = self.ds.get(item_id)
+        box, canvas, words = by_id("why"), by_id("why-canvas"), by_id("why-text")
+        words.textContent = "Working it out…"
+        if not box.open:
+            box.showModal()
+        result = await self.p.explain(item)
+        if result is None:
+            words.textContent = "This photo has no label or suggestion to explain yet."
+            return
+        size = int(canvas.width)
+        ctx = canvas.getContext("2d")
+        bitmap = await js.createImageBitmap(js.Blob.new(to_js([uint8array(item.data)])))
+        ctx.drawImage(bitmap, 0, 0, size, size)  # as the model sees it: the whole photo, square
+        bitmap.close()
+        heat = js.document.createElement("canvas")
+        heat.width, heat.height = result["width"], result["height"]
+        rgba = []
+        for v in result["grid"]:  # yellow (a little) to red (most), transparent where nothing
+            rgba += [255, int(220 * (1 - v)), 0, int(190 * v)]
+        heat.getContext("2d").putImageData(
+            js.ImageData.new(js.Uint8ClampedArray.new(to_js(rgba)), result["width"], result["height"]), 0, 0)
+        ctx.imageSmoothingEnabled = True
+        ctx.drawImage(heat, 0, 0, size, size)
+        grid = result["grid"]
+        canvas.setAttribute("data-peak", str(grid.index(max(grid))))  # for tests: the strongest cell
+        verb = "suggested" if item.label is None else "labelled"
+        words.textContent = (f"The model {verb} “{result['label']}”. The red areas pushed it most towards that "
+                             "label; areas without colour did not.")
+
     def _study_line(self):
         """Whether this participant's actions are recorded for the study, and the switch."""
         box = el("p", cls="study", id="study")
@@ -195,6 +246,9 @@ class ParticipantPage:
                 ack = await self.p.client.flush_outbox(retry=False)
             except ServerUnavailable:
                 set_status(self.p, connected=False, waiting=1)
+                if not self.unsent:
+                    self.unsent = True
+                    self._show_step()
                 continue
             except ServerRefused as exc:
                 by_id("train-result").textContent = (f"The update that waited was not taken: {exc.error}. "
@@ -205,6 +259,8 @@ class ParticipantPage:
                 print(f"outbox: {exc}")
                 continue
             if ack is not None:
+                self.unsent = False
+                self._show_step()
                 fed = ack.get("applied_version")
                 words = ("Sent now that the connection is back" +
                          (f": the shared model is at version {fed}." if fed is not None else "."))
@@ -417,8 +473,10 @@ class ParticipantPage:
     def _show_step(self) -> None:
         self.step = next_step(self.situation())
         training = self.cancel is not None
-        by_id("next-hint").textContent = ("Training on this device… You can keep using the page."
-                                          if training else f"Step {self.step.number} of 4: {self.step.hint}")
+        waiting = ("No connection: your last update waits on this device and is sent as soon as the connection "
+                   "returns. " if self.unsent else "")
+        by_id("next-hint").textContent = waiting + ("Training on this device… You can keep using the page."
+                                                    if training else f"Step {self.step.number} of 4: {self.step.hint}")
         go = by_id("next-action")
         go.textContent = self.step.action
         go.hidden = training
@@ -551,6 +609,11 @@ class ParticipantPage:
             ok.setAttribute("data-action", "accept")
             controls.appendChild(ok)
         controls.appendChild(pick)
+        if self.p.can_explain and (item.label or item.suggestion) is not None:
+            why = el("button", "Why this label?", cls="why-button link", type="button", tabindex=tab,
+                     aria_label=f"Why {item.label or item.suggestion} for {item.name}?")
+            why.setAttribute("data-action", "why")
+            controls.appendChild(why)
         caption.appendChild(controls)
         tile.appendChild(caption)
         return tile
@@ -590,6 +653,9 @@ class ParticipantPage:
 
     async def _act(self, item_id: str, action: str) -> None:
         self.current = item_id
+        if action == "why":
+            await self.show_why(item_id)
+            return
         if action == "accept":
             await self.ds.accept(item_id)
         elif action == "delete":
@@ -814,6 +880,7 @@ class ParticipantPage:
             _bump("webflRoundsEnded")  # for automation (experiments), like webflState
             stop.hidden, bar.hidden = True, True
             self.cancel = None
+            self.unsent = waiting
             set_status(self.p, connected=not waiting, waiting=int(waiting))
             self.refresh()
 

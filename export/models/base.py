@@ -60,6 +60,11 @@ class SplitModel:
     features: nn.Module | None
     head: nn.Module
     feature_shape: list[int]  # shape of one sample at the cut (the head's input)
+    # For "why this label?" (class activation maps): the frozen layers up to the last spatial
+    # map, whose channel means are ``features``, and the names of the head's linear weight
+    # and bias over those channels. Only when the head is that one linear layer.
+    spatial: nn.Module | None = None
+    explain: dict | None = None
 
 
 @dataclass(frozen=True)

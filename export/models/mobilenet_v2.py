@@ -110,10 +110,8 @@ class _Pool(nn.Module):
 def _split(num_classes: int, train_blocks: int) -> SplitModel:
     net = load_pretrained()
     cut = NUM_BLOCKS - train_blocks
-    frozen: list[nn.Module] = [Normalise(PRE), *net.features[:cut]]
-    if train_blocks == 0:
-        frozen.append(_Pool())
-    features = nn.Sequential(*frozen).eval()
+    spatial = nn.Sequential(Normalise(PRE), *net.features[:cut]).eval()
+    features = (nn.Sequential(spatial, _Pool()) if train_blocks == 0 else spatial).eval()
     for p in features.parameters():
         p.requires_grad_(False)
     torch.manual_seed(0)  # the new classifier starts the same in every bundle build
@@ -124,6 +122,9 @@ def _split(num_classes: int, train_blocks: int) -> SplitModel:
     head = nn.Sequential(*head_layers, classifier)
     with torch.no_grad():
         shape = list(features(torch.zeros(1, *PRE.input_shape)).shape[1:])
+    if train_blocks == 0:  # the head is one linear layer over the map's channel means: CAM applies
+        return SplitModel(features=features, head=head, feature_shape=shape, spatial=spatial,
+                          explain={"weight": "0.weight", "bias": "0.bias"})
     return SplitModel(features=features, head=head, feature_shape=shape)
 
 
