@@ -262,9 +262,13 @@ def test_extensions_in_the_browser(browser, ext_server, tmp_path):
     notice = browser.find_element(By.ID, "extensions-notice").text  # shown before joining
     assert "Local differential privacy: Local differential privacy for updates: clip, then add Gaussian noise." \
         in notice and "Review the least certain images first: Uncertainty-first review" in notice
+    from live import accessibility_problems
+
+    assert not accessibility_problems(browser)  # the card before joining, as every page state
     browser.find_element(By.ID, "join-confirm-button").click()
     WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.ID, "dp-panel"))
     assert wait_ready(browser) == "ready"
+    assert not accessibility_problems(browser)  # with the extensions' panels and errors
     assert "extensions chosen by its organiser" in browser.find_element(By.ID, "task").text
     assert "epsilon = 0.00" in browser.find_element(By.ID, "dp-panel").text
     errors = browser.find_element(By.ID, "extension-errors").text

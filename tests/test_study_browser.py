@@ -12,7 +12,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from client_helpers import digit_files, image_folder_zip
-from live import ARTIFACTS, wait_ready
+from live import ARTIFACTS, accessibility_problems, wait_ready
 from test_ui import sign_in, text, until
 
 pytestmark = pytest.mark.browser
@@ -44,6 +44,7 @@ def test_page_actions_reach_the_server_and_the_admin_export(browser, live_server
     until(browser, lambda d: d.find_elements(By.ID, "study-consent") and page_state(d) == "ready")
     assert "never leave" in text(browser, "study-consent")
     shot(browser, "notice")
+    assert not accessibility_problems(browser)
     browser.find_element(By.ID, "study-agree").click()
     assert wait_ready(browser) == "ready"
     until(browser, lambda d: d.find_elements(By.ID, "study-status"))
@@ -72,6 +73,7 @@ def test_page_actions_reach_the_server_and_the_admin_export(browser, live_server
     browser.find_element(By.ID, "test-button").click()
     until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".test-accuracy"))
     shot(browser, "recording")
+    assert not accessibility_problems(browser)
     browser.refresh()
     assert wait_ready(browser) == "ready"
     assert not browser.find_elements(By.ID, "study-consent")  # answered once, not asked again
@@ -100,6 +102,7 @@ def test_page_actions_reach_the_server_and_the_admin_export(browser, live_server
     browser.find_element(By.CSS_SELECTOR, f'.task-row[data-id="{study_task["id"]}"] a').click()
     until(browser, lambda d: d.find_elements(By.ID, "study-summary") and "1 participant agreed" in text(d, "study-summary"))
     shot(browser, "admin")
+    assert not accessibility_problems(browser)
     browser.find_element(By.ID, "study-export-csv").click()
     until(browser, lambda d: any(p.suffix == ".csv" for p in downloads.iterdir()), 30)
     time.sleep(0.5)

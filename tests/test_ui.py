@@ -13,7 +13,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from client_helpers import digit_files, image_folder_zip
-from live import ARTIFACTS, wait_ready
+from live import ARTIFACTS, accessibility_problems, wait_ready
 
 pytestmark = pytest.mark.browser
 SHOTS = ARTIFACTS / "ui"
@@ -215,6 +215,7 @@ def test_train_cancel_then_train_and_test(browser, live_server, tmp_path):
     assert float(browser.find_element(By.ID, "train-progress").get_attribute("value")) > 0
     assert len(chart_points(browser, "loss-chart")) > 0
     shot(browser, "participant-training")
+    assert not accessibility_problems(browser)
     browser.find_element(By.ID, "cancel").click()
     until(browser, lambda d: "cancelled" in text(d, "train-text"))
     assert live_server.api("GET", f"/api/tasks/{task['id']}")["version"] == before
@@ -238,6 +239,7 @@ def test_train_cancel_then_train_and_test(browser, live_server, tmp_path):
     cells = [int(td.text or 0) for td in browser.find_elements(By.CSS_SELECTOR, "#confusion td")]
     assert sum(cells) == int(lines[1].split(" of ")[1].split()[0])
     shot(browser, "participant-tested")
+    assert not accessibility_problems(browser)
 
 
 def test_phone_sized_window(browser, live_server, ui_task, tmp_path):
@@ -336,6 +338,7 @@ def test_admin_dashboard_validation_and_download(browser, live_server, tmp_path)
     assert axes[:3] == ["linear", 0, 0] and axes[3] == sorted(axes[3]) and axes[3][0] == 0
     assert "4 updates merged from 2 participants" in text(browser, "dashboard-summary")
     shot(browser, "admin-dashboard")
+    assert not accessibility_problems(browser)
     browser.find_element(By.ID, "download-onnx").click()
     until(browser, lambda d: any(p.suffix == ".onnx" for p in downloads.iterdir()), 30)
     time.sleep(0.5)
@@ -355,6 +358,7 @@ def test_admin_blocks_a_participant_and_rotates_the_join_code(browser, live_serv
     until(browser, lambda d: d.find_elements(By.ID, f"block-{mallory['client_id']}"))
     assert "mallory" in text(browser, "participants-table") and "alice" in text(browser, "participants-table")
     shot(browser, "admin-participants")
+    assert not accessibility_problems(browser)
     from selenium.webdriver.support import expected_conditions
 
     browser.find_element(By.ID, f"block-{mallory['client_id']}").click()
