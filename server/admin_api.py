@@ -37,7 +37,8 @@ def choices():
     from . import forms
     from .taskconfig import defaults
 
-    models = [{"name": m.name, "description": m.description, "advice": m.advice, "max_train_blocks": m.max_train_blocks,
+    models = [{"name": m.name, "description": m.description, "advice": m.advice,
+               "suggested_lr": m.suggested_lr, "max_train_blocks": m.max_train_blocks,
                "input": {"color": m.preprocessing.color, "size": list(m.preprocessing.size)}}
               for m in MODELS.values()]
     from flask import current_app

@@ -264,6 +264,14 @@ def test_admin_pages_are_accessible_and_help_follows_the_model(browser, live_ser
     model.select_by_value("mobilenet_v2")
     until(browser, lambda d: text(d, "model-help") != digits_help)
     assert "MobileNetV2" in text(browser, "model-help") and "learning rate" in text(browser, "model-help")
+    assert browser.find_element(By.ID, "lr").get_attribute("value") == "0.01"  # the model's suggestion
+    model.select_by_value("digits_cnn")
+    assert browser.find_element(By.ID, "lr").get_attribute("value") == "0.003"
+    rate = browser.find_element(By.ID, "lr")
+    rate.clear()
+    rate.send_keys("0.02")  # the admin's own choice is kept
+    model.select_by_value("mobilenet_v2")
+    assert browser.find_element(By.ID, "lr").get_attribute("value") == "0.02"
     visit.state("admin-03-new-task")
     browser.get(live_server.url + "/admin")
     wait_ready(browser)

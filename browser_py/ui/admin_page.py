@@ -190,7 +190,20 @@ class AdminPage:
                 model_help.appendChild(el("p", chosen["advice"], cls="message"))
 
         show_model_help()
-        on(model, "change", show_model_help)
+        shown = {"model": str(model.value)}
+
+        def change_model(_=None) -> None:
+            """A new model's help; its suggested learning rate unless the admin typed another."""
+            show_model_help()
+            before = next(m for m in self.choices["models"] if m["name"] == shown["model"])
+            after = next(m for m in self.choices["models"] if m["name"] == model.value)
+            rate = by_id("lr")
+            if rate is not None and after.get("suggested_lr") and (
+                    str(rate.value) in ("", str(before.get("suggested_lr")), str(config.get("lr")))):
+                rate.value = str(after["suggested_lr"])
+            shown["model"] = str(model.value)
+
+        on(model, "change", change_model)
         field("train_blocks", "Trainable blocks", el("input", id="train_blocks", type="number", min="0",
                                                       value=str(config["train_blocks"])),
               "0 trains only the new classifier on features computed once per image (fast); "

@@ -84,4 +84,5 @@ class ModelSpec:
     max_train_blocks: int
     split: Callable[[int, int], SplitModel]
     advice: str = ""
+    suggested_lr: float | None = None  # the admin form proposes it when this model is chosen
     source_weights: dict | None = None

@@ -37,6 +37,7 @@ DIGITS_CNN = ModelSpec(
     preprocessing=PRE,
     max_train_blocks=0,
     split=_split,
+    suggested_lr=0.003,
     advice=("For small grayscale pictures such as handwritten digits (every photo is shrunk to 28x28 pixels). "
             "The whole network learns from scratch, so it needs a few dozen labelled photos per class. "
             "A learning rate of 0.003 to 0.01 works well; trainable blocks do not apply."),

@@ -134,6 +134,7 @@ MOBILENET_V2 = ModelSpec(
     preprocessing=PRE,
     max_train_blocks=NUM_BLOCKS - 1,
     split=_split,
+    suggested_lr=0.01,
     advice=("For colour photos of everyday things (each is resized to 224x224). MobileNetV2 already knows "
             "ImageNet's pictures; with 0 trainable blocks only a new last layer learns your classes, which is "
             "fast even on phones and works with a handful of photos per class. A learning rate around 0.01 "

@@ -41,6 +41,7 @@ NIID_BENCH_CNN = ModelSpec(
     preprocessing=PRE,
     max_train_blocks=0,
     split=_split,
+    suggested_lr=0.001,
     advice=("NIID-Bench's network for 28x28 grayscale pictures such as Fashion-MNIST, learned from scratch. "
             "NIID-Bench trains it with a learning rate of 0.001 (SGD-style settings may need more); "
             "trainable blocks do not apply."),
