@@ -8,6 +8,7 @@ to test), so the split is stable across reloads and devices.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import time
@@ -53,6 +54,11 @@ class Item:
     suggestion: str | None = None
     confidence: float | None = None
     added: float = 0.0
+    # the frozen backbone's features of this image (little-endian float32, base64 so every
+    # store keeps them as text), kept across reloads, and the sha256 of the extractor that
+    # computed them (another extractor's features are stale)
+    features: str | None = None
+    features_of: str | None = None
 
     @property
     def status(self) -> str:
@@ -217,6 +223,19 @@ class Dataset:
         item = self.get(item_id)
         item.suggestion, item.confidence = label, float(confidence)
         await self._save(item)
+
+    async def keep_features(self, item_id: str, features: bytes, extractor: str) -> None:
+        """Store an image's features with it, so a reload does not compute them again."""
+        item = self.get(item_id)
+        item.features, item.features_of = base64.b64encode(features).decode("ascii"), extractor
+        await self._save(item)
+
+    def kept_features(self, item_id: str, extractor: str | None) -> bytes | None:
+        """The features kept with an image by this extractor (None: none, or another's)."""
+        item = self.get(item_id)
+        if extractor is None or item.features_of != extractor or not item.features:
+            return None
+        return base64.b64decode(item.features)
 
     async def set_split(self, item_id: str, split: str) -> None:
         if split not in ("train", "test"):

@@ -59,6 +59,20 @@ class FeatureExtractor:
     def forget(self, key: str) -> None:
         self._cache.pop(key, None)
 
+    @property
+    def sha256(self) -> str | None:
+        """The extractor's identity (its file's sha256); None when pixels pass through."""
+        spec = self.manifest.get("features")
+        return self.manifest["files"][spec["file"]]["sha256"] if spec else None
+
+    def known(self, key: str) -> bool:
+        return key in self._cache
+
+    def remember(self, key: str, features: array) -> None:
+        """Features computed earlier (kept with the image across reloads)."""
+        if len(features) == self.output_size:
+            self._cache[key] = features
+
 
 class NativeFeatures(FeatureExtractor):
     backend = "onnxruntime (CPU)"

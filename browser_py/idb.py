@@ -7,12 +7,15 @@ returns the label or image is on disk and survives a reload.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
+from .dataset import Item
 from .jsvalues import js_object, uint8array
 
 VERSION = 1
-FIELDS = ("id", "name", "label", "source", "split", "suggestion", "confidence", "added")
+# an item record's fields besides the image bytes: those of dataset.Item (one home)
+FIELDS = tuple(f.name for f in dataclasses.fields(Item) if f.name != "data")
 
 
 class StoreError(RuntimeError):

@@ -9,6 +9,7 @@ import math
 import time
 from array import array
 from dataclasses import dataclass, field
+from typing import Awaitable, Callable
 
 from . import extension_loader, labeling
 from .explain import class_activation_map, head_weights
@@ -21,6 +22,10 @@ from .runtime import IN_PYODIDE
 from .stores import Store
 from .study import StudyLog
 from .trainer import CancelToken, Cancelled, LocalTrainer, ProgressFn
+
+
+# told (images prepared so far, images to prepare) while features are computed
+PreparingFn = Callable[[int, int], Awaitable[None]]
 
 
 class NotEnoughData(RuntimeError):
@@ -112,10 +117,26 @@ class Participant:
             self._pixels[item.id] = await decode(item.data, self.spec)
         return self._pixels[item.id]
 
-    async def inputs(self, items: list[Item]) -> list[array]:
-        """The head's inputs for these images (features computed once per image)."""
-        keyed = [(item.id, await self.pixels(item)) for item in items]
-        return await self.features.extract(keyed)
+    async def inputs(self, items: list[Item], progress: PreparingFn | None = None,
+                     batch_size: int = 16) -> list[array]:
+        """The head's inputs for these images: features computed once per image and kept
+        with it (a reload finds them; another extractor's are computed again). Only images
+        without features are decoded. ``progress(done, total)`` follows the computing."""
+        sha = self.features.sha256
+        for item in items:
+            kept = None if self.features.known(item.id) else self.dataset.kept_features(item.id, sha)
+            if kept is not None:
+                self.features.remember(item.id, array("f", kept))
+        todo = [item for item in items if not self.features.known(item.id)]
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            out = await self.features.extract([(item.id, await self.pixels(item)) for item in chunk], batch_size)
+            if sha is not None:
+                for item, features in zip(chunk, out):
+                    await self.dataset.keep_features(item.id, features.tobytes(), sha)
+            if progress is not None:
+                await progress(start + len(chunk), len(todo))
+        return await self.features.extract([(item.id, None) for item in items])
 
     # --- model ----------------------------------------------------------------------------
     async def load_global(self) -> int:
@@ -178,7 +199,7 @@ class Participant:
 
     async def train_round(self, epochs: int | None = None, progress: ProgressFn | None = None,
                           cancel: CancelToken | None = None, follow_newer: bool = True,
-                          seed: int | None = None) -> RoundResult:
+                          seed: int | None = None, preparing: PreparingFn | None = None) -> RoundResult:
         """Pull the global model, train locally, send the update.
 
         Between epochs, when ``follow_newer`` is set and a newer global model exists, the
@@ -189,7 +210,7 @@ class Participant:
         if not ok:
             raise NotEnoughData(why)
         items = self.dataset.labelled("train")
-        xs = await self.inputs(items)
+        xs = await self.inputs(items, preparing)
         ys = [self.classes.index(i.label) for i in items]
         # augment hooks chain, each on copies: the cached inputs are never changed
         augmented, _ = self.hooks.pipe("augment", ([array("f", x) for x in xs], list(ys)), spread=True)

@@ -854,7 +854,23 @@ class ParticipantPage:
         waiting = False
         try:
             text.textContent = "Preparing your photos…"
-            result: RoundResult = await self.p.train_round(progress=progress, cancel=self.cancel)
+
+            prepared = False  # photos needed their features computed: the bar's first half
+
+            async def preparing(done: int, total: int) -> None:
+                nonlocal prepared
+                prepared = True
+                bar.value = 0.5 * done / max(1, total)
+                text.textContent = f"Preparing your photos: {done} of {total}"
+                await asyncio.sleep(0)
+
+            async def trained(p: Progress) -> None:
+                await progress(p)
+                if prepared:
+                    bar.value = 0.5 + 0.5 * p.fraction
+
+            result: RoundResult = await self.p.train_round(progress=trained, cancel=self.cancel,
+                                                           preparing=preparing)
             waiting = result.ack.get("status") == "waiting"
             words = round_words(result)
             result_box.textContent = words

@@ -1,0 +1,85 @@
+"""Features kept with each image across reloads (issue 14): a reload computes nothing
+again, only images without features are decoded, another extractor's features are not
+used, and progress is reported while features are computed. Real bundle, real ONNX
+runtime, a real SQLite store (the browser's twin is IndexedDB)."""
+from __future__ import annotations
+
+import asyncio
+import copy
+
+import numpy as np
+import pytest
+
+from browser_py.dataset import Dataset
+from browser_py.features import NativeFeatures
+from browser_py.participant import Participant
+from browser_py.preprocess import InputSpec
+from browser_py.protocol import FLClient
+from browser_py.stores import SqliteStore
+from client_helpers import png
+from export import build_bundle
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cache") / "pets"
+    return out, build_bundle("mobilenet_v2", ["cat", "dog"], out, lr=0.01, train_blocks=0)
+
+
+class Counting(NativeFeatures):
+    """The real extractor, counting the images it runs on."""
+
+    computed = 0
+
+    async def _run(self, batch, n, output="features"):
+        Counting.computed += n
+        return await super()._run(batch, n, output)
+
+
+async def open_participant(path, bundle_dir, manifest) -> Participant:
+    """A participant as the page has it after a (re)load: store, dataset, extractor."""
+    store = SqliteStore(path)
+    p = Participant(FLClient("http://127.0.0.1:9", store), store)
+    p.manifest, p.spec = manifest, InputSpec.from_manifest(manifest)
+    p.features = Counting(manifest, (bundle_dir / "features.onnx").read_bytes())
+    p.dataset = await Dataset(store, manifest["classes"]).load()
+    return p
+
+
+def test_features_survive_a_reload_and_are_dropped_for_another_extractor(bundle, tmp_path):
+    bundle_dir, manifest = bundle
+    rng = np.random.default_rng(3)
+
+    async def run():
+        p = await open_participant(tmp_path / "store.db", bundle_dir, manifest)
+        for i in range(5):
+            await p.dataset.add_image(f"p{i}.png", png(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)), "cat")
+        items = p.dataset.labelled(None)
+        seen = []
+
+        async def progress(done, total):
+            seen.append((done, total))
+
+        Counting.computed = 0
+        first = await p.inputs(items, progress, batch_size=2)
+        assert Counting.computed == 5 and seen == [(2, 5), (4, 5), (5, 5)]
+        p.dataset.store.close()
+        # a reload: a new page, the same store
+        again = await open_participant(tmp_path / "store.db", bundle_dir, manifest)
+        Counting.computed = 0
+        second = await again.inputs(again.dataset.labelled(None), progress)
+        assert Counting.computed == 0 and not again._pixels  # nothing decoded, nothing computed
+        assert [list(a) for a in first] == [list(b) for b in second]
+        again.dataset.store.close()
+        # a new extractor (the task's model changed): its features are computed afresh
+        other = copy.deepcopy(manifest)
+        other["files"]["features.onnx"]["sha256"] = "0" * 64
+        changed = await open_participant(tmp_path / "store.db", bundle_dir, other)
+        Counting.computed = 0
+        await changed.inputs(changed.dataset.labelled(None))
+        assert Counting.computed == 5
+        item = changed.dataset.labelled(None)[0]
+        assert item.features_of == "0" * 64
+        changed.dataset.store.close()
+
+    asyncio.run(run())
