@@ -261,7 +261,8 @@ class Participant:
             # the server refuses non-finite numbers: keep the update, drop the bad metric
             update.metrics.update({str(k): float(v) for k, v in (extra or {}).items() if math.isfinite(float(v))})
         try:
-            ack = await self.client.push(update.params, base, update.samples, update.metrics)
+            ack = await self.client.push(update.params, base, update.samples, update.metrics,
+                                         self.task["training"].get("update_encoding", "f32"), base_params)
         except ServerUnavailable:
             # no connection: the update waits in the outbox (flush_outbox sends it later)
             ack = {"status": "waiting"}

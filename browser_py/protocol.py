@@ -17,8 +17,10 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 
 from .bundle_source import BundleSource
 from .transport import NetworkError, Response, Transport, default_transport
+from .update_encoding import encode_q8_delta
 
 OUTBOX_KEY = "outbox"
+CARRIED_KEY = "q8_carried"  # what q8-delta rounding dropped so far (error feedback), float32 bytes
 
 
 class ServerRefused(RuntimeError):
@@ -146,13 +148,28 @@ class FLClient:
         return int((await self.task())["version"])
 
     # --- updates ------------------------------------------------------------------------
-    async def push(self, params: array, base_version: int, samples: int, metrics: dict | None = None) -> dict:
-        """Send an update; it is kept in the outbox until the server acknowledged it."""
+    async def push(self, params: array, base_version: int, samples: int, metrics: dict | None = None,
+                   encoding: str = "f32", base_params: array | None = None) -> dict:
+        """Send an update; it is kept in the outbox until the server acknowledged it.
+
+        ``encoding`` is how it travels (``browser_py.update_encoding``): ``q8-delta`` needs
+        ``base_params`` and carries the rounding error of this update into the next.
+        """
+        if encoding == "q8-delta":
+            carried = await self.meta.get_meta(CARRIED_KEY)
+            body, dropped = encode_q8_delta(params, base_params,
+                                            array("f", carried) if carried and len(carried) == 4 * len(params)
+                                            else None)
+            await self.meta.set_meta(CARRIED_KEY, dropped.tobytes())
+        elif encoding == "f32":
+            body = params.tobytes()
+        else:
+            raise ValueError(f"unknown update encoding {encoding!r}")
         entry = {"key": uuid.uuid4().hex, "base_version": base_version, "samples": samples,
-                 "metrics": metrics or {}, "task_id": self.task_id}
+                 "metrics": metrics or {}, "task_id": self.task_id, "encoding": encoding}
         await self.meta.set_meta(OUTBOX_KEY, entry)
-        await self.meta.set_meta(OUTBOX_KEY + ":params", params.tobytes())
-        return await self._send(entry, params.tobytes())
+        await self.meta.set_meta(OUTBOX_KEY + ":params", body)
+        return await self._send(entry, body)
 
     async def flush_outbox(self, retry: bool = True) -> dict | None:
         """Resend an update that was not acknowledged before a reload, a crash or while the
@@ -172,7 +189,8 @@ class FLClient:
         headers = {"Content-Type": "application/octet-stream", "Idempotency-Key": entry["key"],
                    "X-WebFL-Base-Version": str(entry["base_version"]),
                    "X-WebFL-Samples": str(entry["samples"]),
-                   "X-WebFL-Metrics": json.dumps(entry["metrics"])}
+                   "X-WebFL-Metrics": json.dumps(entry["metrics"]),
+                   "X-WebFL-Encoding": entry.get("encoding", "f32")}
         try:
             ack = (await self.call("POST", f"/api/tasks/{self.task_id}/updates", body, headers, retry)).json()
         except ServerRefused:

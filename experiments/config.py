@@ -57,6 +57,7 @@ class Run:
     # merges every client's update, a FedAsync version one); None: the experiment's.
     seconds: float | None = None
     versions: int | None = None
+    task: dict = field(default_factory=dict)  # this run's task settings over the experiment's [task]
 
 
 @dataclass
@@ -132,7 +133,7 @@ def load(path: str | Path) -> Experiment:
             raise ConfigError(f"runs[{i}]: bad budget ({exc})") from None
         runs.append(Run(str(r.get("name", f"run{i}")), dict(r.get("aggregator", {"name": "fedasync"})),
                         _clients(r["clients"], f"runs[{i}]") if "clients" in r else default_clients,
-                        list(r.get("task_extensions", [])), poison, seconds, versions))
+                        list(r.get("task_extensions", [])), poison, seconds, versions, dict(r.get("task", {}))))
     baselines = list(raw.get("baselines", []))
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:

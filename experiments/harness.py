@@ -12,6 +12,8 @@ from typing import Callable
 
 import numpy as np
 
+from browser_py.update_encoding import encoded_size
+
 from .headless import image_files
 from export.datasets import Dataset, load, official_test
 from export.partition import parse
@@ -62,7 +64,7 @@ def run_one(exp: Experiment, run: Run, train: Dataset, test: Dataset, log: Log) 
     try:
         # Simulated participants train far faster than people click: lift the per-participant
         # rate limit unless the config sets one.
-        config = {"max_updates_per_minute": 10_000} | dict(exp.task) | {"aggregator": run.aggregator}
+        config = {"max_updates_per_minute": 10_000} | dict(exp.task) | run.task | {"aggregator": run.aggregator}
         if run.extensions:
             config["extensions"] = run.extensions
         task = server.create_task(f"{exp.name}: {run.name}", classes=train.classes, **config)
@@ -168,7 +170,8 @@ def summarise(exp: Experiment, run: Run, metrics: dict, manifest: dict, wall0: f
     made earlier, sits at 0); "final" is the end of the budget and ``last5`` where learning
     settled, beside the best version and the time to the target."""
     classes = metrics["classes"]
-    update_bytes = 4 * manifest["num_parameters"]
+    # bytes on the wire per update, as the run's task encodes them (before any gzip)
+    update_bytes = encoded_size((dict(exp.task) | run.task).get("update_encoding", "f32"), manifest["num_parameters"])
     series, updates, timeline = [], 0, []
     for v in metrics["versions"]:
         updates += len(v["updates"])

@@ -19,7 +19,7 @@ from .taskconfig import TaskConfig
 # extensions have their own controls).
 SETTINGS_IN_FORM = ("lr", "batch_size", "local_epochs", "min_labelled", "max_staleness", "keep_versions",
                     "max_samples", "max_change_ratio", "max_change_vs_recent", "direction_guard", "max_update_norm", "max_updates_per_minute",
-                    "user_study", "study_notice")
+                    "update_encoding", "user_study", "study_notice")
 
 
 def _bounds(info: FieldInfo) -> dict:

@@ -132,14 +132,16 @@ def global_model(task_id: str):
 
 @bp.post("/tasks/<task_id>/updates")
 def post_update(task_id: str):
-    """One client update: the body is the new local parameters (float32 LE, optionally gzip)."""
+    """One client update: the new local parameters (float32 LE) or, with ``X-WebFL-Encoding:
+    q8-delta``, the quantised change from the base version; optionally gzip."""
     client = _access(task_id, allow_admin=False)
     s = services()
     task = s.tasks.get(task_id)
     manifest = s.tasks.manifest(task_id)
     meta = parse_meta(request.headers)
     vector = decode_body(request.stream, request.content_length,
-                         request.headers.get("Content-Encoding", "").strip().lower(), manifest["num_parameters"])
+                         request.headers.get("Content-Encoding", "").strip().lower(), manifest["num_parameters"],
+                         meta.encoding)
     ack = s.updates.submit(task, client, meta, vector)
     response = jsonify(ack)
     response.status_code = 200 if ack["duplicate"] else 201

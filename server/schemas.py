@@ -8,7 +8,7 @@ declarations give the readable 400s and the schemas in ``/api/openapi.json``.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Mapping, TypeVar
+from typing import Annotated, Any, Literal, Mapping, TypeVar
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter,
                       ValidationError)
@@ -60,6 +60,9 @@ class UpdateHeaders(BaseModel):
         "how many labelled images the update was trained on (the task caps the weight it earns)"))
     idempotency_key: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,128}$")] = Field(
         alias="Idempotency-Key", description="a fresh random key per update; the same key when retrying it")
+    encoding: Literal["f32", "q8-delta"] = Field("f32", alias="X-WebFL-Encoding", description=(
+        "f32: the body is the new parameters (float32 LE); q8-delta: the change from the base "
+        "version, one float32 scale per 256 values then one int8 per value (browser_py/update_encoding.py)"))
     metrics: Annotated[str, StringConstraints(max_length=MAX_METRICS_BYTES)] = Field(
         "{}", alias="X-WebFL-Metrics", description=(
             "JSON object of at most 32 finite numbers keyed by short lower-case names (at most 32 "

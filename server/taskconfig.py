@@ -7,7 +7,7 @@ the admin's form (``server.forms``). Which fields change the bundle is declared 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
@@ -67,6 +67,9 @@ class TaskConfig(BaseModel):
     lr: float = Field(0.003, gt=0, le=1.0, title="Learning rate", description=(
         "how big a step each training batch takes on a participant's device "
         "(the advice under Model suggests a value)"))
+    update_encoding: Literal["f32", "q8-delta"] = Field("f32", title="How updates travel", description=(
+        "f32 sends the full parameters; q8-delta sends the change in 8 bits (about a quarter of the bytes, "
+        "with the rounding error carried into the next update)"))
     batch_size: int = Field(32, ge=1, le=4096, title="Batch size",
                             description="images per training step on a participant's device")
     local_epochs: int = Field(1, ge=1, le=1000, title="Local epochs",

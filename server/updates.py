@@ -24,6 +24,8 @@ import numpy as np
 from . import direction
 from .errors import APIError, Conflict, Forbidden, TooManyRequests
 from .locks import TaskLocks
+from browser_py.update_encoding import BLOCK, LEVELS, blocks, encoded_size
+
 from .schemas import MAX_ABS_PARAMETER, UpdateHeaders, parse
 from .strategies import ClientUpdate, Strategy, make_strategy
 from .strategies.fedasync import FedAsync
@@ -44,18 +46,25 @@ class UpdateMeta:
     num_samples: int
     idempotency_key: str
     metrics: dict
+    encoding: str = "f32"  # how the body carries the update (browser_py.update_encoding)
 
 
 def parse_meta(headers: Mapping[str, str]) -> UpdateMeta:
     """The update's metadata from its headers (declared in :class:`UpdateHeaders`)."""
-    wanted = ("X-WebFL-Base-Version", "X-WebFL-Samples", "Idempotency-Key", "X-WebFL-Metrics")
+    wanted = ("X-WebFL-Base-Version", "X-WebFL-Samples", "Idempotency-Key", "X-WebFL-Metrics", "X-WebFL-Encoding")
     h = parse(UpdateHeaders, {k: headers[k] for k in wanted if k in headers}, "header")
-    return UpdateMeta(h.base_version, h.num_samples, h.idempotency_key, h.metric_values())
+    return UpdateMeta(h.base_version, h.num_samples, h.idempotency_key, h.metric_values(), h.encoding)
 
 
-def decode_body(stream, content_length: int | None, encoding: str, num_parameters: int) -> np.ndarray:
-    """Read a float32 vector of exactly ``num_parameters``, refusing oversized bodies early."""
-    expected = 4 * num_parameters
+# the largest block scale a q8-delta may carry: no change can exceed twice the parameter bound
+MAX_Q8_SCALE = 2 * MAX_ABS_PARAMETER / LEVELS
+
+
+def decode_body(stream, content_length: int | None, encoding: str, num_parameters: int,
+                update_encoding: str = "f32") -> np.ndarray:
+    """Read an update of exactly ``num_parameters`` values, refusing oversized bodies early:
+    for ``f32`` the new parameters, for ``q8-delta`` the change it carries (float32)."""
+    expected = encoded_size(update_encoding, num_parameters)
     if encoding in ("", "identity"):
         limit = expected
     elif encoding == "gzip":
@@ -75,9 +84,24 @@ def decode_body(stream, content_length: int | None, encoding: str, num_parameter
             raise UpdateRejected("the body is not valid gzip") from None
     if len(body) != expected:
         raise UpdateRejected(
-            f"the update has {len(body)} bytes; this task's model needs {num_parameters} float32 values "
-            f"({expected} bytes, little-endian)")
-    vector = np.frombuffer(body, dtype="<f4")
+            f"the update has {len(body)} bytes; this task's model has {num_parameters} parameters, which take "
+            f"{expected} bytes as {update_encoding} (browser_py/update_encoding.py)")
+    if update_encoding == "q8-delta":
+        return _q8_change(body, num_parameters)
+    return check_values(np.frombuffer(body, dtype="<f4"))
+
+
+def _q8_change(body: bytes, n: int) -> np.ndarray:
+    nb = blocks(n)
+    scales = np.frombuffer(body[:4 * nb], dtype="<f4")
+    if not np.isfinite(scales).all() or (scales < 0).any() or (scales > MAX_Q8_SCALE).any():
+        raise UpdateRejected(f"a q8-delta block scale must be finite, at least 0 and at most {MAX_Q8_SCALE:.4g}")
+    codes = np.frombuffer(body[4 * nb:], dtype="i1").astype(np.float32)
+    return codes * np.repeat(scales, BLOCK)[:n]
+
+
+def check_values(vector: np.ndarray) -> np.ndarray:
+    """Parameters as the models can hold them: finite and within the declared bound."""
     if not np.isfinite(vector).all():
         raise UpdateRejected("the update contains NaN or infinite values")
     largest = float(np.abs(vector).max()) if vector.size else 0.0
@@ -128,6 +152,8 @@ class UpdateService:
         strategy = make_strategy(task.config["aggregator"])
         base = self._check_versions(task, meta.base_version, strategy)
         base_params = self.params.get(base.params_sha256)
+        if meta.encoding == "q8-delta":  # the body carried the change: the parameters it leads to
+            vector = check_values(np.add(base_params, vector, dtype=np.float32))
         bound = change_bound(task.config, base_params)
         change = np.subtract(vector, base_params, dtype=np.float32)
         norm = float(np.linalg.norm(change.astype(np.float64)))

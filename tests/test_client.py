@@ -278,3 +278,39 @@ def test_update_lands_exactly_once_when_the_server_comes_back(tmp_path):
         assert m["updates"] == {"applied": 1} and m["current_version"] == version + 1
     finally:
         server.stop()
+
+
+def test_a_q8_delta_task_sends_a_quarter_of_the_bytes_and_the_server_rebuilds_it(live_server):
+    """The participant code sends the task's encoding; the server's new model is the mix of
+    the old one with what the participant trained (up to the 8-bit rounding)."""
+    import numpy as np
+
+    from browser_py.update_encoding import encoded_size
+    from browser_py.transport import UrllibTransport
+
+    task = live_server.create_task("q8 client", classes=[str(d) for d in range(10)], min_labelled=20,
+                                   batch_size=16, update_encoding="q8-delta", max_change_ratio=None,
+                                   max_change_vs_recent=None, direction_guard=False,
+                                   aggregator={"name": "fedasync", "alpha": 0.5, "staleness": "constant"})
+    sent = []
+
+    class Counting(UrllibTransport):
+        async def request(self, method, url, headers=None, body=None):
+            if method == "POST" and url.endswith("/updates"):
+                sent.append((headers.get("X-WebFL-Encoding"), len(body)))
+            return await super().request(method, url, headers, body)
+
+    store = MemoryStore()
+    p = Participant(FLClient(live_server.url, store, transport=Counting()), store)
+    run(p.start(task["join_code"], "q8"))
+    run(p.import_files([("labelled.zip", image_folder_zip(digit_files(40, 20)))]))
+    x0 = np.frombuffer(live_server.raw("GET", f"/api/tasks/{task['id']}/model"), "<f4")
+    result = run(p.train_round(epochs=1, seed=0))
+    assert result.ack["status"] == "applied"
+    n = p.manifest["num_parameters"]
+    assert sent == [("q8-delta", encoded_size("q8-delta", n))] and encoded_size("q8-delta", n) < 0.26 * 4 * n
+    local = np.frombuffer(p.local_params, np.float32)
+    x1 = np.frombuffer(live_server.raw("GET", f"/api/tasks/{task['id']}/model"), "<f4")
+    step = np.abs(local - x0).max() / 127
+    np.testing.assert_allclose(x1, x0 + 0.5 * (local - x0), atol=step)
+    assert run(store.get_meta("q8_carried")) is not None  # the rounding error waits for the next update

@@ -29,7 +29,9 @@ class Task:
                 "bundle_status": self.bundle_status,
                 "extensions": [e | {"url": f"/extensions/{wheel_name(extension_dist(e['name']))}"}
                                for e in c.get("extensions", [])],
-                "training": {k: c[k] for k in ("batch_size", "local_epochs", "min_labelled", "lr")},
+                "training": {k: c.get(k, default) for k, default in (
+                    ("batch_size", None), ("local_epochs", None), ("min_labelled", None), ("lr", None),
+                    ("update_encoding", "f32"))},
                 "study": ({"enabled": True, "notice": c["study_notice"]} if c.get("user_study")
                           else {"enabled": False})}
 
