@@ -3,6 +3,7 @@ five evaluated versions), best and time to target, and the small-multiples plot.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +112,18 @@ def test_bad_study_and_benchmark_options_are_refused(tmp_path, text, message):
     path.write_text(text + "\n")
     with pytest.raises(ConfigError, match=message):
         load(path)
+
+
+def test_a_run_counts_the_bytes_its_task_encoding_sends(tmp_path):
+    """A run's own task settings override the experiment's; MB sent follows the encoding."""
+    from experiments.config import load as load_config
+
+    exp = load_config(Path(__file__).resolve().parent.parent / "experiments" / "configs" / "compression_flower.toml")
+    raw, q8 = exp.runs
+    assert raw.task == {} and q8.task == {"update_encoding": "q8-delta"}
+    metrics = _metrics(1000.0, [0.1, 0.5, 0.9])
+    n = 56714
+    sent = {r.name: summarise(exp, r, metrics, {"num_parameters": n}, 1000.0, None)["final"]["bytes_sent"]
+            for r in exp.runs}
+    assert sent["fedasync-f32"] == 2 * 4 * n                      # two updates as float32
+    assert sent["fedasync-q8-delta"] == 2 * (n + 4 * 222)         # two updates in 8 bits + 222 block scales
