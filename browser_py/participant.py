@@ -17,7 +17,7 @@ from .dataset import Dataset, Item
 from .extensions import Context, Update
 from .features import FeatureExtractor, load_features
 from .preprocess import InputSpec, decode
-from .protocol import FLClient, ServerUnavailable
+from .protocol import FLClient, ServerRefused, ServerUnavailable
 from .runtime import IN_PYODIDE
 from .stores import Store
 from .study import StudyLog
@@ -67,6 +67,7 @@ class Participant:
         self.extension_errors: list[str] = []
         self.last_probs: dict[str, list[float]] = {}  # item id -> the model's probabilities
         self.rounds_sent = 0
+        self.start_notice = ""  # something the participant should hear about when the page opens
         self.study = StudyLog(client, store, lambda: self.version)  # records only if the participant agreed
 
     async def start(self, code: str | None = None, name: str = "") -> "Participant":
@@ -95,9 +96,14 @@ class Participant:
         self.hooks = extension_loader.Hooks(running, Context(self.classes, self.dataset, self), self.extension_errors)
         try:
             await self.client.flush_outbox()
+        except ServerUnavailable:
+            pass  # offline: it waits on this device and is sent when the connection returns
+        except ServerRefused as exc:  # an update left from before a reload was refused (and dropped):
+            self.start_notice = f"Your last update was not taken: {exc.error}."  # say so, keep working
+        try:
             await self.study.flush()
         except ServerUnavailable:
-            pass  # offline: both wait on this device and are sent when the connection returns
+            pass
         return self
 
     @property

@@ -149,8 +149,10 @@ class BrowserClient:
                 return
             self.away_until = 0.0
             self.driver.get(self._page())  # comes back: IndexedDB keeps data and membership
-            if wait_state(self.driver) != "ready":
-                raise RuntimeError(f"browser client {self.index}: the page did not come back after leaving")
+            state = wait_state(self.driver)
+            if state != "ready":
+                raise RuntimeError(f"browser client {self.index}: the page did not come back after leaving "
+                                   f"({state}: {self.driver.execute_script('return document.documentElement.dataset.webflError')})")
             self.events.append(("back", round(elapsed, 1)))
             self.clicked = 0
             self.next_allowed = elapsed + self.slowdown

@@ -314,3 +314,17 @@ def test_a_q8_delta_task_sends_a_quarter_of_the_bytes_and_the_server_rebuilds_it
     step = np.abs(local - x0).max() / 127
     np.testing.assert_allclose(x1, x0 + 0.5 * (local - x0), atol=step)
     assert run(store.get_meta("q8_carried")) is not None  # the rounding error waits for the next update
+
+
+def test_an_update_refused_after_a_reload_does_not_stop_the_participant(live_server, digits_task):
+    """An update left in the outbox that the server refuses when resent at start is dropped,
+    and the participant is told, not shown an error page."""
+    store = MemoryStore()
+    client = FLClient(live_server.url, store)
+    run(client.join(digits_task["join_code"]))
+    run(store.set_meta("outbox", {"key": "left-over", "base_version": 0, "samples": 5, "metrics": {},
+                                  "task_id": client.task_id, "encoding": "f32"}))
+    run(store.set_meta("outbox:params", array("f", [0.0] * 10).tobytes()))  # not this model's size
+    p = run(Participant(FLClient(live_server.url, store), store).start())
+    assert "not taken" in p.start_notice and "56714" in p.start_notice
+    assert run(store.get_meta("outbox")) is None

@@ -115,8 +115,8 @@ FORBIDDEN = {
 }
 # browser_py's core (outside native/) must not reach for CPython-only libraries at module level.
 CORE_MODULE_LEVEL = {"numpy", "PIL", "onnxruntime", "torch"}
-# What server may take from the client: its definitions of decoding and scoring.
-SERVER_FROM_CLIENT = {"browser_py.native.images", "browser_py.scoring"}
+# What server may take from the client: its definitions of decoding, scoring and update encodings.
+SERVER_FROM_CLIENT = {"browser_py.native.images", "browser_py.scoring", "browser_py.update_encoding"}
 
 
 def _imports(path: Path) -> list[tuple[str, bool]]:

@@ -97,6 +97,8 @@ class ParticipantPage:
         if extras is not None:
             self.root.insertBefore(extras, by_id("add"))
         self._show_saved_results()
+        if self.p.start_notice:
+            by_id("train-result").textContent = self.p.start_notice
         self.new_pass()
         asyncio.ensure_future(self._watch_connection())
         if self.current and self.current in self.ds.items:
