@@ -1051,9 +1051,6 @@ def _bump(counter: str) -> None:
     setattr(data, counter, str(int(getattr(data, counter, None) or 0) + 1))
 
 
-BACKEND_WORDS = {"webgpu": "the graphics chip", "wasm": "the processor"}
-
-
 def set_status(p: Participant, connected: bool = True, waiting: int = 0) -> None:
     """Plain words in the header; the technical details one click away."""
     version = p.version
