@@ -68,6 +68,10 @@ class FeatureExtractor:
     def known(self, key: str) -> bool:
         return key in self._cache
 
+    def cached(self, keys: list[str]) -> list[array]:
+        """Features already computed (or remembered) for these keys, in order."""
+        return [self._cache[k] for k in keys]
+
     def remember(self, key: str, features: array) -> None:
         """Features computed earlier (kept with the image across reloads)."""
         if len(features) == self.output_size:

@@ -142,7 +142,7 @@ class Participant:
                     await self.dataset.keep_features(item.id, features.tobytes(), sha)
             if progress is not None:
                 await progress(start + len(chunk), len(todo))
-        return await self.features.extract([(item.id, None) for item in items])
+        return self.features.cached([item.id for item in items])
 
     # --- model ----------------------------------------------------------------------------
     async def load_global(self) -> int:
