@@ -8,13 +8,14 @@ to test), so the split is stable across reloads and devices.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterator
 
 from .stores import Store
 
@@ -43,6 +44,41 @@ def sniff_image(data: bytes) -> str:
     raise ImageRejected("this is not an image (PNG, JPEG, GIF, BMP or WebP)")
 
 
+def stored_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height as the file's header states them (before any EXIF rotation), read
+    without decoding; None if the header does not say. Used to refuse huge images before
+    decoding them and to decode large ones straight to thumbnail size."""
+    try:
+        if data.startswith(b"\x89PNG") and data[12:16] == b"IHDR":
+            return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        if data[:3] in (b"GIF",):
+            return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+        if data[:2] == b"BM":
+            return int.from_bytes(data[18:22], "little", signed=True), abs(int.from_bytes(data[22:26], "little", signed=True))
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            chunk = data[12:16]
+            if chunk == b"VP8X":
+                return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+            if chunk == b"VP8L":
+                bits = int.from_bytes(data[21:25], "little")
+                return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+            if chunk == b"VP8 ":
+                return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+        if data[:2] == b"\xff\xd8":  # walk the JPEG segments to the frame header (SOFn)
+            i = 2
+            while i + 9 < len(data) and data[i] == 0xFF:
+                marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+                if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                    return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+                if marker == 0xFF:  # fill byte
+                    i += 1
+                    continue
+                i += 2 + length
+    except (IndexError, ValueError):
+        pass
+    return None
+
+
 @dataclass
 class Item:
     id: str
@@ -59,6 +95,8 @@ class Item:
     # computed them (another extractor's features are stale)
     features: str | None = None
     features_of: str | None = None
+    # a small JPEG of a large image for the page (base64; None: the image is small enough)
+    thumb: str | None = None
 
     @property
     def status(self) -> str:
@@ -91,7 +129,35 @@ def split_for(item_id: str) -> str:
     return "test" if int(item_id[:8], 16) % 5 == 0 else "train"
 
 
-Validator = Callable[[bytes], Awaitable[None]]
+# fully decodes an image, raises ImageRejected if it is unusable; may return a small JPEG
+# of it for the page (None: show the image itself)
+Validator = Callable[[bytes], Awaitable[bytes | None]]
+ImportProgress = Callable[[int, int], Awaitable[None]]
+_Entry = tuple[str, int, Callable[[], bytes], str | None]  # name, size, read its bytes, its label
+IMPORT_CHUNK = 64    # at most so many images written per transaction,
+IMPORT_CHUNK_BYTES = 16 * 1024 * 1024  # and about so many bytes (camera photos: ~10 per write)
+DECODE_AT_ONCE = 4   # images decoded in parallel (bounds memory for camera photos)
+YIELD_BYTES = 4 * 1024 * 1024  # let the page respond after hashing this much
+
+
+def _chunks(entries: list[_Entry]) -> Iterator[list[_Entry]]:
+    chunk: list[_Entry] = []
+    size = 0
+    for entry in entries:
+        if chunk and (len(chunk) >= IMPORT_CHUNK or size + entry[1] > IMPORT_CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(entry)
+        size += entry[1]
+    if chunk:
+        yield chunk
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    try:
+        return zf.read(info)
+    except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
+        raise ImageRejected(f"this file in the zip cannot be read ({type(exc).__name__})") from None
 
 
 class Dataset:
@@ -118,67 +184,106 @@ class Dataset:
         return self
 
     # --- import -------------------------------------------------------------------------
-    async def add_image(self, name: str, data: bytes, label: str | None = None,
-                        source: str = "imported") -> ImportReport:
-        report = ImportReport()
-        try:
-            sniff_image(data)
-            if label is not None and label not in self.classes:
-                raise ImageRejected(f"'{label}' is not one of this task's classes")
-            item_id = hashlib.sha256(data).hexdigest()[:16]
-            if item_id in self.items:
-                report.duplicates.append(name)
-                return report
-            if self.validate is not None:
-                await self.validate(data)
-        except ImageRejected as exc:
-            report.rejected.append((name, str(exc)))
-            return report
-        item = Item(item_id, name, data, label, source if label is not None else None, split_for(item_id),
-                    added=time.time())
-        await self.store.put_item(asdict(item))
-        self.items[item_id] = item
-        report.added.append(item_id)
-        return report
+    async def add_image(self, name: str, data: bytes, label: str | None = None) -> ImportReport:
+        return await self.import_files([(name, data)], label)
 
-    async def import_files(self, files: list[tuple[str, bytes]], label: str | None = None) -> ImportReport:
-        """Single images and zip archives; zips in the ImageFolder layout carry labels."""
+    async def import_files(self, files: list[tuple[str, bytes]], label: str | None = None,
+                           progress: ImportProgress | None = None) -> ImportReport:
+        """Single images and zip archives; zips in the ImageFolder layout carry labels.
+
+        Images are checked a few at a time (decoding runs in parallel in the browser) and
+        written IMPORT_CHUNK per transaction: one disk flush per image made imports slow.
+        ``progress(done, total)`` follows the images."""
         report = ImportReport()
+        entries: list[_Entry] = []
         for name, data in files:
             if data[:2] == b"PK" and name.lower().endswith(".zip"):
-                report.merge(await self.import_zip(data, name))
+                entries += self._zip_entries(data, name, report)
             else:
-                report.merge(await self.add_image(name, data, label))
+                entries.append((name, len(data), lambda data=data: data, label))
+        done = 0
+        for chunk in _chunks(entries):
+            await self._add_chunk(chunk, report)
+            done += len(chunk)
+            if progress is not None:
+                await progress(done, len(entries))
         return report
 
-    async def import_zip(self, data: bytes, archive_name: str = "archive.zip") -> ImportReport:
-        """A zip with one folder per class (folder names that are classes become labels;
-        images elsewhere are added unlabelled)."""
-        report = ImportReport()
+    def _zip_entries(self, data: bytes, archive_name: str, report: ImportReport) -> list["_Entry"]:
+        """A zip's images, read when their chunk comes (folder names that are classes become
+        labels; images elsewhere are added unlabelled)."""
         try:
             zf = zipfile.ZipFile(io.BytesIO(data))
         except zipfile.BadZipFile:
             report.rejected.append((archive_name, "this zip archive is damaged"))
-            return report
-        with zf:
-            for info in zf.infolist():
-                parts = info.filename.split("/")
-                if info.is_dir() or "__MACOSX" in parts or parts[-1].startswith("."):
-                    continue
-                if not parts[-1].lower().endswith(IMAGE_SUFFIXES):
-                    report.rejected.append((info.filename, "not an image file"))
-                    continue
-                if info.file_size > MAX_IMAGE_BYTES:
-                    report.rejected.append((info.filename, "larger than the 15 MB limit"))
-                    continue
-                folder = parts[-2] if len(parts) >= 2 else None
-                label = folder if folder in self.classes else None
-                report.merge(await self.add_image(info.filename, zf.read(info), label))
-        return report
+            return []
+        entries: list[_Entry] = []
+        for info in zf.infolist():
+            parts = info.filename.split("/")
+            if info.is_dir() or "__MACOSX" in parts or parts[-1].startswith("."):
+                continue
+            if not parts[-1].lower().endswith(IMAGE_SUFFIXES):
+                report.rejected.append((info.filename, "not an image file"))
+                continue
+            if info.file_size > MAX_IMAGE_BYTES:
+                report.rejected.append((info.filename, "larger than the 15 MB limit"))
+                continue
+            folder = parts[-2] if len(parts) >= 2 else None
+            entries.append((info.filename, info.file_size, lambda info=info: _read_member(zf, info),
+                            folder if folder in self.classes else None))
+        return entries
+
+    async def _add_chunk(self, entries: list["_Entry"], report: ImportReport) -> None:
+        fresh: list[tuple[str, Item]] = []
+        hashed = 0
+        for name, _, read, label in entries:
+            if hashed > YIELD_BYTES:  # hashing camera photos back to back held the page
+                await asyncio.sleep(0)
+                hashed = 0
+            try:
+                data = read()
+                hashed += len(data)
+                sniff_image(data)
+                if label is not None and label not in self.classes:
+                    raise ImageRejected(f"'{label}' is not one of this task's classes")
+            except ImageRejected as exc:
+                report.rejected.append((name, str(exc)))
+                continue
+            item_id = hashlib.sha256(data).hexdigest()[:16]
+            if item_id in self.items or any(item_id == item.id for _, item in fresh):
+                report.duplicates.append(name)
+                continue
+            fresh.append((name, Item(item_id, name, data, label, "imported" if label is not None else None,
+                                     split_for(item_id), added=time.time())))
+        gate = asyncio.Semaphore(DECODE_AT_ONCE)
+
+        async def check(item: Item) -> ImageRejected | None:
+            if self.validate is None:
+                return None
+            async with gate:
+                try:
+                    thumb = await self.validate(item.data)
+                except ImageRejected as exc:
+                    return exc
+            item.thumb = None if thumb is None else base64.b64encode(thumb).decode("ascii")
+            return None
+
+        verdicts = await asyncio.gather(*(check(item) for _, item in fresh))
+        good = []
+        for (name, item), refused in zip(fresh, verdicts):
+            if refused is not None:
+                report.rejected.append((name, str(refused)))
+            else:
+                good.append(item)
+        if good:
+            await self.store.put_items([asdict(item) for item in good])
+        for item in good:
+            self.items[item.id] = item
+            report.added.append(item.id)
 
     # --- labels -------------------------------------------------------------------------
-    async def _save(self, item: Item) -> None:
-        await self.store.put_item(asdict(item))
+    async def _save(self, *items: Item) -> None:
+        await self.store.put_items([asdict(item) for item in items])
 
     def get(self, item_id: str) -> Item:
         try:
@@ -205,13 +310,16 @@ class Dataset:
         return item
 
     async def accept_above(self, threshold: float) -> int:
-        """Accept every unlabelled suggestion at or above ``threshold`` confidence."""
-        n = 0
-        for item in list(self.items.values()):
-            if item.label is None and item.suggestion is not None and (item.confidence or 0) >= threshold:
-                await self.accept(item.id)
-                n += 1
-        return n
+        """Accept every unlabelled suggestion at or above ``threshold`` confidence (one write)."""
+        chosen = [item for item in self.items.values()
+                  if item.label is None and item.suggestion is not None and (item.confidence or 0) >= threshold]
+        for item in chosen:
+            item.label, item.source = item.suggestion, "accepted"
+        if chosen:
+            await self._save(*chosen)
+        for item in chosen:
+            await self._notify("accept", item=item.id, label=item.label, confidence=item.confidence)
+        return len(chosen)
 
     async def correct(self, item_id: str, label: str) -> Item:
         item = await self.set_label(item_id, label, "corrected")
@@ -219,16 +327,21 @@ class Dataset:
                            confidence=item.confidence)
         return item
 
-    async def suggest(self, item_id: str, label: str, confidence: float) -> None:
-        item = self.get(item_id)
-        item.suggestion, item.confidence = label, float(confidence)
-        await self._save(item)
+    async def suggest(self, suggestions: dict[str, tuple[str, float]]) -> None:
+        """Record the model's ``{item_id: (label, confidence)}`` (one write for all)."""
+        items = [self.get(item_id) for item_id in suggestions]
+        for item in items:
+            label, confidence = suggestions[item.id]
+            item.suggestion, item.confidence = label, float(confidence)
+        await self._save(*items)
 
-    async def keep_features(self, item_id: str, features: bytes, extractor: str) -> None:
-        """Store an image's features with it, so a reload does not compute them again."""
-        item = self.get(item_id)
-        item.features, item.features_of = base64.b64encode(features).decode("ascii"), extractor
-        await self._save(item)
+    async def keep_features(self, features: dict[str, bytes], extractor: str) -> None:
+        """Store images' features with them (``{item_id: float32 bytes}``), so a reload does
+        not compute them again."""
+        items = [self.get(item_id) for item_id in features]
+        for item in items:
+            item.features, item.features_of = base64.b64encode(features[item.id]).decode("ascii"), extractor
+        await self._save(*items)
 
     def kept_features(self, item_id: str, extractor: str | None) -> bytes | None:
         """The features kept with an image by this extractor (None: none, or another's)."""
@@ -251,7 +364,7 @@ class Dataset:
 
     async def restore(self, item: Item) -> None:
         """Bring back an image deleted moments ago (the page's undo), exactly as it was."""
-        await self.store.put_item(asdict(item))
+        await self._save(item)
         self.items[item.id] = item
         await self._notify("undo", item=item.id, label=item.label)
 

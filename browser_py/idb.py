@@ -80,10 +80,13 @@ class IndexedDBStore:
         tx = self._db.transaction(store, mode, js_object({"durability": "strict"}))
         return tx, tx.objectStore(store)
 
-    async def _write(self, store: str, op: str, *args) -> None:
+    async def _write(self, store: str, op: str, *calls: tuple) -> None:
+        """``op(*args)`` for each of ``calls`` in one transaction (one disk flush for all)."""
         tx, os_ = self._tx(store, "readwrite")
         done = _wait(tx, "complete", value=lambda t: None)
-        getattr(os_, op)(*args)
+        method = getattr(os_, op)
+        for args in calls:
+            method(*args)
         await done
 
     async def _read(self, store: str, op: str, *args):
@@ -91,14 +94,18 @@ class IndexedDBStore:
         return await _wait(getattr(os_, op)(*args), "success")
 
     # --- items ------------------------------------------------------------------------
-    async def put_item(self, item: dict) -> None:
+    @staticmethod
+    def _record(item: dict):
         import js
 
         record = js.Object.new()
         for key in FIELDS:
             setattr(record, key, item.get(key))
         record.data = uint8array(item["data"])
-        await self._write("items", "put", record)
+        return record
+
+    async def put_items(self, items: list[dict]) -> None:
+        await self._write("items", "put", *((self._record(item),) for item in items))
 
     @staticmethod
     def _item(record) -> dict:
@@ -114,10 +121,10 @@ class IndexedDBStore:
         return [self._item(r) for r in await self._read("items", "getAll")]
 
     async def delete_item(self, item_id: str) -> None:
-        await self._write("items", "delete", item_id)
+        await self._write("items", "delete", (item_id,))
 
     async def clear_items(self) -> None:
-        await self._write("items", "clear")
+        await self._write("items", "clear", ())
 
     # --- meta -------------------------------------------------------------------------
     async def get_meta(self, key: str):
@@ -130,7 +137,7 @@ class IndexedDBStore:
         import js
 
         if value is None:
-            await self._write("meta", "delete", key)
+            await self._write("meta", "delete", (key,))
             return
         record = js.Object.new()
         record.key = key
@@ -138,4 +145,4 @@ class IndexedDBStore:
             record.kind, record.value = "bytes", uint8array(value)
         else:
             record.kind, record.value = "json", json.dumps(value)
-        await self._write("meta", "put", record)
+        await self._write("meta", "put", (record,))

@@ -13,10 +13,10 @@ from typing import Awaitable, Callable
 
 from . import extension_loader, labeling
 from .explain import class_activation_map, head_weights
-from .dataset import Dataset, Item
+from .dataset import Dataset, ImportProgress, Item
 from .extensions import Context, Update
 from .features import FeatureExtractor, load_features
-from .preprocess import InputSpec, decode
+from .preprocess import InputSpec, check_image, decode
 from .protocol import FLClient, ServerRefused, ServerUnavailable
 from .runtime import IN_PYODIDE
 from .stores import Store
@@ -115,8 +115,8 @@ class Participant:
         return list(self.manifest["classes"])
 
     # --- data ---------------------------------------------------------------------------
-    async def _validate(self, data: bytes) -> None:
-        await decode(data, self.spec)
+    async def _validate(self, data: bytes) -> bytes | None:
+        return await check_image(data)
 
     async def pixels(self, item: Item) -> array:
         if item.id not in self._pixels:
@@ -138,8 +138,7 @@ class Participant:
             chunk = todo[start:start + batch_size]
             out = await self.features.extract([(item.id, await self.pixels(item)) for item in chunk], batch_size)
             if sha is not None:
-                for item, features in zip(chunk, out):
-                    await self.dataset.keep_features(item.id, features.tobytes(), sha)
+                await self.dataset.keep_features({item.id: f.tobytes() for item, f in zip(chunk, out)}, sha)
             if progress is not None:
                 await progress(start + len(chunk), len(todo))
         return self.features.cached([item.id for item in items])
@@ -158,14 +157,17 @@ class Participant:
         if not items:
             return []
         probs = await self.trainer.predict_proba(await self.inputs(items))
+        made = {}
         for item, p in zip(items, probs):
             label, confidence = labeling.suggestion(p, self.classes)
             for _, custom in self.hooks.call("suggest", item.id, p):
                 if custom is not None:
                     label, confidence = custom
             self.last_probs[item.id] = p
-            await self.dataset.suggest(item.id, label, confidence)
-            await self.study.record("suggestion", item=item.id, label=label, confidence=round(float(confidence), 4))
+            made[item.id] = (label, confidence)
+        await self.dataset.suggest(made)
+        for item_id, (label, confidence) in made.items():
+            await self.study.record("suggestion", item=item_id, label=label, confidence=round(float(confidence), 4))
         ids = [i.id for i in items]
         return labeling.review_order(ids, probs, order_by) if order_by else (self.review_ids() or ids)
 
@@ -306,8 +308,9 @@ class Participant:
                                 local_accuracy=local and round(local["accuracy"], 4))
         return result
 
-    async def import_files(self, files: list[tuple[str, bytes]], label: str | None = None):
-        report = await self.dataset.import_files(files, label)
+    async def import_files(self, files: list[tuple[str, bytes]], label: str | None = None,
+                           progress: ImportProgress | None = None):
+        report = await self.dataset.import_files(files, label, progress)
         labelled = sum(1 for i in report.added if self.dataset.items[i].label is not None)
         await self.study.record("add", count=len(report.added), labelled=labelled, rejected=len(report.rejected),
                                 duplicates=len(report.duplicates))

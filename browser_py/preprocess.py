@@ -18,9 +18,11 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass
 
-from .dataset import ImageRejected
+from .dataset import ImageRejected, stored_size
 
 MAX_PIXELS = 40_000_000  # larger images are refused, not decoded (the same bound as native.images)
+THUMB_SIDE = 320  # the longest side of the page's thumbnails: a tile is at most ~160 CSS px wide at 2x
+THUMB_QUALITY = 0.8
 
 
 @dataclass(frozen=True)
@@ -72,18 +74,9 @@ def pixels_pillow(data: bytes, spec: InputSpec) -> array:
 async def pixels_browser(data: bytes, spec: InputSpec) -> array:
     """Browser decoding with createImageBitmap and an OffscreenCanvas."""
     import js
-    from pyodide.ffi import JsException, to_js
 
-    from .jsvalues import uint8array
-
-    blob = js.Blob.new(to_js([uint8array(data)]))
+    bitmap = await _bitmap(data)
     try:
-        bitmap = await js.createImageBitmap(blob)
-    except JsException:
-        raise ImageRejected("this image cannot be read (the browser could not decode it)") from None
-    try:
-        if bitmap.width * bitmap.height > MAX_PIXELS:
-            raise ImageRejected(f"the image is too large ({bitmap.width} x {bitmap.height} pixels)")
         canvas = js.OffscreenCanvas.new(spec.width, spec.height)
         ctx = canvas.getContext("2d")
         ctx.imageSmoothingEnabled = True
@@ -93,6 +86,69 @@ async def pixels_browser(data: bytes, spec: InputSpec) -> array:
     finally:
         bitmap.close()
     return planes_from_rgba(rgba, spec.color)
+
+
+async def _bitmap(data: bytes, width: int | None = None):
+    """The decoded image as an ImageBitmap (EXIF orientation applied), size-checked; with
+    ``width``, decoded straight to that width (the browser does it off the main thread)."""
+    import js
+    from pyodide.ffi import JsException, to_js
+
+    from .jsvalues import uint8array
+
+    stated = stored_size(data)
+    if stated is not None and stated[0] * stated[1] > MAX_PIXELS:
+        raise ImageRejected(f"the image is too large ({stated[0]} x {stated[1]} pixels)")
+    options = js.Object.fromEntries(to_js([["resizeWidth", width], ["resizeQuality", "medium"]])) if width else None
+    blob = js.Blob.new(to_js([uint8array(data)]))
+    try:
+        bitmap = await (js.createImageBitmap(blob, options) if options else js.createImageBitmap(blob))
+    except JsException:
+        raise ImageRejected("this image cannot be read (the browser could not decode it)") from None
+    if bitmap.width * bitmap.height > MAX_PIXELS:
+        bitmap.close()
+        raise ImageRejected(f"the image is too large ({bitmap.width} x {bitmap.height} pixels)")
+    return bitmap
+
+
+def thumbnail_size(width: int, height: int, side: int = THUMB_SIDE) -> tuple[int, int] | None:
+    """The thumbnail's size for an image, or None when the image is small enough to show."""
+    if max(width, height) <= side:
+        return None
+    scale = side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+async def check_image(data: bytes) -> bytes | None:
+    """Decode an image fully (raise :class:`ImageRejected` if it cannot be used) and, for a
+    large one, return a small JPEG for the page: showing camera photos at full size made
+    the grid slow. In CPython the check is Pillow's decode and there is no thumbnail."""
+    from .runtime import IN_PYODIDE
+
+    if not IN_PYODIDE:
+        from .native.images import UnreadableImage, decode as decode_pillow
+
+        try:
+            decode_pillow(data, "RGB")
+        except UnreadableImage as exc:
+            raise ImageRejected(str(exc)) from None
+        return None
+    import js
+
+    stated = stored_size(data)
+    size = None if stated is None else thumbnail_size(*stated)
+    # a large image is decoded straight to thumbnail width (off the main thread): drawing a
+    # 12-megapixel bitmap on a canvas held the page for most of a second
+    bitmap = await _bitmap(data, size and size[0])
+    try:
+        if size is None:
+            return None
+        canvas = js.OffscreenCanvas.new(bitmap.width, bitmap.height)
+        canvas.getContext("2d").drawImage(bitmap, 0, 0)
+    finally:
+        bitmap.close()
+    blob = await canvas.convertToBlob(js.Object.fromEntries([["type", "image/jpeg"], ["quality", THUMB_QUALITY]]))
+    return (await blob.arrayBuffer()).to_bytes()
 
 
 async def decode(data: bytes, spec: InputSpec) -> array:

@@ -1,8 +1,8 @@
 """Where a client keeps its images, labels and small state, in CPython.
 
 The browser twin is ``idb.IndexedDBStore``. All stores share one async interface:
-``put_item / get_item / items / delete_item / clear_items`` for image records (dicts with
-``data`` as bytes) and ``get_meta / set_meta`` for small state (JSON values or bytes;
+``put_items / get_item / items / delete_item / clear_items`` for image records (dicts with
+``data`` as bytes; many are written in one transaction, which is what makes imports fast) and ``get_meta / set_meta`` for small state (JSON values or bytes;
 setting None deletes).
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ class Store(Protocol):
     """What the client needs from a store: image records and small state. Implemented by
     :class:`MemoryStore`, :class:`SqliteStore` and (in the browser) ``idb.IndexedDBStore``."""
 
-    async def put_item(self, item: dict) -> None: ...
+    async def put_items(self, items: list[dict]) -> None:
+        """Write these records together: all are stored when it returns, or none."""
 
     async def get_item(self, item_id: str) -> dict | None: ...
 
@@ -40,8 +41,8 @@ class MemoryStore:
         self._items: dict[str, dict] = {}
         self._meta: dict[str, object] = {}
 
-    async def put_item(self, item: dict) -> None:
-        self._items[item["id"]] = dict(item)
+    async def put_items(self, items: list[dict]) -> None:
+        self._items.update((item["id"], dict(item)) for item in items)
 
     async def get_item(self, item_id: str) -> dict | None:
         item = self._items.get(item_id)
@@ -77,10 +78,12 @@ class SqliteStore:
         self._conn.execute("CREATE TABLE IF NOT EXISTS items (id TEXT PRIMARY KEY, record TEXT NOT NULL, data BLOB NOT NULL)")
         self._conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value BLOB)")
 
-    async def put_item(self, item: dict) -> None:
-        record = {k: v for k, v in item.items() if k != "data"}
-        self._conn.execute("INSERT OR REPLACE INTO items(id, record, data) VALUES(?,?,?)",
-                           (item["id"], json.dumps(record), item["data"]))
+    async def put_items(self, items: list[dict]) -> None:
+        rows = [(item["id"], json.dumps({k: v for k, v in item.items() if k != "data"}), item["data"])
+                for item in items]
+        with self._conn:  # one transaction (the connection is in autocommit otherwise)
+            self._conn.execute("BEGIN")
+            self._conn.executemany("INSERT OR REPLACE INTO items(id, record, data) VALUES(?,?,?)", rows)
 
     def _row(self, row) -> dict:
         return json.loads(row[0]) | {"data": bytes(row[1])}

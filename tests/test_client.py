@@ -50,7 +50,7 @@ def test_import_label_split_count_export(tmp_path):
     splits = {i.split for i in ds.items.values()}
     assert splits <= {"train", "test"}
     first = ds.unlabelled()[0]
-    run(ds.suggest(first.id, "7", 0.93))
+    run(ds.suggest({first.id: ("7", 0.93)}))
     assert ds.get(first.id).status == "suggested"
     assert run(ds.accept_above(0.9)) == 1 and ds.get(first.id).source == "accepted"
     run(ds.correct(first.id, "1"))
@@ -86,6 +86,83 @@ def test_bad_files_are_refused_with_reasons():
     Image.new("L", (8000, 6000)).save(huge, format="PNG")
     report = run(ds.import_files([("huge.png", huge.getvalue())]))
     assert "too large" in dict(report.rejected)["huge.png"]
+
+
+class CountingStore(MemoryStore):
+    """A memory store that counts writes (each is one transaction in a real store)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[int] = []
+
+    async def put_items(self, items: list[dict]) -> None:
+        self.writes.append(len(items))
+        await super().put_items(items)
+
+
+def test_a_large_import_is_written_in_chunks_with_progress():
+    from browser_py.dataset import IMPORT_CHUNK
+
+    files = digit_files(150)
+    twice = files[:3]  # the same images again inside the same zip: duplicates, not added twice
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, data, _ in files + [(f"again/{n.split('/')[-1]}", d, l) for n, d, l in twice]:
+            zf.writestr(name, data)
+        zf.writestr("notes/readme.txt", b"not an image")
+    damaged = bytearray(archive.getvalue())
+    first = damaged.index(b"\x89PNG")  # corrupt the first member's bytes: its CRC no longer matches
+    damaged[first + 40:first + 44] = b"XXXX"
+    store = CountingStore()
+    ds = Dataset(store, [str(d) for d in range(10)], pillow_validate)
+    seen = []
+
+    async def progress(done, total):
+        seen.append((done, total))
+
+    report = run(ds.import_files([("many.zip", bytes(damaged))], progress=progress))
+    reasons = dict(report.rejected)
+    assert "not an image" in reasons["notes/readme.txt"]
+    assert "cannot be read" in reasons[files[0][0]] and files[0][0] not in [ds.get(i).name for i in report.added]
+    # the damaged member's copy under again/ is not a duplicate of anything kept: it is added
+    assert len(report.added) == 150 and len(report.duplicates) == 2 and ds.counts()["total"] == 150
+    assert seen == [(64, 153), (128, 153), (153, 153)]
+    assert store.writes == [63, 64, 23] and max(store.writes) <= IMPORT_CHUNK
+
+
+def test_sqlite_writes_a_batch_whole_or_not_at_all(tmp_path):
+    store = SqliteStore(tmp_path / "c.sqlite3")
+    good = {"id": "a", "name": "a.png", "data": b"1"}
+    with pytest.raises(Exception):
+        run(store.put_items([good, {"id": "b", "name": "b.png", "data": object()}]))  # the second cannot be stored
+    assert run(store.items()) == []
+    run(store.put_items([good, {"id": "b", "name": "b.png", "data": b"2"}]))
+    assert [i["id"] for i in run(store.items())] == ["a", "b"]
+
+
+@pytest.mark.parametrize("fmt, options", [("PNG", {}), ("JPEG", {}), ("JPEG", {"progressive": True}), ("GIF", {}),
+                                          ("BMP", {}), ("WEBP", {}), ("WEBP", {"lossless": True})])
+def test_the_stated_size_is_read_from_headers_without_decoding(fmt, options):
+    from browser_py.dataset import stored_size
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4032, 3024)).save(buf, fmt, **options)
+    assert stored_size(buf.getvalue()) == (4032, 3024)
+
+
+def test_a_hostile_header_gives_no_size_and_no_error():
+    from hypothesis import given, settings, strategies as st
+
+    from browser_py.dataset import stored_size
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.sampled_from([b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"\xff\xd8\xff", b"GIF89a", b"BM",
+                            b"RIFF\x00\x00\x00\x00WEBPVP8X", b""]), st.binary(max_size=64))
+    def check(head, tail):
+        size = stored_size(head + tail)
+        assert size is None or (isinstance(size[0], int) and isinstance(size[1], int))
+
+    check()
 
 
 def test_pillow_preprocessing_matches_pillow_conversion():

@@ -159,6 +159,38 @@ def test_bad_files_are_refused_in_the_browser_with_reasons(browser, live_server,
     assert text_of(browser, "count-summary").startswith("1 images")
 
 
+def test_large_photos_get_thumbnails_and_lying_headers_are_refused(browser, live_server, page_task, tmp_path):
+    """A camera-size photo is decoded straight to a small JPEG for its tile (kept across a
+    reload); a header claiming a huge image is refused before anything is decoded."""
+    from PIL import Image
+
+    from browser_py.preprocess import THUMB_SIDE
+
+    open_task(browser, live_server, page_task, slot="thumbs")
+    smooth = np.clip(np.add.outer(np.arange(1200), np.arange(1600)) * 0.09, 0, 255).astype(np.uint8)
+    Image.fromarray(np.stack([smooth, smooth[::-1], smooth[:, ::-1]], axis=-1)).save(tmp_path / "photo.jpg", quality=90)
+    small = tmp_path / "small.png"
+    small.write_bytes(digit_files(1, offset=700)[0][1])
+    liar = bytearray((tmp_path / "photo.jpg").read_bytes())
+    sof = liar.index(b"\xff\xc0")
+    liar[sof + 5:sof + 9] = (60000).to_bytes(2, "big") * 2      # says 60000 x 60000 pixels
+    (tmp_path / "liar.jpg").write_bytes(bytes(liar))
+    browser.find_element(By.ID, "file-input").send_keys(
+        "\n".join(str(tmp_path / n) for n in ("photo.jpg", "small.png", "liar.jpg")))
+    message = wait_text(browser, "import-message", "2 images added")
+    assert "liar.jpg: the image is too large (60000 x 60000 pixels)" in message
+
+    def tile_sizes():
+        return browser.execute_script("""return Promise.all([...document.querySelectorAll('#grid .tile img')].map(
+            (img) => img.decode().then(() => [img.naturalWidth, img.naturalHeight])));""")
+
+    for _ in range(2):
+        sizes = sorted(tile_sizes())
+        assert sizes == [[28, 28], [THUMB_SIDE, THUMB_SIDE * 3 // 4]], sizes
+        browser.refresh()
+        assert wait_ready(browser) == "ready"
+
+
 def test_reload_mid_training_keeps_labels_and_restarts_from_the_newest_model(browser, live_server, tmp_path):
     task = live_server.create_task("reload", classes=[str(d) for d in range(10)], min_labelled=10, batch_size=8,
                                    local_epochs=400)

@@ -11,6 +11,7 @@ the test results, the review position) is kept in the store.
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 
 from ..dataset import Item
@@ -578,7 +579,7 @@ class ParticipantPage:
         tile.setAttribute("data-id", item.id)
         tile.setAttribute("aria-label", _tile_words(item))
         if item.id not in self._thumbs:
-            self._thumbs[item.id] = object_url(item.data)
+            self._thumbs[item.id] = object_url(base64.b64decode(item.thumb) if item.thumb else item.data)
         frame = el("div", cls="thumb")
         frame.appendChild(el("img", src=self._thumbs[item.id], alt="", loading="lazy"))
         if item.split == "test":
@@ -760,18 +761,28 @@ class ParticipantPage:
         message = by_id("import-message")
         label = by_id("import-label").value or None
         message.textContent = f"Reading {len(files)} file{'s' if len(files) != 1 else ''}…"
-        from ..dataset import ImportReport
+        from ..dataset import IMPORT_CHUNK, ImportReport
 
         report = ImportReport()
+        offset = 0
+
+        async def progress(done: int, total: int) -> None:
+            if total > IMPORT_CHUNK or len(files) > 1:
+                message.textContent = f"Adding images: {offset + done} of {max(total, len(files))}…"
+
+        # files with the same label go in together, so many small images share one write
+        groups: dict[str | None, list[tuple[str, bytes]]] = {}
         for i, f in enumerate(files):
             path = str(getattr(f, "webkitRelativePath", "") or f.name)
             parts = path.split("/")
             folder = parts[-2] if len(parts) >= 2 else None
-            item_label = folder if folder in self.p.classes else label
-            report.merge(await self.p.import_files([(path, (await f.arrayBuffer()).to_bytes())], item_label))
-            if i % 20 == 19:
-                message.textContent = f"Reading {i + 1} of {len(files)} files…"
-                await asyncio.sleep(0)
+            groups.setdefault(folder if folder in self.p.classes else label, []).append(
+                (path, (await f.arrayBuffer()).to_bytes()))
+            if sum(map(len, groups.values())) >= IMPORT_CHUNK or i == len(files) - 1:
+                for item_label, group in groups.items():
+                    report.merge(await self.p.import_files(group, item_label, progress))
+                    offset += len(group)
+                groups = {}
         text = report.summary() + "."
         if report.rejected:
             text += " " + "; ".join(f"{name}: {why}" for name, why in report.rejected[:5])

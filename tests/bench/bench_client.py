@@ -222,7 +222,7 @@ import browser_py.app as app
 ds = app.participant.dataset
 for item in ds.items.values():
     item.features = item.features_of = None
-    await ds.store.put_item(__import__("dataclasses").asdict(item))
+await ds._save(*ds.items.values())
 len(ds.items)
 `).then(done, (e) => done(String(e)));""")
         assert dropped == 60, dropped
@@ -237,3 +237,85 @@ len(ds.items)
           f"after reload / same page {after_reload / same_page:.2f} (target <= 1.2) | "
           f"after a reload without kept features (before) {not_kept:.2f} s |")
     assert first > 0 and same_page > 0 and after_reload > 0
+
+
+LONG_TASKS = """window.webflLongTasks = [];
+new PerformanceObserver((list) => { for (const e of list.getEntries()) window.webflLongTasks.push(e.duration); })
+  .observe({type: "longtask"});"""
+
+# The way before issue 14 (kept as the anchor): one transaction per image, one decode at a time.
+ONE_BY_ONE = """const [chunk, atOnce, done] = arguments;
+window.webfl.pyodide.runPythonAsync(`
+import browser_py.dataset as d
+d.IMPORT_CHUNK, d.DECODE_AT_ONCE = ${chunk}, ${atOnce}
+`).then(() => done("ok"), (e) => done(String(e)));"""
+
+
+def _camera_photos_zip(n: int, size=(4032, 3024)) -> bytes:
+    """``n`` 12-megapixel JPEGs (a phone camera's size) with smooth content, ~1-2 MB each."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    w, h = size
+    yy, xx = np.mgrid[0:h:8, 0:w:8]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for i in range(n):
+            label = ("cat", "dog")[i % 2]
+            small = np.stack([np.sin(xx / (40 + 7 * c + i)) * 90 + 128 + rng.normal(0, 12, xx.shape)
+                              for c in range(3)], axis=-1).clip(0, 255).astype(np.uint8)
+            photo = Image.fromarray(small).resize(size, Image.BILINEAR)
+            out = io.BytesIO()
+            photo.save(out, "JPEG", quality=88)
+            zf.writestr(f"photos/{label}/IMG_{i:04d}.jpg", out.getvalue())
+    return buf.getvalue()
+
+
+def _digits_zip(n: int) -> bytes:
+    from client_helpers import digit_files, image_folder_zip
+
+    return image_folder_zip(digit_files(n))
+
+
+@pytest.mark.parametrize("what, model, n", [("small images (28x28 PNG digits)", "digits_cnn", 2000),
+                                            ("camera photos (12 MP JPEG)", "mobilenet_v2", 40)])
+def test_import_speed(server, tmp_path, what, model, n):
+    """Images from one zip into the page (decoded, checked, thumbnails made, on disk), the
+    new way beside the way before (one write per image, one decode at a time)."""
+    from selenium.webdriver.common.by import By
+
+    classes = [str(i) for i in range(10)] if model == "digits_cnn" else ["cat", "dog"]
+    archive = tmp_path / "images.zip"
+    archive.write_bytes(_digits_zip(n) if model == "digits_cnn" else _camera_photos_zip(n))
+    results = {}
+    for way, (chunk, at_once) in (("before", (1, 1)), ("now", (None, None))):
+        task = server.create_task(f"bench import {way}", model=model, classes=classes)
+        profile = tempfile.mkdtemp()
+        driver = _driver(profile)
+        try:
+            driver.get(f"{server.url}/?join={task['join_code']}")
+            assert wait_ready(driver) == "ready"
+            if chunk is not None:
+                assert driver.execute_async_script(ONE_BY_ONE, chunk, at_once) == "ok"
+            driver.execute_script(LONG_TASKS)
+            start = time.perf_counter()
+            driver.find_element(By.ID, "file-input").send_keys(str(archive))
+            while f"{n} images added" not in driver.find_element(By.ID, "import-message").text:
+                assert time.perf_counter() - start < 600, driver.find_element(By.ID, "import-message").text
+                time.sleep(0.05)
+            seconds = time.perf_counter() - start
+            thumbs = driver.execute_script(
+                "return [...document.querySelectorAll('#grid img')].filter((i) => i.src).length")
+            longest = driver.execute_script("return Math.max(0, ...window.webflLongTasks)")
+            results[way] = (seconds, thumbs, longest)
+        finally:
+            driver.quit()
+            shutil.rmtree(profile, ignore_errors=True)
+    (before, _, long_before), (now, thumbs, long_now) = results["before"], results["now"]
+    print(f"\n| import {n} {what} | now {now:.2f} s = {n / now:,.0f} images/s | before (one write per image) "
+          f"{before:.2f} s = {n / before:,.0f} images/s | speed-up {before / now:.1f}x | tiles shown {thumbs} | "
+          f"longest main-thread task {long_now:.0f} ms (before {long_before:.0f} ms) |")
+    assert now > 0 and before > 0
