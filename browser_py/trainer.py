@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from array import array
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Protocol, Sequence
@@ -22,6 +23,10 @@ class TrainingBackend(Protocol):
 
     async def train_step(self, inputs: array, labels: Sequence[int]) -> float:
         """One forward/backward pass and one optimizer step; returns the batch loss."""
+
+    async def train_steps(self, batches: Sequence[tuple[array, Sequence[int]]]) -> list[float]:
+        """Several steps in order, waited for once (each wait is a trip through the browser's
+        event loop); their batch losses."""
 
     async def eval_step(self, inputs: array, labels: Sequence[int]) -> tuple[float, array]:
         """Loss and logits (flat, batch x classes) without changing anything."""
@@ -97,12 +102,19 @@ def softmax(logits: Sequence[float]) -> list[float]:
     return [e / total for e in exps]
 
 
+# Steps are handed to the backend in slices of about this much work: long enough that
+# waiting once per slice costs little, short enough that the page still responds (a
+# slice is one uninterrupted task on the browser's main thread; cancel is seen between).
+SLICE_SECONDS = 0.04
+
+
 class LocalTrainer:
     """Local training over per-sample feature arrays, on any :class:`TrainingBackend`."""
 
     def __init__(self, backend: TrainingBackend, batch_size: int = 32) -> None:
         self.backend = backend
         self.batch_size = batch_size
+        self._step_seconds: float | None = None  # measured; sizes the next slice
 
     async def fit(self, xs: Sequence[array], ys: Sequence[int], epochs: int = 1, seed: int | None = None,
                   progress: ProgressFn | None = None, cancel: CancelToken | None = None,
@@ -117,22 +129,34 @@ class LocalTrainer:
         epoch_losses, steps = [], 0
         for epoch in range(epochs):
             rng.shuffle(order)
-            total = 0.0
-            for b in range(batches):
+            total, b = 0.0, 0
+            while b < batches:
                 if cancel is not None and cancel.cancelled:
                     raise Cancelled()
-                idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-                loss = await self.backend.train_step(_concat([xs[i] for i in idx]), [ys[i] for i in idx])
-                total += loss * len(idx)
-                steps += 1
-                if progress is not None:
-                    result = progress(Progress(epoch, epochs, b + 1, batches, loss))
-                    if result is not None:
-                        await result
+                k = self._slice(batches - b)
+                idx = [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(b, b + k)]
+                started = time.perf_counter()
+                losses = await self.backend.train_steps([(_concat([xs[i] for i in part]), [ys[i] for i in part])
+                                                         for part in idx])
+                self._step_seconds = (time.perf_counter() - started) / k
+                for part, loss in zip(idx, losses):
+                    b += 1
+                    total += loss * len(part)
+                    steps += 1
+                    if progress is not None:
+                        result = progress(Progress(epoch, epochs, b, batches, loss))
+                        if result is not None:
+                            await result
             epoch_losses.append(total / len(xs))
             if between_epochs is not None and epoch < epochs - 1:
                 await between_epochs(epoch)
         return FitResult(epoch_losses, steps, len(xs))
+
+    def _slice(self, left: int) -> int:
+        """How many steps to hand over next: one until a step has been timed."""
+        if self._step_seconds is None:
+            return 1
+        return max(1, min(left, int(SLICE_SECONDS / max(self._step_seconds, 1e-6))))
 
     async def predict_proba(self, xs: Sequence[array], batch_size: int = 64) -> list[list[float]]:
         out: list[list[float]] = []

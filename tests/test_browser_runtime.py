@@ -78,3 +78,58 @@ def test_pyodide_training_step_matches_cpython(browser, live_server):
     assert web_losses[1] == pytest.approx(native_losses[1], abs=1e-4)
     assert web_losses[1] < web_losses[0]
     assert web_sum == pytest.approx(native_sum, abs=1e-3)
+
+
+SLICED_PY = """
+const [taskId, token, done] = arguments;
+const py = window.webfl.pyodide;
+py.globals.set("task_id", taskId);
+py.globals.set("token", token);
+py.runPythonAsync(`
+import random
+from array import array
+from browser_py.ort_web import OrtWebTrainer
+from browser_py.protocol import FLClient, Membership
+from browser_py.stores import MemoryStore
+import js
+client = FLClient(str(js.location.origin), MemoryStore())
+client.membership = Membership(task_id, "", token, "")
+rng = random.Random(3)
+# distinct batches of two sizes: a reused input buffer read too late would repeat a batch
+batches = [(array('f', [rng.random() * 255 for _ in range(n * 784)]), [rng.randrange(10) for _ in range(n)])
+           for n in (8, 8, 5, 8, 5, 5, 8)]
+one_by_one = await OrtWebTrainer.create(client.bundle())
+waited = [await one_by_one.train_step(x, y) for x, y in batches]
+sliced = await OrtWebTrainer.create(client.bundle())
+together = await sliced.train_steps(batches[:4]) + await sliced.train_steps(batches[4:])
+a, b = await one_by_one.get_parameters(), await sliced.get_parameters()
+[waited, together, a.tobytes() == b.tobytes()]
+`).then((r) => done(r.toJs())).catch((e) => done("ERROR: " + e.message));
+"""
+
+
+def test_steps_waited_for_once_equal_steps_waited_for_one_by_one(browser, live_server):
+    """train_steps makes every step's calls back to back and waits once; that relies on
+    onnxruntime-web running each call before it returns, which this checks bit for bit."""
+    joined = live_server.join_demo()
+    browser.get(live_server.url + "/")
+    assert wait_ready(browser) == "ready"
+    result = browser.execute_async_script(SLICED_PY, joined["task_id"], joined["token"])
+    assert not isinstance(result, str), result
+    waited, together, same_parameters = result
+    assert len(set(waited)) == len(waited) == 7       # every batch gave its own loss
+    assert together == waited and same_parameters
+
+
+@pytest.mark.parametrize("query, expected", [("", None), ("&threads=1", 1), ("&threads=3", 3),
+                                             ("&threads=999", None), ("&threads=%D9%A3", None), ("&threads=-2", None)])
+def test_wasm_threads_follow_the_device_and_a_bounded_override(browser, live_server, query, expected):
+    """The device's cores up to 4 unless ?threads=N (1-16, ASCII digits) asks otherwise."""
+    browser.get(f"{live_server.url}/?join={live_server.demo_task()['join_code']}{query}")
+    assert wait_ready(browser) == "ready"
+    cores = browser.execute_script("return navigator.hardwareConcurrency")
+    want = expected if expected is not None else max(1, min(4, cores))
+    assert browser.execute_script("return ort.env.wasm.numThreads") == want
+    training = browser.execute_script("""return window.webfl.pyodide.runPython(
+        "import browser_py.app as app; app.participant.trainer.backend.name")""")
+    assert f"{want} thread" in training

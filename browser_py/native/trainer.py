@@ -28,7 +28,9 @@ class NativeTrainer:
         self._workdir = workdir  # keeps the artifact files alive as long as the sessions
 
     @classmethod
-    async def create(cls, source: BundleSource) -> "NativeTrainer":
+    async def create(cls, source: BundleSource, threads: int | None = None) -> "NativeTrainer":
+        """``threads``: onnxruntime's intra-op threads (None: its default, one per core)."""
+        import onnxruntime
         from onnxruntime.training.api import CheckpointState, Module, Optimizer
 
         manifest = await source.load_manifest()
@@ -38,7 +40,11 @@ class NativeTrainer:
                 f.write(await source.read(name))
         path = lambda n: os.path.join(workdir.name, n)  # noqa: E731
         state = CheckpointState.load_checkpoint(path("checkpoint"))
-        module = Module(path("training_model.onnx"), state, path("eval_model.onnx"), device="cpu")
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        module = Module(path("training_model.onnx"), state, path("eval_model.onnx"), device="cpu",
+                        session_options=options)
         optimizer = Optimizer(path("optimizer_model.onnx"), module)
         return cls(manifest, module, optimizer, workdir)
 
@@ -54,6 +60,9 @@ class NativeTrainer:
         self._optimizer.step()
         self._module.lazy_reset_grad()
         return float(loss)
+
+    async def train_steps(self, batches: Sequence[tuple[array, Sequence[int]]]) -> list[float]:
+        return [await self.train_step(x, y) for x, y in batches]
 
     async def eval_step(self, inputs: array, labels: Sequence[int]) -> tuple[float, array]:
         x, y = self._feeds(inputs, labels)

@@ -24,6 +24,15 @@ function withTimeout(promise, ms, what) {
   return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
 }
 
+// onnxruntime-web's threads: the device's cores up to MAX_THREADS (past 4, phones' slow
+// cores and the page's own work gain little). ?threads=N (1-16) overrides it for measuring.
+const MAX_THREADS = 4;
+function wasmThreads() {
+  const asked = new URLSearchParams(location.search).get("threads");
+  if (asked !== null && /^[0-9]{1,2}$/.test(asked) && +asked >= 1 && +asked <= 16) return +asked;
+  return Math.max(1, Math.min(MAX_THREADS, navigator.hardwareConcurrency || 1));
+}
+
 // Python reaches ES modules through this (the Content-Security-Policy forbids eval).
 window.webfl = { importModule: (url) => import(url) };
 
@@ -35,7 +44,7 @@ async function boot() {
     if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch((e) => console.warn("webfl:", e));
     if (typeof ort === "undefined") throw new Error("the training engine (onnxruntime-web) did not load");
     ort.env.wasm.wasmPaths = "/vendor/ort/";
-    ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(2, navigator.hardwareConcurrency || 1) : 1;
+    ort.env.wasm.numThreads = self.crossOriginIsolated ? wasmThreads() : 1;
   }
   // Which wheels to install comes from the server (one list, next to the pinned versions).
   const plan = fetch("/client/boot.json").then((r) => {
