@@ -9,6 +9,8 @@ a participant's tasks this way, each with its own photos.
 """
 from __future__ import annotations
 
+from .runtime import mark
+
 # How long the page keeps retrying a request before it says there is no connection (an
 # unsent update then waits in the outbox; the page keeps trying in the background).
 PAGE_RETRY_SECONDS = 30.0
@@ -30,6 +32,7 @@ def set_state(state: str, error: str | None = None) -> None:
     """The documented page state: ``loading`` -> ``ready`` | ``error``."""
     import js
 
+    mark(state)
     js.document.documentElement.dataset.webflState = state
     if error:
         js.document.documentElement.dataset.webflError = error

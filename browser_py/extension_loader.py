@@ -1,7 +1,7 @@
 """Fetch, install and start the extensions a task names; keep hooks from breaking the client.
 
-In the browser the wheel is installed with micropip from the server; in CPython the same
-wheel is downloaded and imported from a zip on ``sys.path``. Either way the module
+The wheel is downloaded from the server and imported from a zip on ``sys.path``, the
+same way in the browser and in CPython (a pure-Python wheel is an importable zip). Either way the module
 registers its :class:`~browser_py.extensions.Extension` and we create it with the task's
 parameters. Failures become readable messages, never a dead client.
 """
@@ -14,19 +14,14 @@ import traceback
 from pathlib import Path
 
 from .extensions import Context, Extension, ExtensionError, registered
-from .runtime import IN_PYODIDE
 
 
 async def _install(url: str, client) -> None:
-    if IN_PYODIDE:
-        import micropip
-
-        await micropip.install(url, deps=False)
-        return
     wheel = (await client.call("GET", url)).body
     path = Path(tempfile.mkdtemp(prefix="webfl-ext-")) / url.rsplit("/", 1)[-1]
     path.write_bytes(wheel)
-    sys.path.insert(0, str(path))  # a pure-Python wheel is an importable zip
+    sys.path.insert(0, str(path))
+    importlib.invalidate_caches()
 
 
 class Problems(list):

@@ -2,8 +2,8 @@
 
 An extension is a class derived from :class:`Extension`, registered with :func:`register`
 in a module of its own. A task names its extensions (``config.extensions``); the server
-serves each module as a wheel, and the client (in the browser via micropip, in CPython
-from the same wheel) imports it and creates the extension with the task's parameters.
+serves each module as a wheel, and the client (in the browser and in CPython alike) puts
+the wheel on ``sys.path`` and imports it and creates the extension with the task's parameters.
 
 Hooks (override the ones you need; the defaults do nothing):
 

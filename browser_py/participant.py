@@ -18,7 +18,7 @@ from .extensions import Context, Update
 from .features import FeatureExtractor, load_features
 from .preprocess import InputSpec, check_image, decode
 from .protocol import FLClient, ServerRefused, ServerUnavailable
-from .runtime import IN_PYODIDE
+from .runtime import IN_PYODIDE, mark
 from .stores import Store
 from .study import StudyLog
 from .trainer import CancelToken, Cancelled, LocalTrainer, ProgressFn
@@ -79,6 +79,7 @@ class Participant:
         self.task = await self.client.task()
         bundle = self.client.bundle()
         self.manifest = await bundle.load_manifest()
+        mark("task")
         self.spec = InputSpec.from_manifest(self.manifest)
         if IN_PYODIDE:
             from .ort_web import OrtWebTrainer as Backend
@@ -86,8 +87,11 @@ class Participant:
             from .native.trainer import NativeTrainer as Backend
         backend = await Backend.create(bundle)
         self.trainer = LocalTrainer(backend, self.task["training"]["batch_size"])
+        mark("trainer")
         self.features = await load_features(self.manifest, bundle, self.prefer_webgpu)
+        mark("features")
         self.dataset = await Dataset(self.store, self.manifest["classes"], self._validate).load()
+        mark("photos")
         await self.study.load(self.task)
         self.dataset.observer = self.study.record
         if not code:

@@ -1,4 +1,4 @@
-"""Pure-Python wheels for micropip: the client (``browser_py``) and each extension.
+"""Pure-Python wheels for the browser: the client (``browser_py``) and each extension.
 
 Built in memory from the source tree, so the browser always runs the code on disk; the
 bytes are deterministic (fixed timestamps), which keeps ETags stable across restarts.

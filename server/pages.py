@@ -48,14 +48,13 @@ def static_file(name: str):
 
 @bp.route("/client/boot.json")
 def boot_manifest():
-    """What the bootstrap installs: micropip, then the client wheel and its pure-Python
-    dependencies. One list, kept by the server next to the pins (www/js/boot.mjs names none)."""
+    """What the bootstrap unpacks: the client wheel and its pure-Python dependencies. One
+    list, kept by the server next to the pins (www/js/boot.mjs names none)."""
     from flask import jsonify
 
-    from .vendor import BROWSER_WHEELS, MICROPIP_WHEEL
+    from .vendor import BROWSER_WHEELS
 
-    response = jsonify({"micropip": f"/vendor/{MICROPIP_WHEEL}",
-                        "wheels": [f"/client/{WHEEL_NAME}", *(f"/vendor/{w}" for w in BROWSER_WHEELS)]})
+    response = jsonify({"wheels": [f"/client/{WHEEL_NAME}", *(f"/vendor/{w}" for w in BROWSER_WHEELS)]})
     response.cache_control.no_cache = True
     return response
 

