@@ -25,6 +25,8 @@ from .trainer import CancelToken, Cancelled, LocalTrainer, ProgressFn
 
 
 # told (images prepared so far, images to prepare) while features are computed
+# the longest a single feature-extraction call may hold the browser's main thread (about)
+EXTRACT_SLICE_SECONDS = 0.05
 PreparingFn = Callable[[int, int], Awaitable[None]]
 
 
@@ -138,13 +140,23 @@ class Participant:
             if kept is not None:
                 self.features.remember(item.id, array("f", kept))
         todo = [item for item in items if not self.features.known(item.id)]
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start:start + batch_size]
-            out = await self.features.extract([(item.id, await self.pixels(item)) for item in chunk], batch_size)
-            if sha is not None:
-                await self.dataset.keep_features({item.id: f.tobytes() for item, f in zip(chunk, out)}, sha)
+        done, batch, unsaved = 0, 1, {}
+        while done < len(todo):
+            chunk = todo[done:done + batch]
+            started = time.perf_counter()
+            out = await self.features.extract([(item.id, await self.pixels(item)) for item in chunk], len(chunk))
+            per_image = (time.perf_counter() - started) / len(chunk)
+            # one inference call holds the page while it runs: size the next to EXTRACT_SLICE_SECONDS
+            batch = max(1, min(batch_size, int(EXTRACT_SLICE_SECONDS / max(per_image, 1e-6))))
+            done += len(chunk)
+            for item, features in zip(chunk, out):
+                self._pixels.pop(item.id, None)  # the features stand for the pixels from now on
+                unsaved[item.id] = features.tobytes()
+            if sha is not None and (len(unsaved) >= batch_size or done == len(todo)):
+                await self.dataset.keep_features(unsaved, sha)
+                unsaved = {}
             if progress is not None:
-                await progress(start + len(chunk), len(todo))
+                await progress(done, len(todo))
         return self.features.cached([item.id for item in items])
 
     # --- model ----------------------------------------------------------------------------
