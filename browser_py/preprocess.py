@@ -19,6 +19,7 @@ from array import array
 from dataclasses import dataclass
 
 from .dataset import ImageRejected, stored_size
+from .jsvalues import js_object
 
 MAX_PIXELS = 40_000_000  # larger images are refused, not decoded (the same bound as native.images)
 THUMB_SIDE = 320  # the longest side of the page's thumbnails: a tile is at most ~160 CSS px wide at 2x
@@ -46,7 +47,8 @@ class InputSpec:
 
 
 def planes_from_rgba(rgba: bytes, color: str) -> array:
-    """RGBA bytes (row-major) -> float32 channel planes (CHW)."""
+    """RGBA bytes (row-major) -> float32 channel planes (CHW). In the browser only grey
+    images come here (few pixels); colour goes through ``ort.Tensor.fromImage``."""
     r, g, b = rgba[0::4], rgba[1::4], rgba[2::4]
     out = array("f")
     # array("f", bytes) would reinterpret the bytes as floats; a memoryview is iterated as ints.
@@ -82,10 +84,16 @@ async def pixels_browser(data: bytes, spec: InputSpec) -> array:
         ctx.imageSmoothingEnabled = True
         ctx.imageSmoothingQuality = "high"
         ctx.drawImage(bitmap, 0, 0, spec.width, spec.height)
-        rgba = ctx.getImageData(0, 0, spec.width, spec.height).data.to_bytes()
+        image = ctx.getImageData(0, 0, spec.width, spec.height)
     finally:
         bitmap.close()
-    return planes_from_rgba(rgba, spec.color)
+    if spec.color == "RGB":
+        # onnxruntime-web splits the channels into float32 planes in JS: the same values
+        # (mean 1, bias 0 keeps 0-255), where a Python loop over a 224 x 224 photo took ~30 ms
+        options = js_object({"norm": {"mean": 1, "bias": 0}, "tensorFormat": "RGB", "tensorLayout": "NCHW"})
+        tensor = await js.ort.Tensor.fromImage(image, options)
+        return array("f", tensor.data.to_bytes())
+    return planes_from_rgba(image.data.to_bytes(), spec.color)
 
 
 async def _bitmap(data: bytes, width: int | None = None):

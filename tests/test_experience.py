@@ -173,6 +173,7 @@ def test_guided_flow_every_step_in_view_accessible_and_kept_on_reload(browser, l
     assert "shared model has learned from" in status and "wasm" not in status
     browser.find_element(By.CSS_SELECTOR, "#tech summary").click()
     assert "wasm" in text(browser, "tech-text")
+    assert "This device" in text(browser, "device-words") and "wasm" not in text(browser, "device-words")
     # the organiser sees the name given at the join form, and a changed one
     field = browser.find_element(By.ID, "display-name")
     field.clear()

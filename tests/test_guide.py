@@ -63,3 +63,15 @@ def test_a_deleted_image_comes_back_exactly_as_it_was():
         assert [a for a, _ in seen] == ["delete", "undo"] and seen[1][1] == {"item": item_id, "label": label}
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("features, training, says", [
+    ("WebGPU", "onnxruntime-web (wasm, 4 threads)", "graphics chip, which is fast, and trains with its processor (4 cores"),
+    ("wasm, 2 threads", "onnxruntime-web (wasm, 2 threads)", "the browser offers no graphics chip"),
+    ("none", "onnxruntime-web (wasm, 1 thread)", "trains with its processor (1 core at once)"),
+])
+def test_the_device_is_described_in_plain_words(features, training, says):
+    from browser_py.ui.participant_page import device_words
+
+    words = device_words(features, training)
+    assert says in words and "wasm" not in words and "WebGPU" not in words

@@ -1062,6 +1062,22 @@ def _bump(counter: str) -> None:
     setattr(data, counter, str(int(getattr(data, counter, None) or 0) + 1))
 
 
+def device_words(features_backend: str, training_backend: str) -> str:
+    """What does the work on this device, for people: the graphics chip or the processor."""
+    import re
+
+    cores = re.search(r"(\d+) thread", training_backend)
+    processor = (f"its processor ({cores.group(1)} core{'s' if cores.group(1) != '1' else ''} at once)" if cores
+                 else "its processor")
+    if features_backend == "WebGPU":
+        return (f"This device looks at your photos with its graphics chip, which is fast, and trains with "
+                f"{processor}. Nothing leaves it but the model's changes.")
+    if features_backend == "none":
+        return f"This device trains with {processor}. Nothing leaves it but the model's changes."
+    return (f"This device looks at your photos and trains with {processor}: the browser offers no graphics "
+            f"chip it can use here. Nothing leaves it but the model's changes.")
+
+
 def set_status(p: Participant, connected: bool = True, waiting: int = 0) -> None:
     """Plain words in the header; the technical details one click away."""
     version = p.version
@@ -1069,6 +1085,9 @@ def set_status(p: Participant, connected: bool = True, waiting: int = 0) -> None
                else f"the shared model has learned from {version} update{'s' if version != 1 else ''}")
     unsent = f" · {waiting} update{'s' if waiting != 1 else ''} waiting to send" if waiting else ""
     by_id("status").textContent = f"{'Online' if connected else 'No connection'} · {learned}{unsent}"
+    device = by_id("device-words")
+    if device is not None:
+        device.textContent = device_words(p.features.backend, p.trainer.backend.name)
     tech = by_id("tech-text")
     if tech is not None:
         features = "" if p.features.backend == "none" else f"; features: {p.features.backend}"
