@@ -65,6 +65,9 @@ def test_join_import_train_send_and_reload(browser, live_server, page_task, tmp_
     before = live_server.api("GET", f"/api/tasks/{page_task['id']}")["version"]
     browser.find_element(By.ID, "train-button").click()
     result = wait_text(browser, "train-result", "learned from your")
+    # the page redraws counts and tiles when the round has ended (the button comes back then):
+    # reading them before races with that redraw
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "train-button").is_enabled())
     after = live_server.api("GET", f"/api/tasks/{page_task['id']}")["version"]
     assert after == before + 1 and f"version {after}" in result
     metrics = live_server.api("GET", f"/api/tasks/{page_task['id']}/metrics?since={before}")
@@ -73,8 +76,6 @@ def test_join_import_train_send_and_reload(browser, live_server, page_task, tmp_
     assert samples == train_count
 
     # Correct a label, then reload: images, labels and the membership survive.
-    # (the page redraws the grid when the round ends: wait for that before picking a tile)
-    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "train-button").is_enabled())
     tile = browser.find_element(By.CSS_SELECTOR, ".tile.suggested")
     tile_id = tile.get_attribute("data-id")
     Select(tile.find_element(By.CSS_SELECTOR, "select.pick")).select_by_value("3")
