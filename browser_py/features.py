@@ -81,11 +81,14 @@ class FeatureExtractor:
 class NativeFeatures(FeatureExtractor):
     backend = "onnxruntime (CPU)"
 
-    def __init__(self, manifest: dict, model_bytes: bytes) -> None:
+    def __init__(self, manifest: dict, model_bytes: bytes, threads: int | None = None) -> None:
         super().__init__(manifest)
         import onnxruntime as ort
 
-        self._session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        if threads is not None:  # None: onnxruntime's default (one per core)
+            options.intra_op_num_threads = threads
+        self._session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
     async def _run(self, batch: array, n: int, output: str = "features") -> array:
         import numpy as np

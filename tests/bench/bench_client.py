@@ -432,3 +432,65 @@ def test_two_hundred_photos_end_to_end(server, tmp_path):
           f"a later round after a reload {t_again:.2f} s (target <= 1) | anchor: the InFL-UX way, training alone "
           f"21.4 s | longest main-thread task {longest:.0f} ms |")
     assert first > 0 and t_again > 0
+
+
+FEATURES_PY = """
+const [batches, repeats, done] = arguments;
+window.webfl.pyodide.runPythonAsync(`
+import js, json
+from array import array
+import browser_py.app as app
+f = app.participant.features
+size = 1
+for d in f.input_shape:
+    size *= d
+out = {"backend": f.backend}
+for n in ${JSON.stringify(batches)}:
+    x = array("f", bytes(4 * size * n))
+    await f._run(x, n)
+    await f._run(x, n)
+    t = js.performance.now()
+    for _ in range(${repeats}):
+        await f._run(x, n)
+    out[str(n)] = (js.performance.now() - t) / ${repeats} / n
+json.dumps(out)
+`).then(done, (e) => done("ERROR: " + e));"""
+
+
+def test_feature_extraction_speed(server):
+    """MobileNetV2's frozen backbone (features.onnx) per image in the page (onnxruntime-web,
+    2 threads; WebGPU where a hardware adapter exists) beside native onnxruntime at 2 threads."""
+    import json
+
+    from browser_py.features import NativeFeatures
+
+    task = server.create_task("bench features", model="mobilenet_v2", classes=["cat", "dog"])
+    profile = tempfile.mkdtemp()
+    driver = _driver(profile)
+    driver.set_script_timeout(600)
+    batches, repeats = [1, 8], 6
+    try:
+        driver.get(f"{server.url}/?join={task['join_code']}&threads=2")
+        assert wait_ready(driver) == "ready"
+        result = driver.execute_async_script(FEATURES_PY, batches, repeats)
+        assert not str(result).startswith("ERROR"), result
+        web = json.loads(result)
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+    bundle = server.data_dir / "bundles" / task["id"]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    native = NativeFeatures(manifest, (bundle / manifest["features"]["file"]).read_bytes(), threads=2)
+    size = int(np.prod(native.input_shape))
+    native_ms = {}
+    for n in batches:
+        x = array("f", bytes(4 * size * n))
+        asyncio.run(native._run(x, n))
+        t = time.perf_counter()
+        for _ in range(repeats):
+            asyncio.run(native._run(x, n))
+        native_ms[n] = (time.perf_counter() - t) / repeats / n * 1e3
+    cells = " | ".join(f"batch {n}: browser {web[str(n)]:.1f} ms vs native {native_ms[n]:.1f} ms per image, "
+                       f"browser/native {native_ms[n] / web[str(n)]:.2f} (target >= 0.25)" for n in batches)
+    print(f"\n| MobileNetV2 features, 2 threads, browser on {web['backend']} | {cells} |")
+    assert all(web[str(n)] > 0 for n in batches)
