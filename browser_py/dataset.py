@@ -138,6 +138,23 @@ IMPORT_CHUNK = 64    # at most so many images written per transaction,
 IMPORT_CHUNK_BYTES = 16 * 1024 * 1024  # and about so many bytes (camera photos: ~10 per write)
 DECODE_AT_ONCE = 4   # images decoded in parallel (bounds memory for camera photos)
 YIELD_BYTES = 4 * 1024 * 1024  # let the page respond after hashing this much
+HASH_OFF_THREAD_BYTES = 256 * 1024  # larger images are hashed by the browser (see content_id)
+
+
+async def content_id(data: bytes) -> str:
+    """An image's id: the first 16 hex digits of its sha256. In the browser a large image is
+    hashed by Web Crypto, off the main thread and ~10x faster than hashlib in WebAssembly
+    (12 ms for a 1.5 MB photo); small ones stay in Python, where a round trip costs more."""
+    from .runtime import IN_PYODIDE
+
+    if IN_PYODIDE and len(data) >= HASH_OFF_THREAD_BYTES:
+        import js
+
+        from .jsvalues import uint8array
+
+        digest = await js.crypto.subtle.digest("SHA-256", uint8array(data))
+        return js.Uint8Array.new(digest).to_bytes().hex()[:16]
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def _chunks(entries: list[_Entry]) -> Iterator[list[_Entry]]:
@@ -249,7 +266,7 @@ class Dataset:
             except ImageRejected as exc:
                 report.rejected.append((name, str(exc)))
                 continue
-            item_id = hashlib.sha256(data).hexdigest()[:16]
+            item_id = await content_id(data)
             if item_id in self.items or any(item_id == item.id for _, item in fresh):
                 report.duplicates.append(name)
                 continue

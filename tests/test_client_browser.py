@@ -169,7 +169,9 @@ def test_large_photos_get_thumbnails_and_lying_headers_are_refused(browser, live
 
     open_task(browser, live_server, page_task, slot="thumbs")
     smooth = np.clip(np.add.outer(np.arange(1200), np.arange(1600)) * 0.09, 0, 255).astype(np.uint8)
-    Image.fromarray(np.stack([smooth, smooth[::-1], smooth[:, ::-1]], axis=-1)).save(tmp_path / "photo.jpg", quality=90)
+    grain = np.random.default_rng(1).integers(0, 40, (1200, 1600, 3))  # camera-like noise: ~650 KB
+    photo = np.clip(np.stack([smooth, smooth[::-1], smooth[:, ::-1]], axis=-1) + grain, 0, 255).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.jpg", quality=90)
     small = tmp_path / "small.png"
     small.write_bytes(digit_files(1, offset=700)[0][1])
     liar = bytearray((tmp_path / "photo.jpg").read_bytes())
@@ -185,6 +187,13 @@ def test_large_photos_get_thumbnails_and_lying_headers_are_refused(browser, live
         return browser.execute_script("""return Promise.all([...document.querySelectorAll('#grid .tile img')].map(
             (img) => img.decode().then(() => [img.naturalWidth, img.naturalHeight])));""")
 
+    # the photo was hashed by Web Crypto, the digit by hashlib: both ids are the same sha256
+    import hashlib
+
+    ids = set(browser.execute_script("return [...document.querySelectorAll('#grid .tile')].map((t) => t.dataset.id)"))
+    assert hashlib.sha256((tmp_path / "photo.jpg").read_bytes()).hexdigest()[:16] in ids
+    assert hashlib.sha256(small.read_bytes()).hexdigest()[:16] in ids
+    assert len((tmp_path / "photo.jpg").read_bytes()) >= __import__("browser_py.dataset").dataset.HASH_OFF_THREAD_BYTES
     for _ in range(2):
         sizes = sorted(tile_sizes())
         assert sizes == [[28, 28], [THUMB_SIDE, THUMB_SIDE * 3 // 4]], sizes
