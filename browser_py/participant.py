@@ -25,8 +25,9 @@ from .trainer import CancelToken, Cancelled, LocalTrainer, ProgressFn
 
 
 # told (images prepared so far, images to prepare) while features are computed
-# the longest a single feature-extraction call may hold the browser's main thread (about)
-EXTRACT_SLICE_SECONDS = 0.05
+# the longest a single feature-extraction call may hold the browser's main thread (about): the
+# responsiveness target; larger batches are faster per image (batch 8: ~1.5x batch 1)
+EXTRACT_SLICE_SECONDS = 0.1
 PreparingFn = Callable[[int, int], Awaitable[None]]
 
 

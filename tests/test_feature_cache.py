@@ -62,7 +62,7 @@ def test_features_survive_a_reload_and_are_dropped_for_another_extractor(bundle,
 
         Counting.computed = 0
         first = await p.inputs(items, progress, batch_size=2)
-        # one image first (to time it), then batches sized to hold the page at most ~50 ms
+        # one image first (to time it), then batches sized to hold the page at most ~100 ms
         assert Counting.computed == 5 and seen == [(1, 5), (3, 5), (5, 5)]
         p.dataset.store.close()
         # a reload: a new page, the same store

@@ -75,3 +75,14 @@ def test_the_device_is_described_in_plain_words(features, training, says):
 
     words = device_words(features, training)
     assert says in words and "wasm" not in words and "WebGPU" not in words
+
+
+def test_tile_markup_escapes_what_participants_typed():
+    from browser_py.ui.dom import markup
+
+    html = markup("figure", cls="tile", aria_label='a "quoted" <b>name</b> & more', data_id="x1",
+                  children=(markup("span", "<script>alert(1)</script>"), markup("option", "cat", value="cat", selected="")))
+    assert html == ('<figure class="tile" aria-label="a &quot;quoted&quot; &lt;b&gt;name&lt;/b&gt; &amp; more" '
+                    'data-id="x1"><span>&lt;script&gt;alert(1)&lt;/script&gt;</span>'
+                    '<option value="cat" selected>cat</option></figure>')
+    assert markup("option", "dog", value="dog", selected=None) == '<option value="dog">dog</option>'

@@ -30,6 +30,27 @@ def el(tag: str, text: str = "", cls: str = "", id: str = "", **attrs):
     return node
 
 
+def markup(tag: str, text: str = "", cls: str = "", id: str = "", children: tuple[str, ...] = (), **attrs) -> str:
+    """The HTML of what :func:`el` would build (text and attributes escaped), with child markup:
+    many elements made as one string cost one call into the browser instead of dozens each."""
+    from html import escape
+
+    names = ([("class", cls)] if cls else []) + ([("id", id)] if id else []) + [
+        (key.rstrip("_").replace("_", "-"), value) for key, value in attrs.items() if value is not None]
+    opening = "".join(f' {name}="{escape(str(value))}"' if value != "" else f" {name}"
+                      for name, value in names)
+    return f"<{tag}{opening}>{escape(text)}{''.join(children)}</{tag}>"
+
+
+def from_markup(html: str):
+    """Elements from :func:`markup` HTML, as a DocumentFragment ready to insert."""
+    import js
+
+    template = js.document.createElement("template")
+    template.innerHTML = html
+    return template.content
+
+
 def present(node) -> bool:
     """False for None and for JS null/undefined (Pyodide keeps JS null distinct from None)."""
     from pyodide.ffi import jsnull
