@@ -5,6 +5,7 @@ global model for label suggestions, trains a local round and sends the update.
 """
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from array import array
@@ -141,11 +142,17 @@ class Participant:
             if kept is not None:
                 self.features.remember(item.id, array("f", kept))
         todo = [item for item in items if not self.features.known(item.id)]
-        done, batch, unsaved = 0, 1, {}
+        done, batch, unsaved, ahead = 0, 1, {}, None
         while done < len(todo):
             chunk = todo[done:done + batch]
+            if ahead is not None:
+                await ahead
+            pixels = await asyncio.gather(*(self.pixels(item) for item in chunk))  # decoded in parallel
+            # the next images decode (off the main thread) while this batch's inference runs
+            ahead = asyncio.ensure_future(asyncio.gather(*(self.pixels(item) for item in
+                                                           todo[done + batch:done + 2 * batch])))
             started = time.perf_counter()
-            out = await self.features.extract([(item.id, await self.pixels(item)) for item in chunk], len(chunk))
+            out = await self.features.extract([(item.id, px) for item, px in zip(chunk, pixels)], len(chunk))
             per_image = (time.perf_counter() - started) / len(chunk)
             # one inference call holds the page while it runs: size the next to EXTRACT_SLICE_SECONDS
             batch = max(1, min(batch_size, int(EXTRACT_SLICE_SECONDS / max(per_image, 1e-6))))

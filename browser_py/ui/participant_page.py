@@ -572,12 +572,12 @@ class ParticipantPage:
         more = max(0, len(shown) - MAX_TILES)
         same = ([i for i, _ in drawn] == [i for i, _ in self._drawn] and more == self._drawn_more
                 and present(grid.querySelector(f'.tile[data-id="{drawn[0][0]}"]')))  # the page may be new
-        if same:
-            for (item_id, look), (_, was) in zip(drawn, self._drawn):
-                if look != was:
-                    old = grid.querySelector(f'.tile[data-id="{item_id}"]')
-                    old.replaceWith(from_markup(self._tile_markup(item_id)))
-        else:
+        changed = [item_id for (item_id, look), (_, was) in zip(drawn, self._drawn) if look != was] if same else []
+        if same and len(changed) <= REDRAW_ONE_BY_ONE:
+            for item_id in changed:
+                old = grid.querySelector(f'.tile[data-id="{item_id}"]')
+                old.replaceWith(from_markup(self._tile_markup(item_id)))
+        else:  # a new pass, or so many changed (accept all) that one redraw is cheaper
             tiles = [self._tile_markup(item_id) for item_id, _ in drawn]
             if more:
                 tiles.append(markup("p", f"…and {more} more: pick a class under “Show” to see them",
@@ -1073,6 +1073,7 @@ def _bump(counter: str) -> None:
     setattr(data, counter, str(int(getattr(data, counter, None) or 0) + 1))
 
 
+REDRAW_ONE_BY_ONE = 24  # more changed tiles than this are redrawn all at once
 INLINE_PICTURE_BYTES = 8 * 1024  # smaller pictures go inline as data: URLs (no call into the browser)
 
 
