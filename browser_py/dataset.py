@@ -138,6 +138,7 @@ IMPORT_CHUNK = 64    # at most so many images written per transaction,
 IMPORT_CHUNK_BYTES = 16 * 1024 * 1024  # and about so many bytes (camera photos: ~10 per write)
 DECODE_AT_ONCE = 4   # images decoded in parallel (bounds memory for camera photos)
 YIELD_BYTES = 4 * 1024 * 1024  # let the page respond after hashing this much
+SAVE_CHUNK_BYTES = 4 * 1024 * 1024  # records rewritten per transaction (labels, suggestions)
 HASH_OFF_THREAD_BYTES = 256 * 1024  # larger images are hashed by the browser (see content_id)
 
 
@@ -157,11 +158,12 @@ async def content_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def _chunks(entries: list[_Entry]) -> Iterator[list[_Entry]]:
+def _chunks(entries: list[_Entry], max_bytes: int = IMPORT_CHUNK_BYTES) -> Iterator[list[_Entry]]:
+    """Consecutive runs of at most IMPORT_CHUNK entries and about ``max_bytes``."""
     chunk: list[_Entry] = []
     size = 0
     for entry in entries:
-        if chunk and (len(chunk) >= IMPORT_CHUNK or size + entry[1] > IMPORT_CHUNK_BYTES):
+        if chunk and (len(chunk) >= IMPORT_CHUNK or size + entry[1] > max_bytes):
             yield chunk
             chunk, size = [], 0
         chunk.append(entry)
@@ -300,7 +302,11 @@ class Dataset:
 
     # --- labels -------------------------------------------------------------------------
     async def _save(self, *items: Item) -> None:
-        await self.store.put_items([asdict(item) for item in items])
+        """Write changed records, a few MB per transaction: a record carries its image, and
+        copying 200 photos into one write held the page for ~100 ms (accept all)."""
+        entries = [(item.id, len(item.data), lambda item=item: asdict(item), None) for item in items]
+        for chunk in _chunks(entries, SAVE_CHUNK_BYTES):
+            await self.store.put_items([record() for _, _, record, _ in chunk])
 
     def get(self, item_id: str) -> Item:
         try:

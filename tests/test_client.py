@@ -405,3 +405,17 @@ def test_an_update_refused_after_a_reload_does_not_stop_the_participant(live_ser
     p = run(Participant(FLClient(live_server.url, store), store).start())
     assert "not taken" in p.start_notice and "56714" in p.start_notice
     assert run(store.get_meta("outbox")) is None
+
+
+def test_accepting_many_large_photos_is_written_a_few_mb_at_a_time():
+    from browser_py.dataset import SAVE_CHUNK_BYTES, Item
+
+    store = CountingStore()
+    ds = Dataset(store, ["cat", "dog"])
+    photo = b"\xff\xd8\xff" + bytes(1_000_000)  # ~1 MB each
+    for i in range(10):
+        ds.items[f"p{i}"] = Item(f"p{i}", f"{i}.jpg", photo, suggestion="cat", confidence=0.99)
+    assert run(ds.accept_above(0.9)) == 10
+    assert sum(store.writes) == 10 and len(store.writes) == 3       # 4 + 4 + 2, never all ten at once
+    assert all(n * len(photo) <= SAVE_CHUNK_BYTES + len(photo) for n in store.writes)
+    assert all(r["label"] == "cat" and r["source"] == "accepted" for r in run(store.items()))

@@ -235,3 +235,40 @@ def test_reload_mid_training_keeps_labels_and_restarts_from_the_newest_model(bro
     wait_text(browser, "train-result", "it is now at version 2")
     m = live_server.api("GET", f"/api/tasks/{task['id']}/metrics?since=1")
     assert m["versions"][0]["updates"][0]["base_version"] == 1  # started from the newest model
+
+
+def test_a_long_grid_is_drawn_in_slices_and_ends_whole(browser, live_server, page_task, tmp_path):
+    """More tiles than one slice: the first are drawn at once, the rest just after; redraws
+    that come while the rest is drawing leave one complete grid in the pass's order."""
+    from browser_py.ui.participant_page import TILES_AT_ONCE
+
+    open_task(browser, live_server, page_task, slot="long-grid")
+    n = TILES_AT_ONCE * 2 + 30
+    archive = tmp_path / "many.zip"
+    archive.write_bytes(image_folder_zip(digit_files(n, offset=100)))
+    browser.find_element(By.ID, "file-input").send_keys(str(archive))
+    wait_text(browser, "import-message", f"{n} images added")
+    state = browser.execute_async_script("""const done = arguments[0];
+        window.webfl.pyodide.runPythonAsync(`
+import asyncio
+import browser_py.app as app
+import js
+ui = app.ui
+ui._drawn = []        # as if the pass were new: a whole redraw
+ui.new_pass()
+early = js.document.querySelectorAll("#grid .tile").length
+ui.refresh()          # while the rest is being drawn
+await asyncio.sleep(0)
+ui._drawn = []
+ui.new_pass()         # and a whole new redraw on top
+for _ in range(200):
+    await asyncio.sleep(0.01)
+    if ui._rest is None:
+        break
+drawn = [t.dataset.id for t in js.document.querySelectorAll("#grid .tile")]
+[early, drawn, list(ui.order)]
+`).then((r) => done(r.toJs()), (e) => done(String(e)));""")
+    assert not isinstance(state, str), state
+    early, drawn, order = state
+    assert early == TILES_AT_ONCE
+    assert drawn == order and len(drawn) == n == len(set(drawn))
