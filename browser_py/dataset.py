@@ -15,7 +15,7 @@ import io
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field
-from typing import Awaitable, Callable, Iterator
+from typing import Awaitable, Callable, Iterator, TypeVar
 
 from .stores import Store
 
@@ -51,10 +51,11 @@ def stored_size(data: bytes) -> tuple[int, int] | None:
     try:
         if data.startswith(b"\x89PNG") and data[12:16] == b"IHDR":
             return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-        if data[:3] in (b"GIF",):
+        if data[:3] == b"GIF":
             return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
         if data[:2] == b"BM":
-            return int.from_bytes(data[18:22], "little", signed=True), abs(int.from_bytes(data[22:26], "little", signed=True))
+            width, height = (abs(int.from_bytes(data[k:k + 4], "little", signed=True)) for k in (18, 22))
+            return width, height  # a negative height means top-down rows, not a smaller image
         if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
             chunk = data[12:16]
             if chunk == b"VP8X":
@@ -133,6 +134,7 @@ def split_for(item_id: str) -> str:
 # of it for the page (None: show the image itself)
 Validator = Callable[[bytes], Awaitable[bytes | None]]
 ImportProgress = Callable[[int, int], Awaitable[None]]
+T = TypeVar("T")
 _Entry = tuple[str, int, Callable[[], bytes], str | None]  # name, size, read its bytes, its label
 IMPORT_CHUNK = 64    # at most so many images written per transaction,
 IMPORT_CHUNK_BYTES = 16 * 1024 * 1024  # and about so many bytes (camera photos: ~10 per write)
@@ -158,16 +160,16 @@ async def content_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def _chunks(entries: list[_Entry], max_bytes: int = IMPORT_CHUNK_BYTES) -> Iterator[list[_Entry]]:
+def _chunks(entries: list[T], size_of: Callable[[T], int], max_bytes: int) -> Iterator[list[T]]:
     """Consecutive runs of at most IMPORT_CHUNK entries and about ``max_bytes``."""
-    chunk: list[_Entry] = []
+    chunk: list[T] = []
     size = 0
     for entry in entries:
-        if chunk and (len(chunk) >= IMPORT_CHUNK or size + entry[1] > max_bytes):
+        if chunk and (len(chunk) >= IMPORT_CHUNK or size + size_of(entry) > max_bytes):
             yield chunk
             chunk, size = [], 0
         chunk.append(entry)
-        size += entry[1]
+        size += size_of(entry)
     if chunk:
         yield chunk
 
@@ -221,7 +223,7 @@ class Dataset:
             else:
                 entries.append((name, len(data), lambda data=data: data, label))
         done = 0
-        for chunk in _chunks(entries):
+        for chunk in _chunks(entries, lambda entry: entry[1], IMPORT_CHUNK_BYTES):
             await self._add_chunk(chunk, report)
             done += len(chunk)
             if progress is not None:
@@ -304,9 +306,8 @@ class Dataset:
     async def _save(self, *items: Item) -> None:
         """Write changed records, a few MB per transaction: a record carries its image, and
         copying 200 photos into one write held the page for ~100 ms (accept all)."""
-        entries = [(item.id, len(item.data), lambda item=item: asdict(item), None) for item in items]
-        for chunk in _chunks(entries, SAVE_CHUNK_BYTES):
-            await self.store.put_items([record() for _, _, record, _ in chunk])
+        for chunk in _chunks(list(items), lambda item: len(item.data), SAVE_CHUNK_BYTES):
+            await self.store.put_items([asdict(item) for item in chunk])
 
     def get(self, item_id: str) -> Item:
         try:

@@ -31,10 +31,6 @@ class OrtWebTrainer:
         self._eval_loss_name = eval_names[0]
         self._slots: dict[int, tuple] = {}  # batch size -> (inputs, labels, feeds), reused
 
-    def close(self) -> None:
-        """Drop the reused input buffers (the session itself is released with the page)."""
-        self._slots.clear()
-
     @classmethod
     async def create(cls, source: BundleSource) -> "OrtWebTrainer":
         import js
