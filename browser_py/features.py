@@ -9,7 +9,7 @@ from __future__ import annotations
 from array import array
 
 from .bundle_source import BundleSource
-from .jsvalues import js_object, uint8array
+from .jsvalues import float32array, js_object, uint8array
 from .runtime import IN_PYODIDE
 
 
@@ -129,9 +129,7 @@ class WebFeatures(FeatureExtractor):
         import js
         from pyodide.ffi import to_js
 
-        x = js.Float32Array.new(len(batch))
-        x.assign(batch)
-        tensor = self._ort.Tensor.new("float32", x, to_js([n, *self.input_shape]))
+        tensor = self._ort.Tensor.new("float32", float32array(batch), to_js([n, *self.input_shape]))
         feeds = js_object({"pixels": tensor})
         results = await self._session.run(feeds, to_js([output]))  # only what is asked for is copied out
         out = js.Reflect.get(results, output)

@@ -1,20 +1,35 @@
 """Python values handed to JavaScript, converted one way everywhere (Pyodide only).
 
-Every byte buffer and option object the client gives to the browser or onnxruntime-web
-goes through these two functions, so conversions cannot drift between modules.
+Every buffer and option object the client gives to the browser or onnxruntime-web goes
+through these functions, so conversions cannot drift between modules.
 """
 from __future__ import annotations
 
+from array import array
 from typing import Any
+
+
+def _typed(kind: str, values) -> Any:
+    import js
+
+    buf = getattr(js, kind).new(len(values))
+    buf.assign(values)
+    return buf
 
 
 def uint8array(data: bytes) -> Any:
     """A new JS ``Uint8Array`` holding a copy of ``data``."""
-    import js
+    return _typed("Uint8Array", data)
 
-    buf = js.Uint8Array.new(len(data))
-    buf.assign(data)
-    return buf
+
+def float32array(values: array) -> Any:
+    """A new JS ``Float32Array`` holding a copy of an ``array('f')``."""
+    return _typed("Float32Array", values)
+
+
+def bigint64array(values: array) -> Any:
+    """A new JS ``BigInt64Array`` holding a copy of an ``array('q')`` (onnxruntime's int64)."""
+    return _typed("BigInt64Array", values)
 
 
 def js_object(value: Any) -> Any:

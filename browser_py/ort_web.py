@@ -1,6 +1,7 @@
 """Training backend for the browser: onnxruntime-web's training API via Pyodide's JS interop.
 
-Only this module (and the page bootstrap) knows about ``ort``. JS errors become
+Only this module, the page bootstrap and the training loop it hands steps to
+(www/js/train_steps.mjs) know about ``ort``. JS errors become
 :class:`TrainerError` with a readable message; proxies we create are destroyed.
 """
 from __future__ import annotations
@@ -9,14 +10,16 @@ from array import array
 from typing import Sequence
 
 from .bundle_source import BundleSource
-from .jsvalues import js_object, uint8array
+from .jsvalues import bigint64array, float32array, js_object, uint8array
 from .trainer import TrainerError, check_batch
+
+TRAIN_STEPS_MODULE = "/static/js/train_steps.mjs"
 
 
 class OrtWebTrainer:
     name = "onnxruntime-web (wasm)"
 
-    def __init__(self, manifest: dict, session) -> None:
+    def __init__(self, manifest: dict, session, steps) -> None:
         import js
 
         threads = int(js.ort.env.wasm.numThreads or 1)
@@ -29,7 +32,7 @@ class OrtWebTrainer:
         self._logits_name = manifest["head"]["output"]
         eval_names = [str(n) for n in session.evalOutputNames]
         self._eval_loss_name = eval_names[0]
-        self._slots: dict[int, tuple] = {}  # batch size -> (inputs, labels, feeds), reused
+        self._steps = steps  # the trainSteps module
 
     @classmethod
     async def create(cls, source: BundleSource) -> "OrtWebTrainer":
@@ -47,24 +50,15 @@ class OrtWebTrainer:
             session = await js.ort.TrainingSession.create(js_object(options))
         except JsException as exc:
             raise TrainerError(f"onnxruntime-web could not load the bundle: {exc}") from None
-        return cls(manifest, session)
+        return cls(manifest, session, await js.webfl.importModule(TRAIN_STEPS_MODULE))
 
     def _feeds(self, inputs: array, labels: Sequence[int]):
-        """The feeds for a batch, in JS buffers made once per batch size and refilled:
-        onnxruntime-web copies inputs into its own memory when a step is called."""
         import js
         from pyodide.ffi import to_js
 
         n = check_batch(self, inputs, labels)
-        if n not in self._slots:
-            x, y = js.Float32Array.new(len(inputs)), js.BigInt64Array.new(n)
-            feeds = js_object({"input": js.ort.Tensor.new("float32", x, to_js([n, *self.input_shape])),
-                               "labels": js.ort.Tensor.new("int64", y, to_js([n]))})
-            self._slots[n] = (x, y, feeds)
-        x, y, feeds = self._slots[n]
-        x.assign(inputs)
-        y.assign(array("q", labels))
-        return feeds
+        return js_object({"input": js.ort.Tensor.new("float32", float32array(inputs), to_js([n, *self.input_shape])),
+                          "labels": js.ort.Tensor.new("int64", bigint64array(array("q", labels)), to_js([n]))})
 
     @staticmethod
     def _output(results, name: str):
@@ -76,22 +70,22 @@ class OrtWebTrainer:
         return (await self.train_steps([(inputs, labels)]))[0]
 
     async def train_steps(self, batches: Sequence[tuple[array, Sequence[int]]]) -> list[float]:
-        """Every step's three calls are made back to back and waited for once at the end.
-        onnxruntime-web runs each call to completion before returning its promise (the wasm
-        call is synchronous), so order holds; a test checks the losses against one-by-one
-        waiting. Waiting on each promise from Python cost more than a head's step itself."""
-        import js
+        """The batches go over to JS once, back to back, and ``trainSteps`` (www/js/
+        train_steps.mjs) runs and awaits each step there: awaiting a JS promise from Python
+        is a trip through Pyodide's event loop, which cost more than a head's whole step."""
         from pyodide.ffi import JsException, to_js
 
-        session, pending = self._session, []
-        for inputs, labels in batches:
-            pending += [session.runTrainStep(self._feeds(inputs, labels)), session.runOptimizerStep(),
-                        session.lazyResetGrad()]
+        inputs, labels, sizes = array("f"), array("q"), []
+        for x, y in batches:
+            sizes.append(check_batch(self, x, y))
+            inputs.extend(x)
+            labels.extend(y)
         try:
-            results = await js.Promise.all(to_js(pending))
+            losses = await self._steps.trainSteps(self._session, float32array(inputs), bigint64array(labels),
+                                                  to_js(sizes), to_js(self.input_shape), self._loss_name)
         except JsException as exc:
             raise TrainerError(f"training step failed in onnxruntime-web: {exc}") from None
-        return [float(self._output(results[3 * i], self._loss_name).data[0]) for i in range(len(batches))]
+        return [float(v) for v in losses.to_py()]
 
     async def eval_step(self, inputs: array, labels: Sequence[int]) -> tuple[float, array]:
         feeds = self._feeds(inputs, labels)

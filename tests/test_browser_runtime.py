@@ -99,7 +99,13 @@ rng = random.Random(3)
 batches = [(array('f', [rng.random() * 255 for _ in range(n * 784)]), [rng.randrange(10) for _ in range(n)])
            for n in (8, 8, 5, 8, 5, 5, 8)]
 one_by_one = await OrtWebTrainer.create(client.bundle())
-waited = [await one_by_one.train_step(x, y) for x, y in batches]
+async def waited_step(x, y):  # the reference: each call awaited from Python, as before
+    s = one_by_one._session
+    out = await s.runTrainStep(one_by_one._feeds(x, y))
+    await s.runOptimizerStep()
+    await s.lazyResetGrad()
+    return float(js.Reflect.get(out, one_by_one._loss_name).data[0])
+waited = [await waited_step(x, y) for x, y in batches]
 sliced = await OrtWebTrainer.create(client.bundle())
 together = await sliced.train_steps(batches[:4]) + await sliced.train_steps(batches[4:])
 a, b = await one_by_one.get_parameters(), await sliced.get_parameters()
@@ -108,9 +114,10 @@ a, b = await one_by_one.get_parameters(), await sliced.get_parameters()
 """
 
 
-def test_steps_waited_for_once_equal_steps_waited_for_one_by_one(browser, live_server):
-    """train_steps makes every step's calls back to back and waits once; that relies on
-    onnxruntime-web running each call before it returns, which this checks bit for bit."""
+def test_steps_run_in_slices_equal_steps_waited_for_one_by_one(browser, live_server):
+    """train_steps hands a slice of batches to JS at once (www/js/train_steps.mjs); each
+    batch must reach its own step, in order, from its place in the shared buffers: losses
+    and parameters equal calls awaited one by one from Python, bit for bit."""
     joined = live_server.join_demo()
     browser.get(live_server.url + "/")
     assert wait_ready(browser) == "ready"
