@@ -40,6 +40,9 @@ def set_state(state: str, error: str | None = None) -> None:
 
 async def main(page_name: str = "participant") -> None:
     """Start the page named by ``<body data-page>``: ``participant`` or ``admin``."""
+    import random
+
+    random.seed()  # a restored start-up snapshot would otherwise replay one sequence each visit
     if page_name == "admin":
         from .ui import admin_page
 

@@ -140,3 +140,75 @@ def test_wasm_threads_follow_the_device_and_a_bounded_override(browser, live_ser
     training = browser.execute_script("""return window.webfl.pyodide.runPython(
         "import browser_py.app as app; app.participant.trainer.backend.name")""")
     assert f"{want} thread" in training
+
+
+def _dataset(browser, name: str):
+    return browser.execute_script(f"return document.documentElement.dataset.{name} ?? null")
+
+
+def _wait_snapshot_kept(browser, timeout: float = 90) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while _dataset(browser, "webflSnapshot") != "kept":
+        assert time.monotonic() < deadline, "no Python snapshot was kept"
+        time.sleep(0.3)
+
+
+def _open(browser, url: str) -> str:
+    browser.get(url)
+    assert wait_ready(browser) == "ready"
+    return _dataset(browser, "webflPython")
+
+
+TRAINS = """return window.webfl.pyodide.runPythonAsync(`
+import random
+from array import array
+import browser_py.app as app
+backend = app.participant.trainer.backend
+n = 1
+for d in backend.input_shape:
+    n *= d
+loss = (await backend.train_steps([(array('f', [0.5] * (4 * n)), [0, 1, 2, 3])]))[0]
+[random.random(), loss > 0]
+`).then((r) => r.toJs())"""
+
+REWRITE_SNAPSHOT = """
+const [key, bytes, done] = arguments;
+(async () => {
+  const cache = await caches.open("webfl-python-1");
+  const kept = await cache.match("/python-snapshot");
+  const body = bytes === null ? await kept.arrayBuffer() : new Uint8Array(bytes);
+  await cache.put("/python-snapshot", new Response(body, {headers: {"X-WebFL-Snapshot-Key": key ?? kept.headers.get("X-WebFL-Snapshot-Key")}}));
+  done("ok");
+})().catch((e) => done("ERROR: " + e.message));
+"""
+
+
+def test_python_start_up_is_kept_and_restored_on_the_next_visit(browser, live_server):
+    """The first visit starts Python afresh and keeps a snapshot (made in a worker); later
+    visits restore it, and the restored client still trains, with fresh randomness each time."""
+    url = f"{live_server.url}/?join={live_server.demo_task()['join_code']}"
+    assert _open(browser, url) == "fresh"
+    _wait_snapshot_kept(browser)
+    draws = []
+    for _ in range(2):
+        assert _open(browser, url) == "snapshot"
+        draw, trained = browser.execute_script(TRAINS)
+        assert trained
+        draws.append(draw)
+    assert draws[0] != draws[1]     # random.seed() at start: a snapshot does not replay one sequence
+
+
+def test_a_damaged_or_stale_snapshot_is_dropped_and_python_starts_afresh(browser, live_server):
+    url = f"{live_server.url}/?join={live_server.demo_task()['join_code']}"
+    assert _open(browser, url) == "fresh"
+    _wait_snapshot_kept(browser)
+    # damaged bytes under the right key: the restore fails, the page starts afresh, a new one is kept
+    assert browser.execute_async_script(REWRITE_SNAPSHOT, None, [7] * 4096) == "ok"
+    assert _open(browser, url) == "fresh"
+    _wait_snapshot_kept(browser)
+    assert _open(browser, url) == "snapshot"
+    # a snapshot made from other wheels (an older client) is not used
+    assert browser.execute_async_script(REWRITE_SNAPSHOT, "0" * 64, None) == "ok"
+    assert _open(browser, url) == "fresh"

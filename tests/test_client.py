@@ -419,3 +419,26 @@ def test_accepting_many_large_photos_is_written_a_few_mb_at_a_time():
     assert sum(store.writes) == 10 and len(store.writes) == 3       # 4 + 4 + 2, never all ten at once
     assert all(n * len(photo) <= SAVE_CHUNK_BYTES + len(photo) for n in store.writes)
     assert all(r["label"] == "cat" and r["source"] == "accepted" for r in run(store.items()))
+
+
+def test_a_start_up_snapshot_takes_the_standard_library_and_client_but_no_extension(monkeypatch):
+    """What the page imported from Pyodide's /lib (stdlib, the client's wheels) goes into the
+    snapshot; an extension, imported from its own zip, never does."""
+    import sys
+    import types
+
+    from browser_py.runtime import snapshot_modules
+
+    def module(name: str, file: str | None):
+        m = types.ModuleType(name)
+        if file is not None:
+            m.__file__ = file
+        monkeypatch.setitem(sys.modules, name, m)
+
+    module("fake_stdlib", "/lib/python314.zip/fake_stdlib.py")
+    module("fake_client", "/lib/python3.14/site-packages/fake_client/__init__.py")
+    module("fake_extension", "/tmp/webfl-ext-x/fake_extension-1.0-py3-none-any.whl/fake_extension.py")
+    module("fake_builtin", None)
+    names = snapshot_modules()
+    assert {"fake_stdlib", "fake_client"} <= set(names)
+    assert "fake_extension" not in names and "fake_builtin" not in names and "__main__" not in names

@@ -1,5 +1,7 @@
 // Thin bootstrap: load Pyodide from /vendor, unpack the webfl client wheel (and its deps),
 // hand over to Python (browser_py.app.main). Everything else happens in Python.
+import { PYODIDE_URL, dropSnapshot, keptSnapshot, wheelsKey } from "./python_snapshot.mjs";
+
 const root = document.documentElement;
 const START_TIMEOUT_MS = 90000;
 
@@ -47,23 +49,57 @@ async function boot() {
     ort.env.wasm.numThreads = self.crossOriginIsolated ? wasmThreads() : 1;
   }
   // Which wheels to install comes from the server (one list, next to the pinned versions);
-  // they are fetched while Pyodide starts and unpacked straight into site-packages (pure
-  // Python, no dependencies to resolve: loading micropip to install them cost ~0.5 s).
-  const wheels = fetch("/client/boot.json").then((r) => {
+  // they are fetched while Pyodide's loader loads and unpacked straight into site-packages
+  // (pure Python, no dependencies to resolve: loading micropip to install them cost ~0.5 s).
+  const loader = import(`${PYODIDE_URL}pyodide.mjs`);
+  const wheels = await fetch("/client/boot.json").then((r) => {
     if (!r.ok) throw new Error(`the client's install list could not be fetched (HTTP ${r.status})`);
     return r.json();
   }).then(({ wheels }) => Promise.all(wheels.map((url) => fetch(url).then((r) => {
     if (!r.ok) throw new Error(`${url} could not be fetched (HTTP ${r.status})`);
     return r.arrayBuffer();
   }))));
-  wheels.catch(() => {});  // reported below, once Pyodide has loaded
-  const { loadPyodide } = await import("/vendor/pyodide/pyodide.mjs");
-  const pyodide = await loadPyodide({ indexURL: "/vendor/pyodide/" });
+  const { loadPyodide } = await loader;
+  // A snapshot kept from an earlier visit skips starting Python and importing the client.
+  const key = await wheelsKey(wheels);
+  const snapshot = await keptSnapshot(key);
+  let pyodide = null;
+  if (snapshot) {
+    try {
+      pyodide = await loadPyodide({ indexURL: PYODIDE_URL, _loadSnapshot: snapshot });
+      root.dataset.webflPython = "snapshot";
+    } catch (e) {  // another Pyodide build, damaged bytes: start afresh and make a new one
+      console.warn("webfl: the kept Python snapshot could not be restored:", e);
+      await dropSnapshot();
+    }
+  }
+  if (!pyodide) {
+    pyodide = await loadPyodide({ indexURL: PYODIDE_URL });
+    root.dataset.webflPython = "fresh";
+  }
   performance.mark("webfl:python");
-  for (const wheel of await wheels) pyodide.unpackArchive(wheel, "wheel");
+  for (const wheel of wheels) pyodide.unpackArchive(wheel, "wheel");
   performance.mark("webfl:client");
   window.webfl.pyodide = pyodide;
   await pyodide.runPythonAsync(`import browser_py.app\nawait browser_py.app.main(${JSON.stringify(page)})`);
+  if (page === "participant" && root.dataset.webflPython === "fresh" && root.dataset.webflState === "ready") {
+    const modules = pyodide.runPython("import browser_py.runtime\nbrowser_py.runtime.snapshot_modules()").toJs();
+    setTimeout(() => keepSnapshot(wheels, modules, key), SNAPSHOT_AFTER_MS);
+  }
+}
+
+// The snapshot is made once the page has settled, in a worker: it costs a second Python
+// start-up (seconds of CPU), none of it on the page's main thread.
+const SNAPSHOT_AFTER_MS = 3000;
+function keepSnapshot(wheels, modules, key) {
+  const worker = new Worker("/static/js/python_snapshot.mjs", { type: "module" });
+  worker.onmessage = ({ data }) => {
+    worker.terminate();
+    if (data.error) console.warn("webfl: no Python snapshot was kept:", data.error);
+    else root.dataset.webflSnapshot = "kept";
+  };
+  worker.onerror = (e) => { worker.terminate(); console.warn("webfl: the Python snapshot worker failed:", e.message); };
+  worker.postMessage({ wheels, modules, key });
 }
 
 withTimeout(boot(), START_TIMEOUT_MS, "The app").catch((err) => fail(err && err.message ? err.message : String(err)));
