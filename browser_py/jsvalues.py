@@ -27,6 +27,11 @@ def float32array(values: array) -> Any:
     return _typed("Float32Array", values)
 
 
+def int32array(values: array) -> Any:
+    """A new JS ``Int32Array`` holding a copy of an ``array('i')``."""
+    return _typed("Int32Array", values)
+
+
 def bigint64array(values: array) -> Any:
     """A new JS ``BigInt64Array`` holding a copy of an ``array('q')`` (onnxruntime's int64)."""
     return _typed("BigInt64Array", values)

@@ -10,8 +10,8 @@ from array import array
 from typing import Sequence
 
 from .bundle_source import BundleSource
-from .jsvalues import bigint64array, float32array, js_object, uint8array
-from .trainer import TrainerError, check_batch
+from .jsvalues import bigint64array, float32array, int32array, js_object, uint8array
+from .trainer import TrainerError, concat, check_batch, check_samples
 
 TRAIN_STEPS_MODULE = "/static/js/train_steps.mjs"
 
@@ -67,22 +67,30 @@ class OrtWebTrainer:
         return js.Reflect.get(results, name)
 
     async def train_step(self, inputs: array, labels: Sequence[int]) -> float:
-        return (await self.train_steps([(inputs, labels)]))[0]
+        n = check_batch(self, inputs, labels)
+        samples = (float32array(inputs), bigint64array(array("q", labels)))
+        return (await self.train_steps(samples, [range(n)]))[0]
 
-    async def train_steps(self, batches: Sequence[tuple[array, Sequence[int]]]) -> list[float]:
-        """The batches go over to JS once, back to back, and ``trainSteps`` (www/js/
-        train_steps.mjs) runs and awaits each step there: awaiting a JS promise from Python
-        is a trip through Pyodide's event loop, which cost more than a head's whole step."""
+    def samples(self, xs: Sequence[array], ys: Sequence[int]) -> tuple:
+        """The training set copied once into JS typed arrays (rows back to back)."""
+        check_samples(self, xs, ys)
+        return float32array(concat(xs)), bigint64array(array("q", ys))
+
+    async def train_steps(self, samples: tuple, batches: Sequence[Sequence[int]]) -> list[float]:
+        """The slice's sample indices go over to JS once and ``trainSteps`` (www/js/
+        train_steps.mjs) gathers each batch and awaits each step there: awaiting a JS promise
+        from Python is a trip through Pyodide's event loop, which cost more than a head's
+        whole step, and so did copying each batch out of Python."""
         from pyodide.ffi import JsException, to_js
 
-        inputs, labels, sizes = array("f"), array("q"), []
-        for x, y in batches:
-            sizes.append(check_batch(self, x, y))
-            inputs.extend(x)
-            labels.extend(y)
+        rows, labels = samples
+        order = array("i", (i for part in batches for i in part))
+        if not all(batches) or not 0 <= min(order) <= max(order) < labels.length:
+            raise TrainerError(f"every batch needs samples, named among the {labels.length} there are")
         try:
-            losses = await self._steps.trainSteps(self._session, float32array(inputs), bigint64array(labels),
-                                                  to_js(sizes), to_js(self.input_shape), self._loss_name)
+            losses = await self._steps.trainSteps(
+                self._session, rows, labels, int32array(order), to_js([len(part) for part in batches]),
+                to_js(self.input_shape), self._loss_name)
         except JsException as exc:
             raise TrainerError(f"training step failed in onnxruntime-web: {exc}") from None
         return [float(v) for v in losses.to_py()]

@@ -11,9 +11,12 @@ import random
 import time
 from array import array
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 from .scoring import Scores
+
+
+Samples = Any  # what a backend's ``samples`` made; only that backend reads it
 
 
 class TrainingBackend(Protocol):
@@ -24,9 +27,13 @@ class TrainingBackend(Protocol):
     async def train_step(self, inputs: array, labels: Sequence[int]) -> float:
         """One forward/backward pass and one optimizer step; returns the batch loss."""
 
-    async def train_steps(self, batches: Sequence[tuple[array, Sequence[int]]]) -> list[float]:
-        """Several steps in order, waited for once (each wait is a trip through the browser's
-        event loop); their batch losses."""
+    def samples(self, xs: Sequence[array], ys: Sequence[int]) -> Samples:
+        """The training set in the backend's own memory, made once per fit: steps then name
+        samples by index (copying each batch from Python was most of a small step's cost)."""
+
+    async def train_steps(self, samples: Samples, batches: Sequence[Sequence[int]]) -> list[float]:
+        """One step per batch of sample indices, in order, waited for once (each wait is a
+        trip through the browser's event loop); their batch losses."""
 
     async def eval_step(self, inputs: array, labels: Sequence[int]) -> tuple[float, array]:
         """Loss and logits (flat, batch x classes) without changing anything."""
@@ -50,6 +57,17 @@ def check_batch(backend: TrainingBackend, inputs: array, labels: Sequence[int]) 
         raise TrainerError(
             f"a batch of {n} labels needs {n * per_sample} input values, got {len(inputs)}")
     return n
+
+
+def check_samples(backend: TrainingBackend, xs: Sequence[array], ys: Sequence[int]) -> int:
+    """Validate a training set against the head's input shape; return one sample's size."""
+    per_sample = math.prod(backend.input_shape)
+    if len(xs) != len(ys) or not xs:
+        raise TrainerError(f"{len(xs)} samples and {len(ys)} labels: need as many, and some")
+    wrong = next((i for i, x in enumerate(xs) if len(x) != per_sample), None)
+    if wrong is not None:
+        raise TrainerError(f"sample {wrong} has {len(xs[wrong])} input values, the head takes {per_sample}")
+    return per_sample
 
 
 class Cancelled(Exception):
@@ -88,7 +106,8 @@ ProgressFn = Callable[[Progress], Awaitable[None] | None]
 EpochFn = Callable[[int], Awaitable[None]]
 
 
-def _concat(parts: Sequence[array]) -> array:
+def concat(parts: Sequence[array]) -> array:
+    """Per-sample arrays back to back: a batch (or a training set) in the head's layout."""
     out = array("f")
     for p in parts:
         out.extend(p)
@@ -126,6 +145,7 @@ class LocalTrainer:
         rng = random.Random(seed)
         order = list(range(len(xs)))
         batches = math.ceil(len(xs) / self.batch_size)
+        samples = self.backend.samples(xs, ys)
         epoch_losses, steps = [], 0
         for epoch in range(epochs):
             rng.shuffle(order)
@@ -136,8 +156,7 @@ class LocalTrainer:
                 k = self._slice(batches - b)
                 idx = [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(b, b + k)]
                 started = time.perf_counter()
-                losses = await self.backend.train_steps([(_concat([xs[i] for i in part]), [ys[i] for i in part])
-                                                         for part in idx])
+                losses = await self.backend.train_steps(samples, idx)
                 self._step_seconds = (time.perf_counter() - started) / k
                 for part, loss in zip(idx, losses):
                     b += 1
@@ -162,7 +181,7 @@ class LocalTrainer:
         out: list[list[float]] = []
         for i in range(0, len(xs), batch_size):
             chunk = xs[i:i + batch_size]
-            _, logits = await self.backend.eval_step(_concat(chunk), [0] * len(chunk))
+            _, logits = await self.backend.eval_step(concat(chunk), [0] * len(chunk))
             k = len(logits) // len(chunk)
             out += [softmax(logits[j * k:(j + 1) * k]) for j in range(len(chunk))]
         return out
@@ -174,6 +193,6 @@ class LocalTrainer:
         scores = Scores(num_classes)
         for i in range(0, len(xs), batch_size):
             chunk, labels = xs[i:i + batch_size], list(ys[i:i + batch_size])
-            loss, logits = await self.backend.eval_step(_concat(chunk), labels)
+            loss, logits = await self.backend.eval_step(concat(chunk), labels)
             scores.add(labels, logits, loss)
         return scores.summary()

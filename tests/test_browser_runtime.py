@@ -95,19 +95,30 @@ import js
 client = FLClient(str(js.location.origin), MemoryStore())
 client.membership = Membership(task_id, "", token, "")
 rng = random.Random(3)
-# distinct batches of two sizes: a reused input buffer read too late would repeat a batch
-batches = [(array('f', [rng.random() * 255 for _ in range(n * 784)]), [rng.randrange(10) for _ in range(n)])
-           for n in (8, 8, 5, 8, 5, 5, 8)]
+samples = [array('f', [rng.random() * 255 for _ in range(784)]) for _ in range(46)]
+labels = [rng.randrange(10) for _ in samples]
+# distinct batches of two sizes in shuffled order: a batch gathered from the wrong rows or
+# read too late would repeat or mix samples
+order = list(range(len(samples)))
+rng.shuffle(order)
+sizes, parts = (8, 8, 5, 8, 5, 5, 7), []
+for n in sizes:
+    parts.append(order[:n])
+    order = order[n:]
 one_by_one = await OrtWebTrainer.create(client.bundle())
-async def waited_step(x, y):  # the reference: each call awaited from Python, as before
+async def waited_step(part):  # the reference: each call awaited from Python, as before
     s = one_by_one._session
-    out = await s.runTrainStep(one_by_one._feeds(x, y))
+    x = array('f')
+    for i in part:
+        x.extend(samples[i])
+    out = await s.runTrainStep(one_by_one._feeds(x, [labels[i] for i in part]))
     await s.runOptimizerStep()
     await s.lazyResetGrad()
     return float(js.Reflect.get(out, one_by_one._loss_name).data[0])
-waited = [await waited_step(x, y) for x, y in batches]
+waited = [await waited_step(part) for part in parts]
 sliced = await OrtWebTrainer.create(client.bundle())
-together = await sliced.train_steps(batches[:4]) + await sliced.train_steps(batches[4:])
+held = sliced.samples(samples, labels)
+together = await sliced.train_steps(held, parts[:4]) + await sliced.train_steps(held, parts[4:])
 a, b = await one_by_one.get_parameters(), await sliced.get_parameters()
 [waited, together, a.tobytes() == b.tobytes()]
 `).then((r) => done(r.toJs())).catch((e) => done("ERROR: " + e.message));
@@ -115,9 +126,9 @@ a, b = await one_by_one.get_parameters(), await sliced.get_parameters()
 
 
 def test_steps_run_in_slices_equal_steps_waited_for_one_by_one(browser, live_server):
-    """train_steps hands a slice of batches to JS at once (www/js/train_steps.mjs); each
-    batch must reach its own step, in order, from its place in the shared buffers: losses
-    and parameters equal calls awaited one by one from Python, bit for bit."""
+    """train_steps hands a slice's sample indices to JS at once (www/js/train_steps.mjs),
+    which gathers each batch from the training set copied there once: losses and parameters
+    equal calls awaited one by one from Python, bit for bit."""
     joined = live_server.join_demo()
     browser.get(live_server.url + "/")
     assert wait_ready(browser) == "ready"
@@ -169,7 +180,7 @@ backend = app.participant.trainer.backend
 n = 1
 for d in backend.input_shape:
     n *= d
-loss = (await backend.train_steps([(array('f', [0.5] * (4 * n)), [0, 1, 2, 3])]))[0]
+loss = await backend.train_step(array('f', [0.5] * (4 * n)), [0, 1, 2, 3])
 [random.random(), loss > 0]
 `).then((r) => r.toJs())"""
 

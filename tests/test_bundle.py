@@ -247,3 +247,27 @@ def test_export_help_lists_models():
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0
     assert "mobilenet_v2" in proc.stdout and "digits_cnn" in proc.stdout and "--train-blocks" in proc.stdout
+
+
+def test_steps_named_by_sample_index_equal_steps_on_gathered_batches(digits_bundle):
+    """A fit copies the training set to the backend once and names each batch's samples by
+    index; natively that equals stepping on the gathered batches, and bad sets are refused."""
+    from browser_py.trainer import TrainerError
+
+    data = sklearn_digits()
+    xs = [array("f", im[None].astype(np.float32).tobytes()) for im in data.images[:20]]
+    ys = data.labels[:20].tolist()
+    parts = [[3, 1, 4, 15, 9], [2, 6, 5], [19, 0, 8, 7]]
+    gathered, indexed = trainer(digits_bundle), trainer(digits_bundle)
+    expected = []
+    for part in parts:
+        x = array("f")
+        for i in part:
+            x.extend(xs[i])
+        expected.append(run(gathered.train_step(x, [ys[i] for i in part])))
+    assert run(indexed.train_steps(indexed.samples(xs, ys), parts)) == expected
+    assert run(indexed.get_parameters()) == run(gathered.get_parameters())
+    with pytest.raises(TrainerError, match="sample 1 has 3 input values"):
+        indexed.samples([xs[0], array("f", [1, 2, 3])], [0, 1])
+    with pytest.raises(TrainerError, match="as many"):
+        indexed.samples(xs, ys[:-1])

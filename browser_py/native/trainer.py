@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from ..bundle_source import BundleSource
-from ..trainer import TrainerError, check_batch
+from ..trainer import TrainerError, check_batch, check_samples
 
 
 class NativeTrainer:
@@ -54,15 +54,23 @@ class NativeTrainer:
         return x, np.asarray(labels, dtype=np.int64)
 
     async def train_step(self, inputs: array, labels: Sequence[int]) -> float:
-        x, y = self._feeds(inputs, labels)
+        return self._step(*self._feeds(inputs, labels))
+
+    def _step(self, x: np.ndarray, y: np.ndarray) -> float:
         self._module.train()
         loss, _ = self._module(x, y)
         self._optimizer.step()
         self._module.lazy_reset_grad()
         return float(loss)
 
-    async def train_steps(self, batches: Sequence[tuple[array, Sequence[int]]]) -> list[float]:
-        return [await self.train_step(x, y) for x, y in batches]
+    def samples(self, xs: Sequence[array], ys: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        check_samples(self, xs, ys)
+        x = np.stack([np.frombuffer(v, dtype=np.float32) for v in xs]).reshape([len(xs), *self.input_shape])
+        return x, np.asarray(ys, dtype=np.int64)
+
+    async def train_steps(self, samples: tuple[np.ndarray, np.ndarray], batches: Sequence[Sequence[int]]) -> list[float]:
+        x, y = samples
+        return [self._step(x[list(part)], y[list(part)]) for part in batches]
 
     async def eval_step(self, inputs: array, labels: Sequence[int]) -> tuple[float, array]:
         x, y = self._feeds(inputs, labels)
