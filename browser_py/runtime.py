@@ -1,5 +1,9 @@
 """Where are we running, and marks on the browser's performance timeline."""
+import functools
 import sys
+from typing import Awaitable, Callable, TypeVar
+
+T = TypeVar("T")
 
 IN_PYODIDE = sys.platform == "emscripten"
 
@@ -22,3 +26,30 @@ def snapshot_modules() -> list[str]:
     what a start-up snapshot (www/js/python_snapshot.mjs) imports before it is taken."""
     return sorted(name for name, module in list(sys.modules.items())
                   if name != "__main__" and str(getattr(module, "__file__", "") or "").startswith(PYODIDE_LIB))
+
+
+_long_work = 0
+
+
+def long_work(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Mark a page action as long work (import, suggest, train) while it runs, on
+    ``dataset.webflBusy``: the start-up snapshot's worker (www/js/boot.mjs) waits for none,
+    so on a device with few cores it does not slow what the participant is waiting for."""
+    @functools.wraps(fn)
+    async def run(*args, **kwargs):
+        global _long_work
+        _long_work += 1
+        _show_long_work()
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            _long_work -= 1
+            _show_long_work()
+    return run
+
+
+def _show_long_work() -> None:
+    if IN_PYODIDE:
+        import js
+
+        js.document.documentElement.dataset.webflBusy = str(_long_work)

@@ -18,6 +18,7 @@ from ..dataset import Item
 from ..guide import STEP_TITLES, STEPS, Situation, Step, next_step
 from ..participant import NotEnoughData, Participant, RoundResult
 from ..protocol import ServerRefused, ServerUnavailable
+from ..runtime import long_work
 from ..trainer import Cancelled, CancelToken, Progress
 from .dom import by_id, clear, download, el, from_markup, markup, object_url, on, present
 
@@ -796,6 +797,7 @@ class ParticipantPage:
                 node.scrollIntoView(js.Object.fromEntries([["block", "center"]]))
 
     # --- actions ---------------------------------------------------------------------------
+    @long_work
     async def import_files(self, files) -> None:
         message = by_id("import-message")
         label = by_id("import-label").value or None
@@ -833,6 +835,7 @@ class ParticipantPage:
             by_id(id_).value = ""
         self.new_pass()
 
+    @long_work
     async def suggest(self) -> None:
         button = by_id("suggest")
         button.disabled = True
@@ -852,6 +855,7 @@ class ParticipantPage:
         if ids:
             self._focus(self.order[0], scroll=True)
 
+    @long_work
     async def accept_all(self, threshold: float) -> None:
         n = await self.ds.accept_above(threshold)
         text = f"Accepted {n} suggestion{'s' if n != 1 else ''}."
@@ -871,6 +875,7 @@ class ParticipantPage:
         await self.ds.clear()
         self.new_pass()
 
+    @long_work
     async def train(self) -> None:
         start, stop = by_id("train-button"), by_id("cancel")
         bar, text, result_box = by_id("train-progress"), by_id("train-text"), by_id("train-result")

@@ -89,9 +89,15 @@ async function boot() {
 }
 
 // The snapshot is made once the page has settled, in a worker: it costs a second Python
-// start-up (seconds of CPU), none of it on the page's main thread.
+// start-up (seconds of CPU), none of it on the page's main thread, and it waits while the
+// page does long work (dataset.webflBusy, browser_py.runtime.long_work) so that on a device
+// with few cores it does not slow an import or a round.
 const SNAPSHOT_AFTER_MS = 3000;
 function keepSnapshot(wheels, modules, key) {
+  if (+(root.dataset.webflBusy || 0) > 0) {
+    setTimeout(() => keepSnapshot(wheels, modules, key), SNAPSHOT_AFTER_MS);
+    return;
+  }
   const worker = new Worker("/static/js/python_snapshot.mjs", { type: "module" });
   worker.onmessage = ({ data }) => {
     worker.terminate();

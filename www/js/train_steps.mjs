@@ -17,10 +17,13 @@
  */
 export async function trainSteps(session, rows, labels, order, sizes, sampleShape, lossName) {
   const perSample = sampleShape.reduce((a, b) => a * b, 1);
-  const losses = [];
+  const losses = [], buffers = new Map();
   let at = 0;
   for (const n of sizes) {
-    const x = new Float32Array(n * perSample), y = new BigInt64Array(n);
+    // one input buffer per batch size, refilled: onnxruntime-web copies a step's inputs
+    // into its own memory before runTrainStep returns (the browser test checks bit for bit)
+    if (!buffers.has(n)) buffers.set(n, [new Float32Array(n * perSample), new BigInt64Array(n)]);
+    const [x, y] = buffers.get(n);
     for (let j = 0; j < n; j++) {
       const i = order[at + j];
       x.set(rows.subarray(i * perSample, (i + 1) * perSample), j * perSample);
