@@ -9,7 +9,7 @@ a participant's tasks this way, each with its own photos.
 """
 from __future__ import annotations
 
-from .runtime import mark
+from .runtime import fresh_process_state, mark
 
 # How long the page keeps retrying a request before it says there is no connection (an
 # unsent update then waits in the outbox; the page keeps trying in the background).
@@ -40,9 +40,7 @@ def set_state(state: str, error: str | None = None) -> None:
 
 async def main(page_name: str = "participant") -> None:
     """Start the page named by ``<body data-page>``: ``participant`` or ``admin``."""
-    import random
-
-    random.seed()  # a restored start-up snapshot would otherwise replay one sequence each visit
+    fresh_process_state()
     if page_name == "admin":
         from .ui import admin_page
 

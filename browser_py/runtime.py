@@ -28,6 +28,17 @@ def snapshot_modules() -> list[str]:
                   if name != "__main__" and str(getattr(module, "__file__", "") or "").startswith(PYODIDE_LIB))
 
 
+def fresh_process_state() -> None:
+    """What a restored start-up snapshot would otherwise carry over from when it was made:
+    the random generator's state (one sequence replayed each visit) and the time zone."""
+    import random
+    import time
+
+    random.seed()
+    if hasattr(time, "tzset"):
+        time.tzset()
+
+
 _long_work = 0
 
 
