@@ -44,7 +44,8 @@ _long_work = 0
 
 def long_work(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     """Mark a page action as long work (import, suggest, train) while it runs, on
-    ``dataset.webflBusy``: the start-up snapshot's worker (www/js/boot.mjs) waits for none,
+    ``dataset.webflBusy`` (how many) and ``webflBusySince`` (when that last changed): the
+    start-up snapshot's worker (www/js/boot.mjs) waits for a few quiet seconds,
     so on a device with few cores it does not slow what the participant is waiting for."""
     @functools.wraps(fn)
     async def run(*args, **kwargs):
@@ -63,4 +64,6 @@ def _show_long_work() -> None:
     if IN_PYODIDE:
         import js
 
-        js.document.documentElement.dataset.webflBusy = str(_long_work)
+        data = js.document.documentElement.dataset
+        data.webflBusy = str(_long_work)
+        data.webflBusySince = str(js.Date.now())  # the last change either way

@@ -89,13 +89,14 @@ async function boot() {
 }
 
 // The snapshot is made once the page has settled, in a worker: it costs a second Python
-// start-up (seconds of CPU), none of it on the page's main thread, and it waits while the
-// page does long work (dataset.webflBusy, browser_py.runtime.long_work) so that on a device
-// with few cores it does not slow an import or a round.
+// start-up (seconds of CPU), none of it on the page's main thread. It waits while the page
+// does long work and for a few seconds after (browser_py.runtime.long_work), so that on a
+// device with few cores it does not slow an import or a round.
 const SNAPSHOT_AFTER_MS = 3000;
 function keepSnapshot(wheels, modules, key) {
-  if (+(root.dataset.webflBusy || 0) > 0) {
-    setTimeout(() => keepSnapshot(wheels, modules, key), SNAPSHOT_AFTER_MS);
+  const quietFor = Date.now() - +(root.dataset.webflBusySince || 0);
+  if (+(root.dataset.webflBusy || 0) > 0 || quietFor < SNAPSHOT_AFTER_MS) {
+    setTimeout(() => keepSnapshot(wheels, modules, key), 1000);
     return;
   }
   const worker = new Worker("/static/js/python_snapshot.mjs", { type: "module" });
