@@ -52,6 +52,7 @@ async function boot() {
   // they are fetched while Pyodide's loader loads and unpacked straight into site-packages
   // (pure Python, no dependencies to resolve: loading micropip to install them cost ~0.5 s).
   const loader = import(`${PYODIDE_URL}pyodide.mjs`);
+  const kept = keptSnapshot();
   const wheels = await fetch("/client/boot.json").then((r) => {
     if (!r.ok) throw new Error(`the client's install list could not be fetched (HTTP ${r.status})`);
     return r.json();
@@ -62,7 +63,7 @@ async function boot() {
   const { loadPyodide } = await loader;
   // A snapshot kept from an earlier visit skips starting Python and importing the client.
   const key = await wheelsKey(wheels);
-  const snapshot = await keptSnapshot(key);
+  const snapshot = await kept.then((k) => (k && k.key === key ? k.bytes : null));
   let pyodide = null;
   if (snapshot) {
     try {

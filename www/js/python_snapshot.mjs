@@ -17,13 +17,14 @@ export async function wheelsKey(wheels) {
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** The kept snapshot's bytes if it was made from these wheels, else null. */
-export async function keptSnapshot(key) {
+/** The kept snapshot as {key, bytes} (key: the wheels it was made from), or null. Read
+ * while the wheels are still being fetched, so the page checks the key afterwards. */
+export async function keptSnapshot() {
   if (!("caches" in self)) return null;
   try {
     const kept = await (await caches.open(SNAPSHOT_CACHE)).match(SNAPSHOT_REQUEST);
-    if (!kept || kept.headers.get(KEY_HEADER) !== key) return null;
-    return new Uint8Array(await kept.arrayBuffer());
+    if (!kept) return null;
+    return { key: kept.headers.get(KEY_HEADER), bytes: new Uint8Array(await kept.arrayBuffer()) };
   } catch (e) {
     console.warn("webfl: the kept Python snapshot could not be read:", e);
     return null;
