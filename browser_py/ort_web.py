@@ -11,7 +11,7 @@ from typing import Sequence
 
 from .bundle_source import BundleSource
 from .jsvalues import bigint64array, float32array, int32array, js_object, uint8array
-from .trainer import TrainerError, concat, check_batch, check_samples
+from .trainer import TrainerError, check_batch, check_samples, concat
 
 TRAIN_STEPS_MODULE = "/static/js/train_steps.mjs"
 
@@ -83,6 +83,8 @@ class OrtWebTrainer:
         whole step, and so did copying each batch out of Python."""
         from pyodide.ffi import JsException, to_js
 
+        if not batches:
+            return []
         rows, labels = samples
         order = array("i", (i for part in batches for i in part))
         if not all(batches) or not 0 <= min(order) <= max(order) < labels.length:
