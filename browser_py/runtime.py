@@ -1,4 +1,5 @@
-"""Where are we running, and marks on the browser's performance timeline."""
+"""The page's runtime: where we are running, marks on the browser's performance timeline,
+what the start-up snapshot takes and must refresh, and which page work is long."""
 import functools
 import sys
 from typing import Awaitable, Callable, TypeVar
