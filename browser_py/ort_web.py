@@ -52,13 +52,19 @@ class OrtWebTrainer:
             raise TrainerError(f"onnxruntime-web could not load the bundle: {exc}") from None
         return cls(manifest, session, await js.webfl.importModule(TRAIN_STEPS_MODULE))
 
+    @staticmethod
+    def _in_js(inputs: array, labels: Sequence[int]) -> tuple:
+        """Inputs and labels as the JS typed arrays onnxruntime-web takes (labels are int64)."""
+        return float32array(inputs), bigint64array(array("q", labels))
+
     def _feeds(self, inputs: array, labels: Sequence[int]):
         import js
         from pyodide.ffi import to_js
 
         n = check_batch(self, inputs, labels)
-        return js_object({"input": js.ort.Tensor.new("float32", float32array(inputs), to_js([n, *self.input_shape])),
-                          "labels": js.ort.Tensor.new("int64", bigint64array(array("q", labels)), to_js([n]))})
+        x, y = self._in_js(inputs, labels)
+        return js_object({"input": js.ort.Tensor.new("float32", x, to_js([n, *self.input_shape])),
+                          "labels": js.ort.Tensor.new("int64", y, to_js([n]))})
 
     @staticmethod
     def _output(results, name: str):
@@ -68,13 +74,12 @@ class OrtWebTrainer:
 
     async def train_step(self, inputs: array, labels: Sequence[int]) -> float:
         n = check_batch(self, inputs, labels)
-        samples = (float32array(inputs), bigint64array(array("q", labels)))
-        return (await self.train_steps(samples, [range(n)]))[0]
+        return (await self.train_steps(self._in_js(inputs, labels), [range(n)]))[0]
 
     def samples(self, xs: Sequence[array], ys: Sequence[int]) -> tuple:
         """The training set copied once into JS typed arrays (rows back to back)."""
         check_samples(self, xs, ys)
-        return float32array(concat(xs)), bigint64array(array("q", ys))
+        return self._in_js(concat(xs), ys)
 
     async def train_steps(self, samples: tuple, batches: Sequence[Sequence[int]]) -> list[float]:
         """The slice's sample indices go over to JS once and ``trainSteps`` (www/js/

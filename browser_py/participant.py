@@ -27,7 +27,7 @@ from .trainer import CancelToken, Cancelled, LocalTrainer, ProgressFn
 
 # told (images prepared so far, images to prepare) while features are computed
 # the longest a single feature-extraction call may hold the browser's main thread (about).
-# Larger batches are faster per image (batch 8: ~1.3x batch 1), but at 0.1 s the calls, with
+# Larger batches are faster per image (batch 8: 1.3-2.4x batch 1 here), but at 0.1 s the calls, with
 # the work around them, made 104-110 ms tasks (the target is 100); 0.05 made 58-75 ms.
 EXTRACT_SLICE_SECONDS = 0.05
 PreparingFn = Callable[[int, int], Awaitable[None]]

@@ -49,9 +49,7 @@ class TrainerError(RuntimeError):
 
 def check_batch(backend: TrainingBackend, inputs: array, labels: Sequence[int]) -> int:
     """Validate a batch against the head's input shape; return its size."""
-    per_sample = 1
-    for d in backend.input_shape:
-        per_sample *= d
+    per_sample = math.prod(backend.input_shape)
     n = len(labels)
     if n == 0 or len(inputs) != n * per_sample:
         raise TrainerError(

@@ -21,6 +21,16 @@ def wait_ready(driver, timeout: float = 90) -> str:
     return wait_state(driver, timeout)
 
 
+def wait_snapshot_kept(driver, timeout: float = 120) -> None:
+    """Wait until the page's worker has kept its Python snapshot (www/js/python_snapshot.mjs)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while driver.execute_script("return document.documentElement.dataset.webflSnapshot ?? null") != "kept":
+        assert time.monotonic() < deadline, "no Python snapshot was kept"
+        time.sleep(0.2)
+
+
 def run_experiment_cli(config: str, out, timeout: float = 600) -> dict:
     """``webfl experiment CONFIG --out OUT`` as a researcher runs it; its results.json."""
     import json

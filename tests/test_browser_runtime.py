@@ -6,7 +6,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from live import wait_ready
+from live import wait_ready, wait_snapshot_kept
 
 pytestmark = pytest.mark.browser
 
@@ -153,44 +153,31 @@ def test_wasm_threads_follow_the_device_and_a_bounded_override(browser, live_ser
     assert f"{want} thread" in training
 
 
-def _dataset(browser, name: str):
-    return browser.execute_script(f"return document.documentElement.dataset.{name} ?? null")
-
-
-def _wait_snapshot_kept(browser, timeout: float = 90) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while _dataset(browser, "webflSnapshot") != "kept":
-        assert time.monotonic() < deadline, "no Python snapshot was kept"
-        time.sleep(0.3)
-
-
 def _open(browser, url: str) -> str:
+    """Open the page; how its Python started: ``snapshot`` or ``fresh``."""
     browser.get(url)
     assert wait_ready(browser) == "ready"
-    return _dataset(browser, "webflPython")
+    return browser.execute_script("return document.documentElement.dataset.webflPython ?? null")
 
 
 TRAINS = """return window.webfl.pyodide.runPythonAsync(`
+import math
 import random
 from array import array
 import browser_py.app as app
 backend = app.participant.trainer.backend
-n = 1
-for d in backend.input_shape:
-    n *= d
-loss = await backend.train_step(array('f', [0.5] * (4 * n)), [0, 1, 2, 3])
+loss = await backend.train_step(array('f', [0.5] * (4 * math.prod(backend.input_shape))), [0, 1, 2, 3])
 [random.random(), loss > 0]
 `).then((r) => r.toJs())"""
 
 REWRITE_SNAPSHOT = """
 const [key, bytes, done] = arguments;
 (async () => {
-  const cache = await caches.open("webfl-python-1");
-  const kept = await cache.match("/python-snapshot");
+  const { SNAPSHOT_CACHE, SNAPSHOT_REQUEST, KEY_HEADER } = await import("/static/js/python_snapshot.mjs");
+  const cache = await caches.open(SNAPSHOT_CACHE);
+  const kept = await cache.match(SNAPSHOT_REQUEST);
   const body = bytes === null ? await kept.arrayBuffer() : new Uint8Array(bytes);
-  await cache.put("/python-snapshot", new Response(body, {headers: {"X-WebFL-Snapshot-Key": key ?? kept.headers.get("X-WebFL-Snapshot-Key")}}));
+  await cache.put(SNAPSHOT_REQUEST, new Response(body, {headers: {[KEY_HEADER]: key ?? kept.headers.get(KEY_HEADER)}}));
   done("ok");
 })().catch((e) => done("ERROR: " + e.message));
 """
@@ -201,7 +188,7 @@ def test_python_start_up_is_kept_and_restored_on_the_next_visit(browser, live_se
     visits restore it, and the restored client still trains, with fresh randomness each time."""
     url = f"{live_server.url}/?join={live_server.demo_task()['join_code']}"
     assert _open(browser, url) == "fresh"
-    _wait_snapshot_kept(browser)
+    wait_snapshot_kept(browser)
     draws = []
     for _ in range(2):
         assert _open(browser, url) == "snapshot"
@@ -214,11 +201,11 @@ def test_python_start_up_is_kept_and_restored_on_the_next_visit(browser, live_se
 def test_a_damaged_or_stale_snapshot_is_dropped_and_python_starts_afresh(browser, live_server):
     url = f"{live_server.url}/?join={live_server.demo_task()['join_code']}"
     assert _open(browser, url) == "fresh"
-    _wait_snapshot_kept(browser)
+    wait_snapshot_kept(browser)
     # damaged bytes under the right key: the restore fails, the page starts afresh, a new one is kept
     assert browser.execute_async_script(REWRITE_SNAPSHOT, None, [7] * 4096) == "ok"
     assert _open(browser, url) == "fresh"
-    _wait_snapshot_kept(browser)
+    wait_snapshot_kept(browser)
     assert _open(browser, url) == "snapshot"
     # a snapshot made from other wheels (an older client) is not used
     assert browser.execute_async_script(REWRITE_SNAPSHOT, "0" * 64, None) == "ok"

@@ -16,7 +16,7 @@ from array import array
 import numpy as np
 import pytest
 from experiments.browser import start_chrome
-from live import LiveServer, wait_ready
+from live import LiveServer, wait_ready, wait_snapshot_kept
 
 BATCH, STEPS = 32, 40
 
@@ -138,13 +138,6 @@ def server(tmp_path_factory):
     s.stop()
 
 
-def _wait_snapshot_kept(driver, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while driver.execute_script("return document.documentElement.dataset.webflSnapshot") != "kept":
-        assert time.monotonic() < deadline, "no Python snapshot was kept"
-        time.sleep(0.2)
-
-
 THREADS = sorted({1, 2, min(4, os.cpu_count() or 1)})  # 4 only where the machine has the cores
 
 
@@ -162,7 +155,7 @@ def test_training_speed(server, model, classes, threads):
         driver.get(f"{server.url}/?join={task['join_code']}&threads={threads}")
         assert wait_ready(driver) == "ready"
         assert driver.execute_script("return ort.env.wasm.numThreads") == threads
-        _wait_snapshot_kept(driver)  # the start-up snapshot's worker would share the cores
+        wait_snapshot_kept(driver)  # the start-up snapshot's worker would share the cores
         result = driver.execute_async_script(PY_STEPS, BATCH, STEPS, WARM_SECONDS, BLOCKS)
         assert not isinstance(result, str), result
         py_ms, js_ms, each_ms, one_ms = result
@@ -208,11 +201,12 @@ def test_page_start_up(server, model):
 
     try:
         open_page("cold")
-        _wait_snapshot_kept(driver)
+        wait_snapshot_kept(driver)
         for _ in range(3):
             open_page("snapshot")
         for _ in range(3):
-            driver.execute_async_script("caches.delete('webfl-python-1').then(() => arguments[0]())")
+            driver.execute_async_script(
+                "import('/static/js/python_snapshot.mjs').then((m) => m.dropSnapshot()).then(() => arguments[0]())")
             open_page("fresh")
     finally:
         driver.quit()

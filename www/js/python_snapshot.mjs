@@ -5,7 +5,7 @@
 export const SNAPSHOT_CACHE = "webfl-python-1";
 export const SNAPSHOT_REQUEST = "/python-snapshot";  // a cache key, never fetched
 export const PYODIDE_URL = "/vendor/pyodide/";
-const KEY_HEADER = "X-WebFL-Snapshot-Key";
+export const KEY_HEADER = "X-WebFL-Snapshot-Key";
 
 /** Hex SHA-256 of the client's wheels: a snapshot holds their modules, so a new client
  * (or a new dependency) makes any kept snapshot stale. */
