@@ -6,6 +6,7 @@ when the browser offers a hardware adapter, else wasm (``backend`` says which).
 """
 from __future__ import annotations
 
+import asyncio
 from array import array
 
 from .bundle_source import BundleSource
@@ -17,6 +18,7 @@ class FeatureExtractor:
     """Batches of per-sample float arrays in, per-sample feature arrays out (cached by key)."""
 
     backend = "none"
+    off_main_thread = False  # True: a batch runs elsewhere and the page stays free meanwhile
 
     def __init__(self, manifest: dict) -> None:
         self.manifest = manifest
@@ -98,14 +100,21 @@ class NativeFeatures(FeatureExtractor):
         return array("f", np.ascontiguousarray(out, dtype=np.float32).tobytes())
 
 
-class WebFeatures(FeatureExtractor):
-    """onnxruntime-web inference; ``ort`` is the WebGPU build module or the global wasm one."""
+# onnxruntime-web 1.30 (wasm) for inference: faster than the training build's 1.19.2 and able
+# to run in a worker of its own, so a batch of photos never holds the page's main thread.
+INFERENCE_ORT = "/vendor/ort-inference/"
 
-    def __init__(self, manifest: dict, session, ort, backend: str) -> None:
+
+class WebFeatures(FeatureExtractor):
+    """onnxruntime-web inference: WebGPU (1.19.2's build) where the browser offers a hardware
+    adapter, else 1.30's wasm build in its own worker (``off_main_thread``)."""
+
+    def __init__(self, manifest: dict, session, ort, backend: str, off_main_thread: bool = False) -> None:
         super().__init__(manifest)
         self._session = session
         self._ort = ort
         self.backend = backend
+        self.off_main_thread = off_main_thread
 
     @classmethod
     async def create(cls, manifest: dict, model_bytes: bytes, prefer_webgpu: bool = True,
@@ -120,20 +129,34 @@ class WebFeatures(FeatureExtractor):
             options = js_object({"executionProviders": ["webgpu"]})
             session = await ort.InferenceSession.create(data, options)
             return cls(manifest, session, ort, "WebGPU")
-        ort = js.ort
+        ort = await js.webfl.importModule(f"{INFERENCE_ORT}ort.wasm.min.mjs")
+        threads = int(js.ort.env.wasm.numThreads or 1)  # the page's choice (www/js/boot.mjs)
+        # settings are read when the first session starts the engine; later ones change nothing
+        ort.env.wasm.wasmPaths = INFERENCE_ORT
+        ort.env.wasm.numThreads = threads
+        ort.env.wasm.proxy = True
         options = js_object({"executionProviders": ["wasm"]})
-        session = await ort.InferenceSession.create(data, options)
-        return cls(manifest, session, ort, f"wasm, {ort.env.wasm.numThreads} threads")
+        # the worker fetches and compiles the engine while the page gets ready (on a cold start
+        # that took ~1 s here); the first extraction waits for it, and a failure surfaces there
+        session = asyncio.ensure_future(_awaited(ort.InferenceSession.create(data, options)))
+        return cls(manifest, session, ort, f"wasm, {threads} thread{'s' if threads != 1 else ''}, in a worker",
+                   off_main_thread=True)
 
     async def _run(self, batch: array, n: int, output: str = "features") -> array:
         import js
         from pyodide.ffi import to_js
 
+        if isinstance(self._session, asyncio.Future):
+            self._session = await self._session
         tensor = self._ort.Tensor.new("float32", float32array(batch), to_js([n, *self.input_shape]))
         feeds = js_object({"pixels": tensor})
         results = await self._session.run(feeds, to_js([output]))  # only what is asked for is copied out
         out = js.Reflect.get(results, output)
         return array("f", out.data.to_bytes())
+
+
+async def _awaited(promise):
+    return await promise
 
 
 async def webgpu_available(allow_software: bool = False) -> bool:

@@ -25,11 +25,11 @@ from .study import StudyLog
 from .trainer import CancelToken, Cancelled, LocalTrainer, ProgressFn
 
 
-# told (images prepared so far, images to prepare) while features are computed
 # the longest a single feature-extraction call may hold the browser's main thread (about).
 # Larger batches are faster per image (batch 8: 1.3-2.4x batch 1 here), but at 0.1 s the calls, with
 # the work around them, made 104-110 ms tasks (the target is 100); 0.05 made 58-75 ms.
 EXTRACT_SLICE_SECONDS = 0.05
+# told (images prepared so far, images to prepare) while features are computed
 PreparingFn = Callable[[int, int], Awaitable[None]]
 
 
@@ -143,7 +143,7 @@ class Participant:
             if kept is not None:
                 self.features.remember(item.id, array("f", kept))
         todo = [item for item in items if not self.features.known(item.id)]
-        done, batch, unsaved, ahead = 0, 1, {}, None
+        done, batch, unsaved, ahead, saving = 0, 1, {}, None, None
         while done < len(todo):
             chunk = todo[done:done + batch]
             if ahead is not None:
@@ -155,17 +155,25 @@ class Participant:
             started = time.perf_counter()
             out = await self.features.extract([(item.id, px) for item, px in zip(chunk, pixels)], len(chunk))
             per_image = (time.perf_counter() - started) / len(chunk)
-            # one inference call holds the page while it runs: size the next to EXTRACT_SLICE_SECONDS
-            batch = max(1, min(batch_size, int(EXTRACT_SLICE_SECONDS / max(per_image, 1e-6))))
+            # an inference call on the page's main thread holds the page while it runs: size the
+            # next to EXTRACT_SLICE_SECONDS; one in a worker takes whole batches (faster per image)
+            batch = batch_size if self.features.off_main_thread else \
+                max(1, min(batch_size, int(EXTRACT_SLICE_SECONDS / max(per_image, 1e-6))))
             done += len(chunk)
             for item, features in zip(chunk, out):
                 self._pixels.pop(item.id, None)  # the features stand for the pixels from now on
                 unsaved[item.id] = features.tobytes()
             if sha is not None and (len(unsaved) >= batch_size or done == len(todo)):
-                await self.dataset.keep_features(unsaved, sha)
+                # written while the next batch is computed (one write at a time: a record
+                # carries its photo, so a write took ~80 ms here); all are kept before we return
+                if saving is not None:
+                    await saving
+                saving = asyncio.ensure_future(self.dataset.keep_features(unsaved, sha))
                 unsaved = {}
             if progress is not None:
                 await progress(done, len(todo))
+        if saving is not None:
+            await saving
         return self.features.cached([item.id for item in items])
 
     # --- model ----------------------------------------------------------------------------
@@ -174,14 +182,16 @@ class Participant:
         await self.trainer.backend.set_parameters(params)
         return self.version
 
-    async def suggest(self, items: list[Item] | None = None, order_by: str | None = None) -> list[str]:
+    async def suggest(self, items: list[Item] | None = None, order_by: str | None = None,
+                      preparing: PreparingFn | None = None) -> list[str]:
         """Suggest labels for unlabelled images with the newest global model; return their ids
-        (ordered for review when ``order_by`` names an ordering in labeling.ORDERINGS)."""
+        (ordered for review when ``order_by`` names an ordering in labeling.ORDERINGS).
+        ``preparing(done, total)`` follows the images whose features are computed first."""
         await self.load_global()
         items = items if items is not None else self.dataset.unlabelled()
         if not items:
             return []
-        probs = await self.trainer.predict_proba(await self.inputs(items))
+        probs = await self.trainer.predict_proba(await self.inputs(items, preparing))
         made = {}
         for item, p in zip(items, probs):
             label, confidence = labeling.suggestion(p, self.classes)

@@ -28,7 +28,7 @@ model = await p.client.bundle().read(p.manifest["features"]["file"])
 fx = await F.WebFeatures.create(p.manifest, model, prefer_webgpu=prefer_gpu, allow_software_gpu=prefer_gpu)
 keyed = [(str(i), await pixels_browser(bytes(d), spec)) for i, d in enumerate(images_js.to_py())]
 out = await fx.extract(keyed)
-[fx.backend, [list(o) for o in out]]
+[fx.backend, [list(o) for o in out], fx.off_main_thread and fx._ort.env.wasm.proxy]
 `).then((r) => done(r.toJs())).catch((e) => done("ERROR: " + e.message));
 """
 
@@ -66,8 +66,9 @@ def test_wasm_features_match_native(browser, live_server, pets):
     assert wait_ready(browser) == "ready"
     result = browser.execute_async_script(SCRIPT, [list(d) for d in images], False)
     assert not isinstance(result, str), result
-    backend, web = result
-    assert backend.startswith("wasm")
+    backend, web, in_worker = result
+    assert backend.startswith("wasm") and "in a worker" in backend
+    assert in_worker is True  # onnxruntime-web 1.30 runs it in its own worker: the page stays free
     for w, n in zip(web, _native(live_server, pets, images)):
         assert len(w) == 1280
         np.testing.assert_allclose(np.asarray(w, np.float32), n, rtol=1e-3, atol=1e-3)
@@ -91,8 +92,8 @@ def test_webgpu_features_match_native(live_server, pets):
         images = _images()[:1]
         result = driver.execute_async_script(SCRIPT, [list(d) for d in images], True)
         assert not isinstance(result, str), result
-        backend, web = result
-        assert backend == "WebGPU"
+        backend, web, in_worker = result
+        assert backend == "WebGPU" and in_worker is False
         np.testing.assert_allclose(np.asarray(web[0], np.float32), _native(live_server, pets, images)[0],
                                    rtol=1e-3, atol=1e-3)
     finally:

@@ -398,6 +398,8 @@ class ParticipantPage:
         group.appendChild(flt)
         bar.appendChild(group)
         box.appendChild(bar)
+        box.appendChild(el("progress", id="suggest-progress", max="1", value="0", hidden=True,
+                           aria_label="Looking at your photos"))
         box.appendChild(el("p", "", cls="message", id="suggest-message", aria_live="polite"))
         box.appendChild(el("p", "Keyboard: arrow keys move between photos, a class's number key labels the photo, "
                                 "Enter accepts a suggestion, Delete removes the photo (with an undo).",
@@ -837,14 +839,21 @@ class ParticipantPage:
 
     @long_work
     async def suggest(self) -> None:
-        button = by_id("suggest")
+        button, bar, message = by_id("suggest"), by_id("suggest-progress"), by_id("suggest-message")
         button.disabled = True
         button.textContent = "Asking the model…"
+
+        async def preparing(done: int, total: int) -> None:  # new photos are looked at first
+            bar.hidden, bar.value = False, done / max(1, total)
+            message.textContent = f"Looking at your photos: {done} of {total}"
+            await asyncio.sleep(0)
+
         try:
-            ids = await self.p.suggest()
+            ids = await self.p.suggest(preparing=preparing)
         finally:
             button.disabled = False
             button.textContent = "Suggest labels"
+            bar.hidden = True
         by_id("suggest-message").textContent = suggestion_note(self.p.version, len(ids))
         if ids:
             self.filter = "suggested"

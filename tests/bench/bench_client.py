@@ -489,31 +489,55 @@ def test_two_hundred_photos_end_to_end(server, tmp_path):
 
 
 FEATURES_PY = """
-const [batches, repeats, done] = arguments;
+const [batches, warmSeconds, blocks, done] = arguments;
 window.webfl.pyodide.runPythonAsync(`
-import js, json
+import asyncio, js, json, math
 from array import array
 import browser_py.app as app
-f = app.participant.features
-size = 1
-for d in f.input_shape:
-    size *= d
-out = {"backend": f.backend}
+from browser_py.features import WebFeatures
+from browser_py.jsvalues import js_object, uint8array
+p = app.participant
+f = p.features
+model = await p.client.bundle().read(p.manifest["features"]["file"])
+# before: onnxruntime-web 1.19.2 (the training build's) on the page's main thread
+before = WebFeatures(p.manifest, await js.ort.InferenceSession.create(
+    uint8array(model), js_object({"executionProviders": ["wasm"]})), js.ort, "wasm 1.19.2 in the page")
+size = math.prod(f.input_shape)
+out = {"backend": f.backend, "now": {}, "before": {}, "held": {}}
+
+async def block(way, x, n, repeats=3):
+    t = js.performance.now()
+    for _ in range(repeats):
+        await way._run(x, n)
+    return (js.performance.now() - t) / repeats / n
+
 for n in ${JSON.stringify(batches)}:
     x = array("f", bytes(4 * size * n))
-    await f._run(x, n)
-    await f._run(x, n)
-    t = js.performance.now()
-    for _ in range(${repeats}):
-        await f._run(x, n)
-    out[str(n)] = (js.performance.now() - t) / ${repeats} / n
+    for way in (f, before):
+        until = js.performance.now() + ${warmSeconds} * 1000
+        while js.performance.now() < until:
+            await way._run(x, n)
+    now, old = [], []
+    for _ in range(${blocks}):
+        now.append(await block(f, x, n))
+        old.append(await block(before, x, n))
+    out["now"][n] = sorted(now)[len(now) // 2]
+    out["before"][n] = sorted(old)[len(old) // 2]
+    # the main thread while the page's extractor runs alone (long tasks are reported after them)
+    await asyncio.sleep(0.5)
+    js.window.webflLongTasks = js.Array.new()
+    await block(f, x, n)
+    await asyncio.sleep(0.5)
+    out["held"][n] = max([0, *js.window.webflLongTasks.to_py()])
 json.dumps(out)
 `).then(done, (e) => done("ERROR: " + e));"""
 
 
 def test_feature_extraction_speed(server):
-    """MobileNetV2's frozen backbone (features.onnx) per image in the page (onnxruntime-web,
-    2 threads; WebGPU where a hardware adapter exists) beside native onnxruntime at 2 threads."""
+    """MobileNetV2's frozen backbone (features.onnx) per image in the page (onnxruntime-web
+    1.30 in its own worker, 2 threads; WebGPU where a hardware adapter exists) beside the
+    way before (1.19.2 on the page's main thread) and native onnxruntime at 2 threads; and
+    the longest main-thread task while the page's extractor runs."""
     import json
 
     from browser_py.features import NativeFeatures
@@ -521,12 +545,14 @@ def test_feature_extraction_speed(server):
     task = server.create_task("bench features", model="mobilenet_v2", classes=["cat", "dog"])
     profile = tempfile.mkdtemp()
     driver = _driver(profile)
-    driver.set_script_timeout(600)
-    batches, repeats = [1, 8], 6
+    driver.set_script_timeout(900)
+    batches, warm_seconds, blocks = [1, 8, 16], 4, 5
     try:
         driver.get(f"{server.url}/?join={task['join_code']}&threads=2")
         assert wait_ready(driver) == "ready"
-        result = driver.execute_async_script(FEATURES_PY, batches, repeats)
+        wait_snapshot_kept(driver)  # the start-up snapshot's worker would share the cores
+        driver.execute_script(LONG_TASKS)
+        result = driver.execute_async_script(FEATURES_PY, batches, warm_seconds, blocks)
         assert not str(result).startswith("ERROR"), result
         web = json.loads(result)
     finally:
@@ -539,12 +565,21 @@ def test_feature_extraction_speed(server):
     native_ms = {}
     for n in batches:
         x = array("f", bytes(4 * size * n))
-        asyncio.run(native._run(x, n))
-        t = time.perf_counter()
-        for _ in range(repeats):
+        until = time.perf_counter() + 1.0
+        while time.perf_counter() < until:
             asyncio.run(native._run(x, n))
-        native_ms[n] = (time.perf_counter() - t) / repeats / n * 1e3
-    cells = " | ".join(f"batch {n}: browser {web[str(n)]:.1f} ms vs native {native_ms[n]:.1f} ms per image, "
-                       f"browser/native {native_ms[n] / web[str(n)]:.2f} (target >= 0.25)" for n in batches)
-    print(f"\n| MobileNetV2 features, 2 threads, browser on {web['backend']} | {cells} |")
-    assert all(web[str(n)] > 0 for n in batches)
+        per = []
+        for _ in range(blocks):
+            t = time.perf_counter()
+            for _ in range(3):
+                asyncio.run(native._run(x, n))
+            per.append((time.perf_counter() - t) / 3 / n * 1e3)
+        native_ms[n] = sorted(per)[len(per) // 2]
+
+    for n in batches:
+        now, before = web["now"][str(n)], web["before"][str(n)]
+        print(f"\n| MobileNetV2 features, batch {n}, 2 threads | browser on {web['backend']} {now:.1f} ms per image | "
+              f"before (1.19.2 on the page's main thread) {before:.1f} ms | native {native_ms[n]:.1f} ms | "
+              f"browser/native {native_ms[n] / now:.2f} (target >= 0.25; before {native_ms[n] / before:.2f}) | "
+              f"longest main-thread task meanwhile {web['held'][str(n)]:.0f} ms |")
+    assert all(web["now"][str(n)] > 0 for n in batches)
