@@ -222,12 +222,18 @@ class Dataset:
                 entries += self._zip_entries(data, name, report)
             else:
                 entries.append((name, len(data), lambda data=data: data, label))
-        done = 0
+        done, seen, writing = 0, set(), None
         for chunk in _chunks(entries, lambda entry: entry[1], IMPORT_CHUNK_BYTES):
-            await self._add_chunk(chunk, report)
+            good = await self._checked(chunk, report, seen)
+            # a chunk is written while the next is hashed and decoded: one write at a time, in order
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(self._write(good, report))
             done += len(chunk)
             if progress is not None:
                 await progress(done, len(entries))
+        if writing is not None:
+            await writing
         return report
 
     def _zip_entries(self, data: bytes, archive_name: str, report: ImportReport) -> list["_Entry"]:
@@ -254,7 +260,8 @@ class Dataset:
                             folder if folder in self.classes else None))
         return entries
 
-    async def _add_chunk(self, entries: list["_Entry"], report: ImportReport) -> None:
+    async def _checked(self, entries: list["_Entry"], report: ImportReport, seen: set[str]) -> list[Item]:
+        """The chunk's new, usable images (``seen``: ids this import has taken so far)."""
         fresh: list[tuple[str, Item]] = []
         hashed = 0
         for name, _, read, label in entries:
@@ -271,9 +278,10 @@ class Dataset:
                 report.rejected.append((name, str(exc)))
                 continue
             item_id = await content_id(data)
-            if item_id in self.items or any(item_id == item.id for _, item in fresh):
+            if item_id in self.items or item_id in seen:
                 report.duplicates.append(name)
                 continue
+            seen.add(item_id)
             fresh.append((name, Item(item_id, name, data, label, "imported" if label is not None else None,
                                      split_for(item_id), added=time.time())))
         gate = asyncio.Semaphore(DECODE_AT_ONCE)
@@ -296,6 +304,10 @@ class Dataset:
                 report.rejected.append((name, str(refused)))
             else:
                 good.append(item)
+        return good
+
+    async def _write(self, good: list[Item], report: ImportReport) -> None:
+        """Store checked images (one transaction); they count as added once it is done."""
         if good:
             await self.store.put_items([asdict(item) for item in good])
         for item in good:

@@ -141,6 +141,57 @@ out
             assert np.abs(web - native).mean() < 3.0  # grey levels out of 255, smooth image
 
 
+SCALED = """
+const [data, side, done] = arguments;
+window.webfl.pyodide.globals.set("data_js", data);
+window.webfl.pyodide.runPythonAsync(`
+from browser_py.dataset import stored_size
+from browser_py.preprocess import _scaled_jpeg
+data = bytes(data_js.to_py())
+frame = await _scaled_jpeg(data, ${side}, stored_size(data))
+size = None if frame is None else [frame.displayWidth, frame.displayHeight]
+if frame is not None:
+    frame.close()
+size
+`).then((r) => done(r && r.toJs ? r.toJs() : r)).catch((e) => done("ERROR: " + e.message));
+"""
+
+
+def test_large_jpegs_decode_at_a_reduced_scale_like_pillow_whole(browser, live_server, page_task):
+    """A photo many times the model's size is decoded at a reduced scale (WebCodecs'
+    ImageDecoder), EXIF orientation applied, and gives the pixels Pillow gives from the
+    whole photo, up to filtering."""
+    import io
+
+    from PIL import Image
+
+    from browser_py.preprocess import InputSpec, pixels_pillow
+
+    smooth = np.clip(np.add.outer(np.arange(1500), np.arange(2000)) * 0.07, 0, 255).astype(np.uint8)
+    photo = Image.fromarray(np.stack([smooth, smooth[::-1], smooth[:, ::-1]], axis=-1))
+    exif = photo.getexif()
+    exif[0x0112] = 6  # shown turned a quarter: 1500 wide, 2000 high
+    buf = io.BytesIO()
+    photo.save(buf, "JPEG", quality=90, exif=exif.tobytes())
+    data = buf.getvalue()
+    open_task(browser, live_server, page_task, slot="scaled")
+    size = browser.execute_async_script(SCALED, list(data), 224)
+    assert not isinstance(size, str), size
+    assert 224 <= min(size) and size[0] < size[1] and size[1] < 2000, size  # reduced, upright
+    script = """
+const [data, done] = arguments;
+window.webfl.pyodide.globals.set("data_js", data);
+window.webfl.pyodide.runPythonAsync(`
+from browser_py.preprocess import InputSpec, pixels_browser
+list(await pixels_browser(bytes(data_js.to_py()), InputSpec("RGB", 60, 80)))
+`).then((r) => done(r.toJs())).catch((e) => done("ERROR: " + e.message));
+"""
+    web = browser.execute_async_script(script, list(data))
+    assert not isinstance(web, str), web
+    native = np.frombuffer(pixels_pillow(data, InputSpec("RGB", 60, 80)), np.float32)
+    assert np.abs(np.asarray(web, np.float32) - native).mean() < 3.0
+
+
 def test_bad_files_are_refused_in_the_browser_with_reasons(browser, live_server, page_task, tmp_path):
     from PIL import Image
 
