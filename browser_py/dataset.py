@@ -139,6 +139,8 @@ _Entry = tuple[str, int, Callable[[], bytes], str | None]  # name, size, read it
 IMPORT_CHUNK = 64    # at most so many images written per transaction,
 IMPORT_CHUNK_BYTES = 16 * 1024 * 1024  # and about so many bytes (camera photos: ~10 per write)
 DECODE_AT_ONCE = 4   # images decoded in parallel (bounds memory for camera photos)
+SMALL_IMAGE_BYTES = 64 * 1024  # smaller files are decoded many at a time: each decode is
+SMALL_DECODE_AT_ONCE = 32       # mostly a trip through the browser, not memory or work
 YIELD_BYTES = 4 * 1024 * 1024  # let the page respond after hashing this much
 SAVE_CHUNK_BYTES = 4 * 1024 * 1024  # records rewritten per transaction (labels, suggestions)
 HASH_OFF_THREAD_BYTES = 256 * 1024  # larger images are hashed by the browser (see content_id)
@@ -285,11 +287,12 @@ class Dataset:
             fresh.append((name, Item(item_id, name, data, label, "imported" if label is not None else None,
                                      split_for(item_id), added=time.time())))
         gate = asyncio.Semaphore(DECODE_AT_ONCE)
+        small_gate = asyncio.Semaphore(SMALL_DECODE_AT_ONCE)
 
         async def check(item: Item) -> ImageRejected | None:
             if self.validate is None:
                 return None
-            async with gate:
+            async with (small_gate if len(item.data) < SMALL_IMAGE_BYTES else gate):
                 try:
                     thumb = await self.validate(item.data)
                 except ImageRejected as exc:

@@ -329,7 +329,7 @@ new PerformanceObserver((list) => { for (const e of list.getEntries()) {
 ONE_BY_ONE = """const [chunk, atOnce, done] = arguments;
 window.webfl.pyodide.runPythonAsync(`
 import browser_py.dataset as d
-d.IMPORT_CHUNK, d.DECODE_AT_ONCE = ${chunk}, ${atOnce}
+d.IMPORT_CHUNK, d.DECODE_AT_ONCE, d.SMALL_DECODE_AT_ONCE = ${chunk}, ${atOnce}, ${atOnce}
 `).then(() => done("ok"), (e) => done(String(e)));"""
 
 
