@@ -33,6 +33,7 @@ class OrtWebTrainer:
         eval_names = [str(n) for n in session.evalOutputNames]
         self._eval_loss_name = eval_names[0]
         self._steps = steps  # the trainSteps module
+        self._last_samples: tuple | None = None  # (arrays, labels, their JS copy)
 
     @classmethod
     async def create(cls, source: BundleSource) -> "OrtWebTrainer":
@@ -77,9 +78,18 @@ class OrtWebTrainer:
         return (await self.train_steps(self._in_js(inputs, labels), [range(n)]))[0]
 
     def samples(self, xs: Sequence[array], ys: Sequence[int]) -> tuple:
-        """The training set copied once into JS typed arrays (rows back to back)."""
+        """The training set copied once into JS typed arrays (rows back to back). The same
+        set as the last fit's (the very same arrays, which nothing changes in place: the
+        participant's cached features) reuses that copy: a later round on the same photos
+        skips it (6.5 MB took ~7 ms here, a fifth of a 40-step fit of the head)."""
         check_samples(self, xs, ys)
-        return self._in_js(concat(xs), ys)
+        last = self._last_samples
+        if last is not None and len(last[0]) == len(xs) and last[1] == list(ys) \
+                and all(a is b for a, b in zip(last[0], xs)):
+            return last[2]
+        made = self._in_js(concat(xs), ys)
+        self._last_samples = (list(xs), list(ys), made)  # holding the arrays keeps them the same objects
+        return made
 
     async def train_steps(self, samples: tuple, batches: Sequence[Sequence[int]]) -> list[float]:
         """The slice's sample indices go over to JS once and ``trainSteps`` (www/js/

@@ -120,7 +120,13 @@ sliced = await OrtWebTrainer.create(client.bundle())
 held = sliced.samples(samples, labels)
 together = await sliced.train_steps(held, parts[:4]) + await sliced.train_steps(held, parts[4:])
 a, b = await one_by_one.get_parameters(), await sliced.get_parameters()
-[waited, together, a.tobytes() == b.tobytes()]
+# the same set again reuses its JS copy; another label or other arrays (equal values) make a new one
+relabelled = [(labels[0] + 1) % 10, *labels[1:]]
+again = sliced.samples(samples, labels) is held
+new_labels = sliced.samples(samples, relabelled)
+new_arrays = sliced.samples([array('f', x) for x in samples], relabelled)
+reuse = [again, new_labels is not held and int(new_labels[1][0]) == relabelled[0], new_arrays is not new_labels]
+[waited, together, a.tobytes() == b.tobytes(), reuse]
 `).then((r) => done(r.toJs())).catch((e) => done("ERROR: " + e.message));
 """
 
@@ -128,15 +134,17 @@ a, b = await one_by_one.get_parameters(), await sliced.get_parameters()
 def test_steps_run_in_slices_equal_steps_waited_for_one_by_one(browser, live_server):
     """train_steps hands a slice's sample indices to JS at once (www/js/train_steps.mjs),
     which gathers each batch from the training set copied there once: losses and parameters
-    equal calls awaited one by one from Python, bit for bit."""
+    equal calls awaited one by one from Python, bit for bit. A later fit on the same arrays
+    and labels reuses the copy; any other set is copied afresh."""
     joined = live_server.join_demo()
     browser.get(live_server.url + "/")
     assert wait_ready(browser) == "ready"
     result = browser.execute_async_script(SLICED_PY, joined["task_id"], joined["token"])
     assert not isinstance(result, str), result
-    waited, together, same_parameters = result
+    waited, together, same_parameters, reuse = result
     assert len(set(waited)) == len(waited) == 7       # every batch gave its own loss
     assert together == waited and same_parameters
+    assert reuse == [True, True, True]  # a later fit on the same cached arrays skips the copy
 
 
 @pytest.mark.parametrize("query, expected", [("", None), ("&threads=1", 1), ("&threads=3", 3),
