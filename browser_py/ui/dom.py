@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from html import escape
 from typing import Callable
 
 # Listeners are bound once per element that lives as long as the page (containers delegate
@@ -33,8 +34,6 @@ def el(tag: str, text: str = "", cls: str = "", id: str = "", **attrs):
 def markup(tag: str, text: str = "", cls: str = "", id: str = "", children: tuple[str, ...] = (), **attrs) -> str:
     """The HTML of what :func:`el` would build (text and attributes escaped), with child markup:
     many elements made as one string cost one call into the browser instead of dozens each."""
-    from html import escape
-
     names = ([("class", cls)] if cls else []) + ([("id", id)] if id else []) + [
         (key.rstrip("_").replace("_", "-"), value) for key, value in attrs.items() if value is not None]
     opening = "".join(f' {name}="{escape(str(value))}"' if value != "" else f" {name}"

@@ -37,6 +37,7 @@ class ParticipantPage:
         self.order: list[str] = []  # the review pass: tiles shown, in a fixed order
         self.current: str | None = None  # the tile keyboard focus returns to
         self._thumbs: dict[str, str] = {}
+        self._options: dict[str | None, tuple[str, ...]] = {}  # label -> its tiles' label menu
         self._drawn: list[tuple[str, tuple]] = []  # (item id, look) of the tiles drawn, in order
         self._drawn_more = 0
         self._rest = None  # the task drawing the rest of a long grid, if it is still at work
@@ -646,16 +647,14 @@ class ParticipantPage:
                               title="The model's suggestion and how sure it is")]
         else:
             caption = [markup("span", "no label yet", cls="none")]
-        options = [markup("option", "Label…", value="")] + [
-            markup("option", name, value=name, selected="" if name == item.label else None)
-            for name in self.p.classes]
+        options = self._label_options(item.label)
         controls = []
         if item.label is None and item.suggestion is not None:
             controls.append(markup("button", f"✓ Accept {item.suggestion}", cls="accept", type="button",
                                    tabindex=tab, aria_label=f"Accept {item.suggestion} for {item.name}",
                                    data_action="accept"))
         controls.append(markup("select", cls="pick", tabindex=tab, aria_label=f"Label for {item.name}",
-                               children=tuple(options)))
+                               children=options))
         if self.p.can_explain and (item.label or item.suggestion) is not None:
             controls.append(markup("button", "Why this label?", cls="why-button link", type="button", tabindex=tab,
                                    aria_label=f"Why {item.label or item.suggestion} for {item.name}?",
@@ -665,6 +664,16 @@ class ParticipantPage:
                       aria_label=_tile_words(item),
                       children=(markup("div", cls="thumb", children=tuple(frame)),
                                 markup("figcaption", children=tuple(caption))))
+
+    def _label_options(self, label: str | None) -> tuple[str, ...]:
+        """A tile's label menu, made once per label: every tile has one (ten classes made
+        this half of a tile's markup)."""
+        made = self._options.get(label)
+        if made is None:
+            made = self._options[label] = (markup("option", "Label…", value=""), *(
+                markup("option", name, value=name, selected="" if name == label else None)
+                for name in self.p.classes))
+        return made
 
     def _placeholder(self, item_id: str) -> str:
         """Where a photo was deleted: it stays in place until the pass ends, with an undo."""
@@ -1118,7 +1127,8 @@ def _bump(counter: str) -> None:
     setattr(data, counter, str(int(getattr(data, counter, None) or 0) + 1))
 
 
-TILES_AT_ONCE = 60  # tiles drawn in one go (more than a screen holds); the rest follow in slices
+TILES_AT_ONCE = 30  # tiles drawn in one go (a screen's worth); the rest follow in slices (60 at once
+# held the page 140-180 ms on a slow 2-core machine)
 REDRAW_ONE_BY_ONE = 24  # more changed tiles than this are redrawn all at once
 INLINE_PICTURE_BYTES = 8 * 1024  # smaller pictures go inline as data: URLs (no call into the browser)
 
