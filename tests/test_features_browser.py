@@ -165,8 +165,16 @@ def test_why_this_label_heatmap_in_the_page_matches_cpython(browser, live_server
     assert wait_ready(browser) == "ready"
     browser.find_element(By.ID, "file-input").send_keys("\n".join(str(tmp_path / f"photo{i}.png") for i in range(2)))
     WebDriverWait(browser, 60).until(lambda d: "2 images added" in d.find_element(By.ID, "import-message").text)
+    browser.execute_script("""window.suggestSaid = []; window.suggestBar = [];
+new MutationObserver(() => { window.suggestSaid.push(document.getElementById('suggest-message').textContent);
+  const bar = document.getElementById('suggest-progress'); window.suggestBar.push([bar.hidden, bar.value]); })
+  .observe(document.getElementById('suggest-message'), {childList: true, characterData: true, subtree: true});""")
     browser.find_element(By.ID, "suggest").click()
     WebDriverWait(browser, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".tile.suggested")) == 2)
+    # the photos' features were computed first, and the participant saw how far it got
+    assert "Looking at your photos: 2 of 2" in browser.execute_script("return window.suggestSaid")
+    assert [False, 1] in browser.execute_script("return window.suggestBar")
+    assert browser.execute_script("return document.getElementById('suggest-progress').hidden")
     tile = browser.find_elements(By.CSS_SELECTOR, ".tile.suggested")[0]
     item_id = tile.get_attribute("data-id")
     button = tile.find_element(By.CSS_SELECTOR, "button.why-button")
