@@ -62,8 +62,11 @@ def test_features_survive_a_reload_and_are_dropped_for_another_extractor(bundle,
 
         Counting.computed = 0
         first = await p.inputs(items, progress, batch_size=2)
-        # one image first (to time it), then batches sized to hold the page at most ~100 ms
-        assert Counting.computed == 5 and seen == [(1, 5), (3, 5), (5, 5)]
+        # one image first (to time it), then batches of at most batch_size (how many fit the
+        # time slice depends on the machine's speed)
+        assert Counting.computed == 5 and seen[0] == (1, 5) and seen[-1] == (5, 5)
+        steps = [b[0] - a[0] for a, b in zip(seen, seen[1:])]
+        assert all(1 <= step <= 2 for step in steps), seen
         p.dataset.store.close()
         # a reload: a new page, the same store
         again = await open_participant(tmp_path / "store.db", bundle_dir, manifest)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 
 from ..protocol import ServerRefused
@@ -12,6 +13,8 @@ from .dom import by_id, clear, download, el, on
 
 TOKEN_KEY = "webfl-admin-token"  # sessionStorage: gone when the tab closes; never a cookie
 POLL_SECONDS = 2.0
+# an action's message (blocked, downloaded) stays this long before the refresh's header replaces it
+SAID_SECONDS = 15.0
 # A task's bundle state in words (the list and the task page say the same).
 BUNDLE_WORDS = {"ready": "model ready", "building": "preparing the model", "pending": "waiting to prepare the model",
                 "failed": "model failed"}
@@ -51,6 +54,12 @@ class AdminPage:
         self.metrics: list[dict] = []
         self.charts: dict = {}
         self._poll: asyncio.Task | None = None
+        self._said_at = float("-inf")  # when an action last said something in the status line
+
+    def _say(self, text: str) -> None:
+        """Tell the admin what their action did; the periodic refresh leaves it a while."""
+        by_id("status").textContent = text
+        self._said_at = time.monotonic()
 
     # --- sign in ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -418,7 +427,7 @@ class AdminPage:
         r = await self.api.call("GET", f"/api/admin/tasks/{t['id']}/study/export?format={fmt}")
         name = f"webfl-study-{t['id']}.{fmt}"
         download(name, r.body, "text/csv" if fmt == "csv" else "application/x-ndjson")
-        by_id("status").textContent = f"Downloaded {name}"
+        self._say(f"Downloaded {name}")
 
     def _participants_panel(self):
         box = el("section", cls="card", id="participants")
@@ -475,9 +484,8 @@ class AdminPage:
         t = self.current
         result = (await self.api.call("POST", f"/api/admin/tasks/{t['id']}/clients/{client['id']}/block")).json()
         dropped = result["pending_updates_dropped"]
-        by_id("status").textContent = (f"Blocked {client['name']}"
-                                       + (f"; {dropped} waiting update{'s' if dropped != 1 else ''} dropped"
-                                          if dropped else ""))
+        self._say(f"Blocked {client['name']}"
+                  + (f"; {dropped} waiting update{'s' if dropped != 1 else ''} dropped" if dropped else ""))
         self._draw_participants((await self.api.call("GET", f"/api/admin/tasks/{t['id']}/clients")).json())
 
     async def _rotate_code(self) -> None:
@@ -498,7 +506,8 @@ class AdminPage:
                     "failed": f"Preparing the model failed: {t.get('bundle_error')}"}[t["bundle_status"]]
             status.textContent = text
         version = ("the model is being prepared" if t["version"] is None else f"global version {t['version']}")
-        by_id("status").textContent = f"Signed in · {t['title']} · {version}"
+        if time.monotonic() - self._said_at > SAID_SECONDS:
+            by_id("status").textContent = f"Signed in · {t['title']} · {version}"
 
     def _dashboard(self):
         box = el("section", cls="card", id="dashboard")
@@ -630,7 +639,7 @@ class AdminPage:
         r = await self.api.call("GET", f"/api/admin/tasks/{t['id']}/download?format={fmt}")
         name = f"webfl-{t['id']}-v{r.headers.get('x-webfl-version', '')}.{'onnx' if fmt == 'onnx' else 'pt'}"
         download(name, r.body, "application/octet-stream")
-        by_id("status").textContent = f"Downloaded {name}"
+        self._say(f"Downloaded {name}")
 
     async def _upload(self, file) -> None:
         message = by_id("validation-message")
