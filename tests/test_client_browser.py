@@ -325,3 +325,79 @@ drawn = [t.dataset.id for t in js.document.querySelectorAll("#grid .tile")]
     early, drawn, order = state
     assert early == TILES_AT_ONCE
     assert drawn == order and len(drawn) == n == len(set(drawn))
+
+
+PHOTOS_APART = """
+const [done] = arguments;
+(async () => {
+const name = "webfl:test-photos-apart";
+// a database as a version-1 page left it: a record carries its image's bytes
+await new Promise((ok) => { const r = indexedDB.deleteDatabase(name); r.onsuccess = r.onerror = ok; });
+await new Promise((ok, bad) => {
+  const r = indexedDB.open(name, 1);
+  r.onupgradeneeded = () => { r.result.createObjectStore("items", {keyPath: "id"});
+                              r.result.createObjectStore("meta", {keyPath: "key"}); };
+  r.onsuccess = () => { const tx = r.result.transaction("items", "readwrite");
+    tx.objectStore("items").put({id: "old", name: "old.png", label: "3", split: "train",
+                                 data: new Uint8Array([1, 2, 3])});
+    tx.oncomplete = () => { r.result.close(); ok(); }; tx.onerror = bad; };
+  r.onerror = bad;
+});
+window.webfl.pyodide.runPythonAsync(`
+import dataclasses, json
+from browser_py.dataset import Item
+from browser_py.idb import IndexedDBStore
+
+NAME = "webfl:test-photos-apart"
+seen = {}
+
+async def raw(store, op, *args):  # straight to IndexedDB, past the store's own bookkeeping
+    from browser_py.idb import _wait
+    tx = s._db.transaction(store, "readwrite" if op in ("put", "delete") else "readonly")
+    return await _wait(getattr(tx.objectStore(store), op)(*args), "success")
+
+s = await IndexedDBStore(NAME).open()
+old = (await s.items())[0]
+seen["legacy"] = [old["id"], old["label"], list(old["data"])]
+await s.put_items([dict(old, label="4")])  # the old record moves its bytes to "photos"
+record = await raw("items", "get", "old")
+seen["moved"] = [hasattr(record, "data") and record.data is not None, list((await raw("photos", "get", "old")).data.to_py())]
+
+new = dataclasses.asdict(Item(id="new", name="new.png", data=b"abc"))
+await s.put_items([new])
+import js
+from browser_py.jsvalues import uint8array
+marker = js.Object.new()
+marker.id, marker.data = "new", uint8array(b"zzz")
+await raw("photos", "put", marker)
+await s.put_items([dict(new, label="4", suggestion="4")])  # a label: the photo is not written again
+seen["relabelled"] = [(await s.get_item("new"))["label"], (await s.get_item("new"))["data"].decode()]
+
+again = await IndexedDBStore(NAME).open()  # a reload
+seen["reloaded"] = sorted((i["id"], i["label"], i["data"].decode("latin-1")) for i in await again.items())
+await again.delete_item("old")
+seen["after_delete"] = [len(await again.items()), int(await raw("photos", "count"))]
+await again.clear_items()
+seen["after_clear"] = [len(await again.items()), int(await raw("photos", "count"))]
+json.dumps(seen)
+`).then((r) => done(r), (e) => done("ERROR: " + e.message));
+})().catch((e) => done("ERROR: " + e));
+"""
+
+
+def test_photos_are_stored_apart_and_written_once(browser, live_server, page_task):
+    """A record rewritten for a label does not copy its photo again (issue 14: accept all held
+    the page); a version-1 record, carrying its bytes, is read and moved when next written."""
+    import json
+
+    open_task(browser, live_server, page_task)
+    result = browser.execute_async_script(PHOTOS_APART)
+    assert not result.startswith("ERROR"), result
+    seen = json.loads(result)
+    assert seen["legacy"] == ["old", "3", [1, 2, 3]]
+    assert seen["moved"] == [False, [1, 2, 3]]
+    # the page's own marker stayed: relabelling wrote the record, not the photo
+    assert seen["relabelled"] == ["4", "zzz"]
+    assert seen["reloaded"] == [["new", "4", "zzz"], ["old", "4", "\x01\x02\x03"]]
+    assert seen["after_delete"] == [1, 1]
+    assert seen["after_clear"] == [0, 0]
