@@ -319,8 +319,8 @@ class Dataset:
 
     # --- labels -------------------------------------------------------------------------
     async def _save(self, *items: Item) -> None:
-        """Write changed records, a few MB per transaction: a record carries its image, and
-        copying 200 photos into one write held the page for ~100 ms (accept all)."""
+        """Write changed records, a few MB per transaction: SQLite rewrites an image with its
+        record (IndexedDB keeps images apart and writes each once)."""
         for chunk in _chunks(list(items), lambda item: len(item.data), SAVE_CHUNK_BYTES):
             await self.store.put_items([asdict(item) for item in chunk])
 

@@ -164,8 +164,8 @@ class Participant:
                 self._pixels.pop(item.id, None)  # the features stand for the pixels from now on
                 unsaved[item.id] = features.tobytes()
             if sha is not None and (len(unsaved) >= batch_size or done == len(todo)):
-                # written while the next batch is computed (one write at a time: a record
-                # carries its photo, so a write took ~80 ms here); all are kept before we return
+                # written while the next batch is computed (one write at a time); all are
+                # kept before we return
                 if saving is not None:
                     await saving
                 saving = asyncio.ensure_future(self.dataset.keep_features(unsaved, sha))
