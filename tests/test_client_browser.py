@@ -377,6 +377,13 @@ again = await IndexedDBStore(NAME).open()  # a reload
 seen["reloaded"] = sorted((i["id"], i["label"], i["data"].decode("latin-1")) for i in await again.items())
 await again.delete_item("old")
 seen["after_delete"] = [len(await again.items()), int(await raw("photos", "count"))]
+import browser_py.idb as idb
+slice_bytes, idb.PUT_SLICE_BYTES = idb.PUT_SLICE_BYTES, 2  # one photo per slice: each next slice goes in from the last one's callback
+many = [dataclasses.asdict(Item(id=f"m{i}", name=f"m{i}.png", data=bytes([i]) * 3)) for i in range(5)]
+await again.put_items(many)
+idb.PUT_SLICE_BYTES = slice_bytes
+reread = await (await IndexedDBStore(NAME).open()).items()
+seen["sliced"] = sorted(i["data"].hex() for i in reread if i["id"].startswith("m"))
 await again.clear_items()
 seen["after_clear"] = [len(await again.items()), int(await raw("photos", "count"))]
 json.dumps(seen)
@@ -400,4 +407,5 @@ def test_photos_are_stored_apart_and_written_once(browser, live_server, page_tas
     assert seen["relabelled"] == ["4", "zzz"]
     assert seen["reloaded"] == [["new", "4", "zzz"], ["old", "4", "\x01\x02\x03"]]
     assert seen["after_delete"] == [1, 1]
+    assert seen["sliced"] == [bytes([i]).hex() * 3 for i in range(5)]
     assert seen["after_clear"] == [0, 0]
