@@ -188,20 +188,20 @@ class IndexedDBStore:
         out = (self._item(r, by_id.get(str(r.id))) for r in records)
         return [item for item in out if item is not None]
 
-    async def delete_item(self, item_id: str) -> None:
+    async def _in_both(self, op: str, *args) -> None:
+        """``op(*args)`` on a record and its photo, in one transaction."""
         tx, _ = self._tx(["items", "photos"], "readwrite")
         done = _wait(tx, "complete", value=lambda t: None)
-        tx.objectStore("items").delete(item_id)
-        tx.objectStore("photos").delete(item_id)
+        for store in ("items", "photos"):
+            getattr(tx.objectStore(store), op)(*args)
         await done
+
+    async def delete_item(self, item_id: str) -> None:
+        await self._in_both("delete", item_id)
         self._photos.discard(item_id)
 
     async def clear_items(self) -> None:
-        tx, _ = self._tx(["items", "photos"], "readwrite")
-        done = _wait(tx, "complete", value=lambda t: None)
-        tx.objectStore("items").clear()
-        tx.objectStore("photos").clear()
-        await done
+        await self._in_both("clear")
         self._photos.clear()
 
     # --- meta -------------------------------------------------------------------------
