@@ -378,7 +378,8 @@ class Dataset:
     async def keep_features(self, features: dict[str, bytes], extractor: str) -> None:
         """Store images' features with them (``{item_id: float32 bytes}``), so a reload does
         not compute them again."""
-        items = [self.get(item_id) for item_id in features]
+        # an image deleted while its features were computed is not brought back
+        items = [self.items[item_id] for item_id in features if item_id in self.items]
         for item in items:
             item.features, item.features_of = base64.b64encode(features[item.id]).decode("ascii"), extractor
         await self._save(*items)

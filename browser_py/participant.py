@@ -68,6 +68,9 @@ class Participant:
         self.version: int | None = None  # the global version the local model holds
         self.local_params: array | None = None  # the model after the last local round
         self._pixels: dict[str, array] = {}
+        self._computing = asyncio.Lock()  # one feature computation at a time (they share the extractor)
+        self._asking = 0  # callers waiting for inputs: background preparation gives way to them
+        self._background: asyncio.Future | None = None
         self.hooks: extension_loader.Hooks | None = None
         self.extension_errors: list[str] = []
         self.last_probs: dict[str, list[float]] = {}  # item id -> the model's probabilities
@@ -136,7 +139,41 @@ class Participant:
                      batch_size: int = 16) -> list[array]:
         """The head's inputs for these images: features computed once per image and kept
         with it (a reload finds them; another extractor's are computed again). Only images
-        without features are decoded. ``progress(done, total)`` follows the computing."""
+        without features are decoded. ``progress(done, total)`` follows the computing.
+        Work in the background (:meth:`prepare_in_background`) stops at its next batch."""
+        self._asking += 1
+        try:
+            async with self._computing:
+                await self._compute(items, progress, batch_size)
+        finally:
+            self._asking -= 1
+        return self.features.cached([item.id for item in items])
+
+    def prepare_in_background(self) -> None:
+        """Compute the features of images that lack them while nothing else asks: the page
+        calls this as photos are added, when the extractor mostly idles, so suggestions and
+        the first round find them ready. Anything that needs inputs goes first."""
+        if self.features is None or self.features.sha256 is None:
+            return  # pixels pass straight through: nothing to prepare
+        if self._background is None or self._background.done():
+            self._background = asyncio.ensure_future(self._prepare_rest())
+
+    async def _prepare_rest(self) -> None:
+        while True:
+            await asyncio.sleep(0)  # whoever waits for the lock gets it first (it is fair)
+            todo = [item for item in self.dataset.items.values() if not self.features.known(item.id)]
+            if not todo:
+                return
+            try:  # stopped for someone who asks, or done: either way look again for photos added meanwhile
+                async with self._computing:
+                    await self._compute(todo, None, 16, stop=lambda: self._asking > 0)
+            except Exception:  # e.g. a photo that cannot be read: said when someone asks for it
+                return
+
+    async def _compute(self, items: list[Item], progress: PreparingFn | None, batch_size: int,
+                       stop: Callable[[], bool] | None = None) -> bool:
+        """Compute and keep the features these images lack; False when ``stop()`` said to
+        stop first (checked between batches)."""
         sha = self.features.sha256
         for item in items:
             kept = None if self.features.known(item.id) else self.dataset.kept_features(item.id, sha)
@@ -144,37 +181,47 @@ class Participant:
                 self.features.remember(item.id, array("f", kept))
         todo = [item for item in items if not self.features.known(item.id)]
         done, batch, unsaved, ahead, saving = 0, 1, {}, None, None
-        while done < len(todo):
-            chunk = todo[done:done + batch]
-            if ahead is not None:
-                await ahead
-            pixels = await asyncio.gather(*(self.pixels(item) for item in chunk))  # decoded in parallel
-            # the next images decode (off the main thread) while this batch's inference runs
-            ahead = asyncio.ensure_future(asyncio.gather(*(self.pixels(item) for item in
-                                                           todo[done + batch:done + 2 * batch])))
-            started = time.perf_counter()
-            out = await self.features.extract([(item.id, px) for item, px in zip(chunk, pixels)], len(chunk))
-            per_image = (time.perf_counter() - started) / len(chunk)
-            # an inference call on the page's main thread holds the page while it runs: size the
-            # next to EXTRACT_SLICE_SECONDS; one in a worker takes whole batches (faster per image)
-            batch = batch_size if self.features.off_main_thread else \
-                max(1, min(batch_size, int(EXTRACT_SLICE_SECONDS / max(per_image, 1e-6))))
-            done += len(chunk)
-            for item, features in zip(chunk, out):
-                self._pixels.pop(item.id, None)  # the features stand for the pixels from now on
-                unsaved[item.id] = features.tobytes()
-            if sha is not None and (len(unsaved) >= batch_size or done == len(todo)):
-                # written while the next batch is computed (one write at a time); all are
-                # kept before we return
-                if saving is not None:
-                    await saving
-                saving = asyncio.ensure_future(self.dataset.keep_features(unsaved, sha))
-                unsaved = {}
-            if progress is not None:
-                await progress(done, len(todo))
-        if saving is not None:
-            await saving
-        return self.features.cached([item.id for item in items])
+        stopped = False
+        try:
+            while done < len(todo):
+                if stop is not None and stop():
+                    stopped = True
+                    break
+                chunk = todo[done:done + batch]
+                if ahead is not None:
+                    await ahead
+                pixels = await asyncio.gather(*(self.pixels(item) for item in chunk))  # decoded in parallel
+                # the next images decode (off the main thread) while this batch's inference runs
+                ahead = asyncio.ensure_future(asyncio.gather(*(self.pixels(item) for item in
+                                                               todo[done + batch:done + 2 * batch])))
+                started = time.perf_counter()
+                out = await self.features.extract([(item.id, px) for item, px in zip(chunk, pixels)], len(chunk))
+                per_image = (time.perf_counter() - started) / len(chunk)
+                # an inference call on the page's main thread holds the page while it runs: size the
+                # next to EXTRACT_SLICE_SECONDS; one in a worker takes whole batches (faster per image)
+                batch = batch_size if self.features.off_main_thread else \
+                    max(1, min(batch_size, int(EXTRACT_SLICE_SECONDS / max(per_image, 1e-6))))
+                done += len(chunk)
+                for item, features in zip(chunk, out):
+                    self._pixels.pop(item.id, None)  # the features stand for the pixels from now on
+                    unsaved[item.id] = features.tobytes()
+                if sha is not None and (len(unsaved) >= batch_size or done == len(todo)):
+                    # written while the next batch is computed (one write at a time); all are
+                    # kept before we return
+                    if saving is not None:
+                        await saving
+                    saving = asyncio.ensure_future(self.dataset.keep_features(unsaved, sha))
+                    unsaved = {}
+                if progress is not None:
+                    await progress(done, len(todo))
+        finally:
+            if stopped and ahead is not None:
+                await asyncio.gather(ahead, return_exceptions=True)  # its pixels stay for whoever is next
+            if saving is not None:
+                await saving
+            if sha is not None and unsaved:
+                await self.dataset.keep_features(unsaved, sha)
+        return not stopped
 
     # --- model ----------------------------------------------------------------------------
     async def load_global(self) -> int:

@@ -87,3 +87,61 @@ def test_features_survive_a_reload_and_are_dropped_for_another_extractor(bundle,
         changed.dataset.store.close()
 
     asyncio.run(run())
+
+
+class Waiting(Counting):
+    """The real extractor, answering a moment later as one in a worker does (others run meanwhile)."""
+
+    async def _run(self, batch, n, output="features"):
+        await asyncio.sleep(0.01)
+        return await super()._run(batch, n, output)
+
+
+def test_features_prepared_in_the_background_give_way_and_are_computed_once(bundle, tmp_path):
+    """After an import the page prepares features in the background; a caller that needs
+    inputs (suggest, train) goes first, nothing is computed twice, a photo deleted meanwhile
+    is not brought back, and every computed feature is kept for the next page."""
+    bundle_dir, manifest = bundle
+    rng = np.random.default_rng(4)
+
+    async def run():
+        p = await open_participant(tmp_path / "store.db", bundle_dir, manifest)
+        p.features = Waiting(manifest, (bundle_dir / "features.onnx").read_bytes())
+        for i in range(12):
+            await p.dataset.add_image(f"p{i}.png", png(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)))
+        items = p.dataset.unlabelled()
+        Counting.computed = 0
+        p.prepare_in_background()
+        p.prepare_in_background()  # asked again while it runs: still one
+        while Counting.computed == 0:
+            await asyncio.sleep(0.005)
+        gone = items[-1]
+        await p.dataset.delete(gone.id)
+        wanted = items[-4:-1]  # not yet reached by the background (it goes in order)
+        assert not any(p.features.known(i.id) for i in wanted)
+        got = await p.inputs(wanted)
+        assert all(p.features.known(i.id) for i in wanted) and len(got) == 3
+        assert Counting.computed < 11  # the background gave way before it finished
+        await p._background
+        assert Counting.computed == 11 and all(p.features.known(i.id) for i in items[:-1])
+        p.dataset.store.close()
+        again = await open_participant(tmp_path / "store.db", bundle_dir, manifest)
+        Counting.computed = 0
+        await again.inputs(again.dataset.unlabelled())
+        assert Counting.computed == 0 and gone.id not in again.dataset.items and len(again.dataset.items) == 11
+        again.dataset.store.close()
+
+    asyncio.run(run())
+
+
+def test_nothing_to_prepare_without_a_feature_extractor(tmp_path):
+    """A task whose model takes pixels (the digits CNN) has no features to prepare."""
+    manifest = {"features": None, "head": {"input_shape": [1, 28, 28]}, "input": {"shape": [1, 28, 28]}}
+    store = SqliteStore(tmp_path / "store.db")
+    p = Participant(FLClient("http://127.0.0.1:9", store), store)
+    from browser_py.features import FeatureExtractor
+
+    p.features = FeatureExtractor(manifest)
+    p.prepare_in_background()
+    assert p._background is None
+    store.close()

@@ -845,6 +845,9 @@ class ParticipantPage:
         for id_ in ("file-input", "folder-input", "camera-input"):
             by_id(id_).value = ""
         self.new_pass()
+        # the model looks at the new photos while the participant does: suggestions and the first
+        # round then find most of them ready (not during the import: both want the same cores)
+        self.p.prepare_in_background()
 
     @long_work
     async def suggest(self) -> None:
