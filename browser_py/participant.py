@@ -29,6 +29,10 @@ from .trainer import CancelToken, Cancelled, LocalTrainer, ProgressFn
 # Larger batches are faster per image (batch 8: 1.3-2.4x batch 1 here), but at 0.1 s the calls, with
 # the work around them, made 104-110 ms tasks (the target is 100); 0.05 made 58-75 ms.
 EXTRACT_SLICE_SECONDS = 0.05
+# Images per batch when features are prepared in the background, while the participant looks
+# at their photos: around a batch of 16 the page's main thread was held once for 110-120 ms in
+# one Python task (a long-animation-frame entry); batches of 4 kept every task under 60 ms.
+BACKGROUND_BATCH = 4
 # told (images prepared so far, images to prepare) while features are computed
 PreparingFn = Callable[[int, int], Awaitable[None]]
 
@@ -166,7 +170,7 @@ class Participant:
                 return
             try:  # stopped for someone who asks, or done: either way look again for photos added meanwhile
                 async with self._computing:
-                    await self._compute(todo, None, 16, stop=lambda: self._asking > 0)
+                    await self._compute(todo, None, BACKGROUND_BATCH, stop=lambda: self._asking > 0)
             except Exception:  # e.g. a photo that cannot be read: said when someone asks for it
                 return
 
