@@ -19,7 +19,7 @@ from .extensions import Context, Update
 from .features import FeatureExtractor, load_features
 from .preprocess import InputSpec, check_image, decode
 from .protocol import FLClient, ServerRefused, ServerUnavailable
-from .runtime import IN_PYODIDE, mark
+from .runtime import IN_PYODIDE, long_work, mark
 from .stores import Store
 from .study import StudyLog
 from .trainer import CancelToken, Cancelled, LocalTrainer, ProgressFn
@@ -162,6 +162,7 @@ class Participant:
         if self._background is None or self._background.done():
             self._background = asyncio.ensure_future(self._prepare_rest())
 
+    @long_work  # the start-up snapshot's worker waits: both want the same cores
     async def _prepare_rest(self) -> None:
         while True:
             await asyncio.sleep(0)  # whoever waits for the lock gets it first (it is fair)
