@@ -153,27 +153,32 @@ class Participant:
             self._asking -= 1
         return self.features.cached([item.id for item in items])
 
-    def prepare_in_background(self) -> None:
+    def prepare_in_background(self, progress: PreparingFn | None = None) -> None:
         """Compute the features of images that lack them while nothing else asks: the page
-        calls this as photos are added, when the extractor mostly idles, so suggestions and
-        the first round find them ready. Anything that needs inputs goes first."""
+        calls this after photos are added, so suggestions and the first round find them
+        ready. Anything that needs inputs goes first. ``progress(done, total)`` follows each
+        stretch of work and ends with ``done == total`` (also when it gives way)."""
         if self.features is None or self.features.sha256 is None:
             return  # pixels pass straight through: nothing to prepare
         if self._background is None or self._background.done():
-            self._background = asyncio.ensure_future(self._prepare_rest())
+            self._background = asyncio.ensure_future(self._prepare_rest(progress))
 
     @long_work  # the start-up snapshot's worker waits: both want the same cores
-    async def _prepare_rest(self) -> None:
-        while True:
-            await asyncio.sleep(0)  # whoever waits for the lock gets it first (it is fair)
-            todo = [item for item in self.dataset.items.values() if not self.features.known(item.id)]
-            if not todo:
-                return
-            try:  # stopped for someone who asks, or done: either way look again for photos added meanwhile
+    async def _prepare_rest(self, progress: PreparingFn | None) -> None:
+        try:
+            while True:
+                await asyncio.sleep(0)  # whoever waits for the lock gets it first (it is fair)
+                todo = [item for item in self.dataset.items.values() if not self.features.known(item.id)]
+                if not todo:
+                    return
+                # stopped for someone who asks, or done: either way look again for photos added meanwhile
                 async with self._computing:
-                    await self._compute(todo, None, BACKGROUND_BATCH, stop=lambda: self._asking > 0)
-            except Exception:  # e.g. a photo that cannot be read: said when someone asks for it
-                return
+                    await self._compute(todo, progress, BACKGROUND_BATCH, stop=lambda: self._asking > 0)
+                if progress is not None:
+                    await progress(len(todo), len(todo))  # nothing in the background until it goes on
+        except Exception:  # e.g. a photo that cannot be read: said when someone asks for it
+            if progress is not None:
+                await progress(0, 0)
 
     async def _compute(self, items: list[Item], progress: PreparingFn | None, batch_size: int,
                        stop: Callable[[], bool] | None = None) -> bool:

@@ -111,8 +111,13 @@ def test_features_prepared_in_the_background_give_way_and_are_computed_once(bund
             await p.dataset.add_image(f"p{i}.png", png(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)))
         items = p.dataset.unlabelled()
         Counting.computed = 0
-        p.prepare_in_background()
-        p.prepare_in_background()  # asked again while it runs: still one
+        told: list[tuple[int, int]] = []
+
+        async def progress(done: int, total: int) -> None:
+            told.append((done, total))
+
+        p.prepare_in_background(progress)
+        p.prepare_in_background(progress)  # asked again while it runs: still one
         while Counting.computed == 0:
             await asyncio.sleep(0.005)
         gone = items[-1]
@@ -124,6 +129,10 @@ def test_features_prepared_in_the_background_give_way_and_are_computed_once(bund
         assert Counting.computed < 11  # the background gave way before it finished
         await p._background
         assert Counting.computed == 11 and all(p.features.known(i.id) for i in items[:-1])
+        # the page is told how far, and every stretch (the one that gave way too) ends at its total
+        assert told[0] == (1, 12) and told[-1][0] == told[-1][1]
+        ends = [i for i, (done, total) in enumerate(told) if done == total]
+        assert len(ends) >= 2 and all(told[i - 1][0] <= told[i][0] for i in range(1, len(told)) if i - 1 not in ends)
         p.dataset.store.close()
         again = await open_participant(tmp_path / "store.db", bundle_dir, manifest)
         Counting.computed = 0

@@ -402,6 +402,8 @@ class ParticipantPage:
         box.appendChild(el("progress", id="suggest-progress", max="1", value="0", hidden=True,
                            aria_label="Looking at your photos"))
         box.appendChild(el("p", "", cls="message", id="suggest-message", aria_live="polite"))
+        # not a live region: it changes every few photos, and nothing waits on it
+        box.appendChild(el("p", "", cls="message", id="prepare-message"))
         box.appendChild(el("p", "Keyboard: arrow keys move between photos, a class's number key labels the photo, "
                                 "Enter accepts a suggestion, Delete removes the photo (with an undo).",
                            cls="message keys"))
@@ -847,7 +849,14 @@ class ParticipantPage:
         self.new_pass()
         # the model looks at the new photos while the participant does: suggestions and the first
         # round then find most of them ready (not during the import: both want the same cores)
-        self.p.prepare_in_background()
+        self.p.prepare_in_background(self._show_preparing)
+
+    async def _show_preparing(self, done: int, total: int) -> None:
+        """While the model looks at new photos in the background: how far, in plain words."""
+        node = by_id("prepare-message")
+        if present(node):  # the page may be drawn afresh meanwhile
+            node.textContent = "" if done >= total else \
+                f"Getting your photos ready for label suggestions: {done} of {total}."
 
     @long_work
     async def suggest(self) -> None:
