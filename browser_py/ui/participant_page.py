@@ -106,6 +106,9 @@ class ParticipantPage:
         if self.p.start_notice:
             by_id("train-result").textContent = self.p.start_notice
         self.new_pass()
+        # photos kept from an earlier visit may lack features (the tab was closed first, or the
+        # task's feature extractor changed): the model looks at them while the participant does
+        self.p.prepare_in_background(self._show_preparing)
         asyncio.ensure_future(self._watch_connection())
         if self.current and self.current in self.ds.items:
             self._focus(self.current, scroll=True)
