@@ -54,7 +54,7 @@ def test_page_reaches_ready(browser, live_server):
         "return document.documentElement.dataset.webflError")
     assert "Handwritten digits" in browser.find_element("id", "task").text
     assert browser.execute_script("return self.crossOriginIsolated") is True
-    # the standard library came as bytecode compiled at setup (server/compile_stdlib.mjs)
+    # the standard library came as bytecode compiled at setup (server/pyodide_bytecode.mjs)
     assert browser.execute_script(
         "return window.webfl.pyodide.runPython('import asyncio, json; (asyncio.__file__, json.decoder.__file__)')"
         ".toJs()") == ["/lib/python314.zip/asyncio/__init__.pyc", "/lib/python314.zip/json/decoder.pyc"]

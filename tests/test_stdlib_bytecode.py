@@ -1,4 +1,4 @@
-"""Pyodide's standard library compiled to bytecode at setup (server/compile_stdlib.mjs, run by
+"""Pyodide's standard library compiled to bytecode at setup (server/pyodide_bytecode.mjs, run by
 Node with the vendored Pyodide): what it makes of a small library, and that setup leaves it
 in place once. The page loading it is checked in tests/test_browser_runtime.py."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from server import vendor
 
-SCRIPT = Path(vendor.__file__).with_name("compile_stdlib.mjs")
+SCRIPT = Path(vendor.__file__).with_name("pyodide_bytecode.mjs")
 
 
 def _compile(tmp_path: Path, members: dict[str, bytes]) -> zipfile.ZipFile:

@@ -1,16 +1,16 @@
-// Compile Pyodide's standard library to bytecode, with the vendored Pyodide itself (the
-// bytecode must be its Python's), run by Node at setup: `node compile_stdlib.mjs PYODIDE_DIR
-// IN.zip OUT.zip`. Pyodide ships the library as source, so every page start compiled each
-// module it imported, in WebAssembly not yet optimised on a first visit: most of Python's
-// start-up. Each module becomes an unchecked hash-based .pyc under the path zipimport loads
-// it from; a module Python cannot compile keeps its source.
+// Compile Python modules to bytecode with the vendored Pyodide itself (the bytecode must be
+// its Python's), run by Node at setup: `node pyodide_bytecode.mjs PYODIDE_DIR IN.zip OUT.zip`.
+// Pyodide ships its standard library as source, so every page start compiled each module it
+// imported, in WebAssembly not yet optimised on a first visit: most of Python's start-up.
+// Each module becomes an unchecked hash-based .pyc (X.py -> X.pyc) under the path zipimport
+// loads it from; a module Python cannot compile keeps its source.
 import fs from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
 const [dir, input, output] = process.argv.slice(2);
 if (!dir || !input || !output) {
-  console.error("usage: node compile_stdlib.mjs PYODIDE_DIR IN.zip OUT.zip");
+  console.error("usage: node pyodide_bytecode.mjs PYODIDE_DIR IN.zip OUT.zip");
   process.exit(2);
 }
 const { loadPyodide } = await import(pathToFileURL(path.join(dir, "pyodide.mjs")).href);
@@ -42,4 +42,4 @@ with zipfile.ZipFile("/tmp/source.zip") as source, zipfile.ZipFile("/tmp/compile
 count
 `);
 fs.writeFileSync(output, pyodide.FS.readFile("/tmp/compiled.zip"));
-console.log(`compiled ${compiled} modules of Pyodide ${pyodide.version}'s standard library`);
+console.log(`compiled ${compiled} modules with Pyodide ${pyodide.version}`);
