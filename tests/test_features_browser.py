@@ -163,18 +163,27 @@ def test_why_this_label_heatmap_in_the_page_matches_cpython(browser, live_server
         (tmp_path / f"photo{i}.png").write_bytes(data)
     browser.get(f"{live_server.url}/?join={pets['join_code']}&slot=why")
     assert wait_ready(browser) == "ready"
-    browser.find_element(By.ID, "file-input").send_keys("\n".join(str(tmp_path / f"photo{i}.png") for i in range(2)))
-    WebDriverWait(browser, 60).until(lambda d: "2 images added" in d.find_element(By.ID, "import-message").text)
-    browser.execute_script("""window.suggestSaid = []; window.suggestBar = [];
+    # what the participant is told while features are computed: in the background after the
+    # import, or by Suggest when it needs them first
+    browser.execute_script("""window.suggestSaid = []; window.suggestBar = []; window.prepareSaid = [];
 new MutationObserver(() => { window.suggestSaid.push(document.getElementById('suggest-message').textContent);
   const bar = document.getElementById('suggest-progress'); window.suggestBar.push([bar.hidden, bar.value]); })
-  .observe(document.getElementById('suggest-message'), {childList: true, characterData: true, subtree: true});""")
+  .observe(document.getElementById('suggest-message'), {childList: true, characterData: true, subtree: true});
+new MutationObserver(() => window.prepareSaid.push(document.getElementById('prepare-message').textContent))
+  .observe(document.getElementById('prepare-message'), {childList: true, characterData: true, subtree: true});""")
+    browser.find_element(By.ID, "file-input").send_keys("\n".join(str(tmp_path / f"photo{i}.png") for i in range(2)))
+    WebDriverWait(browser, 60).until(lambda d: "2 images added" in d.find_element(By.ID, "import-message").text)
     browser.find_element(By.ID, "suggest").click()
     WebDriverWait(browser, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".tile.suggested")) == 2)
     # the photos' features were computed first, and the participant saw how far it got
-    assert "Looking at your photos: 2 of 2" in browser.execute_script("return window.suggestSaid")
-    assert [False, 1] in browser.execute_script("return window.suggestBar")
+    said, prepared = browser.execute_script("return [window.suggestSaid, window.prepareSaid]")
+    looked = [m for m in said if m.startswith("Looking at your photos: ")]
+    assert looked or "Getting your photos ready for label suggestions: 1 of 2." in prepared, (said, prepared)
+    if looked:  # Suggest computed some: its bar went to the end
+        assert looked[-1].split(": ")[1] in ("1 of 1", "2 of 2"), looked
+        assert [False, 1] in browser.execute_script("return window.suggestBar")
     assert browser.execute_script("return document.getElementById('suggest-progress').hidden")
+    assert prepared[-1:] in ([], [""])  # the background line is cleared once it is done
     tile = browser.find_elements(By.CSS_SELECTOR, ".tile.suggested")[0]
     item_id = tile.get_attribute("data-id")
     button = tile.find_element(By.CSS_SELECTOR, "button.why-button")
