@@ -235,35 +235,30 @@ STDLIB = VENDOR_DIR / "pyodide" / "python_stdlib.zip"
 STDLIB_STAMP = VENDOR_DIR / ".stamps" / "python_stdlib-bytecode"
 
 
-def pyodide_bytecode(source: Path, out: Path) -> bool:
-    """Compile the ``.py`` members of the zip ``source`` into ``out`` with the vendored
-    Pyodide (server/pyodide_bytecode.mjs, run by Node); False (said on stderr) where Node
-    is missing or the compile fails."""
-    node = shutil.which("node") or shutil.which("nodejs")
-    if node is None:
-        print("vendor: warning: no Node.js to compile Python to bytecode; pages start slower", file=sys.stderr)
-        return False
-    proc = subprocess.run([node, str(Path(__file__).with_name("pyodide_bytecode.mjs")), str(STDLIB.parent),
-                           str(source), str(out)], capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0 or not out.exists():
-        print(f"vendor: warning: Python stays source: {proc.stderr.strip()[-500:]}", file=sys.stderr)
-        return False
-    return True
-
-
 def ensure_stdlib_bytecode(quiet: bool = False) -> bool:
-    """Pyodide's standard library as bytecode: a first visit's Python start-up compiled every
-    module it imported (2.2-2.7 s here; 1.1-1.2 s with bytecode). False, and the source
-    kept, where it cannot be compiled: the page works either way, only slower to start."""
+    """Pyodide's standard library as bytecode, compiled by the vendored Pyodide itself
+    (server/pyodide_bytecode.mjs, run by Node): a first visit's Python start-up compiled every
+    module it imported (2.2-2.7 s here; 1.1-1.2 s with bytecode). False, and the source kept
+    (said on stderr), where Node is missing or the compile fails: the page works either way,
+    only slower to start."""
     if not STDLIB.exists():
         return False
     if STDLIB_STAMP.exists() and STDLIB_STAMP.read_text() == _sha256(STDLIB):
         return True
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        print("vendor: warning: no Node.js to compile Python's standard library; pages start slower",
+              file=sys.stderr)
+        return False
     if not quiet:
         print("vendor: compiling Pyodide's standard library to bytecode", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "python_stdlib.zip"
-        if not pyodide_bytecode(STDLIB, out):
+        proc = subprocess.run([node, str(Path(__file__).with_name("pyodide_bytecode.mjs")), str(STDLIB.parent),
+                               str(STDLIB), str(out)], capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0 or not out.exists():
+            print(f"vendor: warning: Python's standard library stays source: {proc.stderr.strip()[-500:]}",
+                  file=sys.stderr)
             return False
         _write_atomic(STDLIB, out.read_bytes())
     STDLIB_STAMP.parent.mkdir(parents=True, exist_ok=True)

@@ -47,3 +47,16 @@ def test_setup_left_the_vendored_library_compiled_and_does_not_redo_it():
     before = vendor.STDLIB.stat().st_mtime_ns
     assert vendor.ensure_stdlib_bytecode(quiet=True)  # the stamp matches: nothing is rewritten
     assert vendor.STDLIB.stat().st_mtime_ns == before
+
+
+def test_without_node_the_library_stays_source_and_setup_says_so(tmp_path, monkeypatch, capsys):
+    library = tmp_path / "python_stdlib.zip"
+    with zipfile.ZipFile(library, "w") as zf:
+        zf.writestr("os.py", b"x = 1\n")
+    before = library.read_bytes()
+    monkeypatch.setattr(vendor, "STDLIB", library)
+    monkeypatch.setattr(vendor, "STDLIB_STAMP", tmp_path / "stamp")
+    monkeypatch.setattr(vendor.shutil, "which", lambda name: None)
+    assert vendor.ensure_stdlib_bytecode(quiet=True) is False
+    assert library.read_bytes() == before and not (tmp_path / "stamp").exists()
+    assert "no Node.js" in capsys.readouterr().err
