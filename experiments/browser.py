@@ -6,7 +6,7 @@ import time
 
 
 def chrome_options(user_data_dir: str, width: int = 1280, height: int = 900, webgpu: bool = False,
-                   network_log: bool = False):
+                   network_log: bool = False, chrome_log: bool = False):
     from selenium import webdriver
 
     opts = webdriver.ChromeOptions()
@@ -19,6 +19,8 @@ def chrome_options(user_data_dir: str, width: int = 1280, height: int = 900, web
              "--disable-backgrounding-occluded-windows"]
     if webgpu:
         flags.append("--enable-unsafe-webgpu")
+    if chrome_log:  # Chromium's own messages (why a renderer died, say) go to chromedriver's log
+        flags += ["--enable-logging=stderr", "--v=0"]
     for flag in flags:
         opts.add_argument(flag)
     # the performance log carries DevTools network events (privacy tests read every request)
@@ -26,12 +28,15 @@ def chrome_options(user_data_dir: str, width: int = 1280, height: int = 900, web
     return opts
 
 
-def start_chrome(user_data_dir: str, **kwargs):
+def start_chrome(user_data_dir: str, log_path: str | None = None, **kwargs):
+    """Chromium under chromedriver; with ``log_path``, Chromium's own log is written there."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    return webdriver.Chrome(options=chrome_options(user_data_dir, **kwargs),
-                            service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"))
+    service = Service(shutil.which("chromedriver") or "/usr/bin/chromedriver",
+                      **({"log_output": log_path, "service_args": ["--log-level=SEVERE"]} if log_path else {}))
+    return webdriver.Chrome(options=chrome_options(user_data_dir, chrome_log=log_path is not None, **kwargs),
+                            service=service)
 
 
 def wait_state(driver, timeout: float = 120) -> str:

@@ -37,26 +37,46 @@ def live_server(tmp_path_factory):
 
 @pytest.fixture
 def browser(request, live_server):
-    """A fresh headless Chromium profile; on failure, dump console, server log, screenshot."""
+    """A fresh headless Chromium profile; on failure, dump console, server log, screenshot and
+    Chromium's own log (a crashed tab answers nothing, so each part is tried on its own)."""
     profile = tempfile.mkdtemp(prefix="webfl-chrome-")
-    driver = start_chrome(profile)
+    chrome_log = Path(profile) / "chromium.log"
+    driver = start_chrome(profile, log_path=str(chrome_log))
     driver.set_script_timeout(120)
-    yield driver
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    if failed:
-        ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        yield driver
+        failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+        if failed:
+            _dump_failure(request.node.name, driver, live_server, chrome_log)
+    finally:
         try:
-            driver.switch_to.alert.dismiss()  # an open dialog blocks screenshots
-        except Exception:
-            pass
-        driver.save_screenshot(str(ARTIFACTS / f"{request.node.name}-failure.png"))
-        print("\n--- browser console ---")
+            driver.quit()
+        finally:
+            shutil.rmtree(profile, ignore_errors=True)
+
+
+def _dump_failure(name: str, driver, live_server, chrome_log: Path) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        driver.switch_to.alert.dismiss()  # an open dialog blocks screenshots
+    except Exception:
+        pass
+    try:
+        driver.save_screenshot(str(ARTIFACTS / f"{name}-failure.png"))
+    except Exception as exc:
+        print(f"\n(no screenshot: {str(exc).splitlines()[0]})")
+    print("\n--- browser console ---")
+    try:
         for entry in driver.get_log("browser"):
             print(f"{entry['level']}: {entry['message']}")
-        print("--- server log (tail) ---")
-        print(live_server.log()[-5000:])
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    except Exception as exc:
+        print(f"(no console: {str(exc).splitlines()[0]})")
+    print("--- server log (tail) ---")
+    print(live_server.log()[-5000:])
+    print("--- Chromium's log (tail) ---")
+    lines = chrome_log.read_text(errors="replace").splitlines() if chrome_log.exists() else []
+    # D-Bus complaints are a headless machine's noise
+    print("\n".join(line for line in lines if "dbus" not in line.lower())[-5000:] or "(empty)")
 
 
 @pytest.hookimpl(hookwrapper=True)
