@@ -37,6 +37,14 @@ BACKGROUND_BATCH = 4
 PreparingFn = Callable[[int, int], Awaitable[None]]
 
 
+def _version_or_none(answer: asyncio.Future) -> int | None:
+    """The version a finished request brought; None when it failed (offline: train on, the
+    update waits in the outbox if sending fails too)."""
+    if answer.cancelled() or answer.exception() is not None:
+        return None
+    return answer.result()
+
+
 class NotEnoughData(RuntimeError):
     """Training needs more labelled images; the message says how many."""
 
@@ -71,6 +79,10 @@ class Participant:
         self.spec: InputSpec | None = None
         self.version: int | None = None  # the global version the local model holds
         self.local_params: array | None = None  # the model after the last local round
+        # the newest global model pulled, which the next round may start from, and its pull
+        # in flight after a round (the server merged that round's update)
+        self._held: tuple[int, array] | None = None
+        self._holding: asyncio.Future | None = None
         self._pixels: dict[str, array] = {}
         self._computing = asyncio.Lock()  # one feature computation at a time (they share the extractor)
         self._asking = 0  # callers waiting for inputs: background preparation gives way to them
@@ -235,9 +247,27 @@ class Participant:
 
     # --- model ----------------------------------------------------------------------------
     async def load_global(self) -> int:
-        self.version, params = await self.client.pull()
+        self.version, params = self._held = await self.client.pull()
         await self.trainer.backend.set_parameters(params)
         return self.version
+
+    async def _start_from_held(self) -> tuple[int, array] | None:
+        """Load the global model pulled last (the page's start, a suggestion, the pull after
+        the last round) and return (version, parameters); None when none is held."""
+        if self._holding is not None:
+            await asyncio.wait([self._holding])
+            self._holding = None
+        if self._held is None:
+            return None
+        self.version, params = self._held
+        await self.trainer.backend.set_parameters(params)
+        return self._held
+
+    async def _hold_newest(self) -> None:
+        try:
+            self._held = await self.client.pull()
+        except Exception:  # offline or refused: the next round pulls (and says why)
+            self._held = None
 
     async def suggest(self, items: list[Item] | None = None, order_by: str | None = None,
                       preparing: PreparingFn | None = None) -> list[str]:
@@ -300,11 +330,15 @@ class Participant:
     async def train_round(self, epochs: int | None = None, progress: ProgressFn | None = None,
                           cancel: CancelToken | None = None, follow_newer: bool = True,
                           seed: int | None = None, preparing: PreparingFn | None = None) -> RoundResult:
-        """Pull the global model, train locally, send the update.
+        """Train locally from the newest global model, send the update.
 
-        Between epochs, when ``follow_newer`` is set and a newer global model exists, the
-        progress made so far is carried onto it (:func:`carry_progress`) and it becomes the
-        update's base version, so the update is never stale by more than one epoch.
+        With ``follow_newer`` (the page), the round starts from the global model pulled last
+        (at the page's start, or just after the last round) and asks at once whether the
+        server has a newer one; without it (experiments), it pulls first. Also with it, the server is asked for its version between epochs,
+        while the next epoch trains (the answer is read at the next epoch's end, and the
+        last one before sending). When a newer global model exists, the progress made so far
+        is carried onto it (:func:`carry_progress`) and it becomes the update's base
+        version, so the update is never stale by more than about an epoch.
         """
         ok, why = self.can_train()
         if not ok:
@@ -316,31 +350,54 @@ class Participant:
         augmented, _ = self.hooks.pipe("augment", ([array("f", x) for x in xs], list(ys)), spread=True)
         if augmented is not None:
             xs, ys = augmented
-        base = await self.load_global()
-        base_params = await self.trainer.backend.get_parameters()
+        asked: asyncio.Future | None = None  # the server's version, on its way
+        held = await self._start_from_held() if follow_newer else None
+        if held is not None:
+            # training starts at once from the model pulled before; whether the server has a
+            # newer one is asked meanwhile and followed like one that arrives between epochs
+            base, base_params = held
+            asked = asyncio.ensure_future(self.client.current_version())
+        else:
+            base = await self.load_global()
+            base_params = self._held[1]
         picked: list[int] = []
         epochs = epochs or int(self.task["training"]["local_epochs"])
         started = time.monotonic()
         await self.study.record("train", labelled=len(items), epochs=epochs)
 
-        async def between(epoch: int) -> None:
+        async def follow(latest: int) -> None:
             nonlocal base, base_params
-            if not follow_newer:
-                return
-            latest = await self.client.current_version()
             if latest > base:
-                version, newer = await self.client.pull()
+                version, newer = self._held = await self.client.pull()
                 local = await self.trainer.backend.get_parameters()
                 await self.trainer.backend.set_parameters(carry_progress(local, base_params, newer))
                 base, base_params = version, newer
                 picked.append(version)
 
+        async def between(epoch: int) -> None:
+            # a request took 10-25 ms here, more than a whole epoch of a head's steps: waiting
+            # for each was a third of a later round
+            nonlocal asked
+            if not follow_newer:
+                return
+            if asked is not None and asked.done():
+                await follow(_version_or_none(asked) or base)
+                asked = None
+            if asked is None:
+                asked = asyncio.ensure_future(self.client.current_version())
+
         try:
             result = await self.trainer.fit(xs, ys, epochs, seed=seed, progress=progress, cancel=cancel,
                                             between_epochs=between)
+            if asked is not None:
+                await asyncio.wait([asked])
+                await follow(_version_or_none(asked) or base)
         except Cancelled:
             await self.study.record("cancel", seconds=round(time.monotonic() - started, 2))
             raise
+        finally:
+            if asked is not None and not asked.done():
+                asked.cancel()
         params = await self.trainer.backend.get_parameters()
         self.local_params = params
         metrics = {"loss": result.epoch_losses[-1], "epochs": float(len(result.epoch_losses))}
@@ -368,6 +425,9 @@ class Participant:
             ack = {"status": "waiting"}
         self.rounds_sent += 1
         self.version = ack.get("applied_version") or base
+        self._held = None
+        if follow_newer:  # the global model with this update merged, for the next round to start from
+            self._holding = asyncio.ensure_future(self._hold_newest())
         await self.study.record("round", status=ack.get("status"), applied_version=ack.get("applied_version"),
                                 seconds=round(time.monotonic() - started, 2), samples=len(items))
         try:

@@ -301,6 +301,52 @@ def test_a_newer_global_model_is_merged_between_epochs(live_server, digits_task)
     assert result.ack["staleness"] == 0
 
 
+def test_a_round_starts_from_the_model_held_and_follows_a_newer_one(live_server, digits_task):
+    """The page's round trains at once on the global model it pulled before, asks meanwhile
+    whether a newer one exists, and carries its progress onto it; after the round the merged
+    model is pulled ahead, so the next round starts without waiting for a pull."""
+    a, b = participant(live_server), participant(live_server)
+    for p in (a, b):
+        run(p.start(digits_task["join_code"]))
+        run(p.import_files([("x.zip", image_folder_zip(digit_files(40, 20)))]))
+    pulls = []
+    real_pull = a.client.pull
+
+    async def counted_pull():
+        pulls.append(1)
+        return await real_pull()
+
+    a.client.pull = counted_pull
+
+    async def page():  # one event loop, as in the page
+        held = await a.load_global()
+        await b.train_round(epochs=1, follow_newer=False)  # the server moves on; a still holds `held`
+        first = await a.train_round(epochs=1)
+        assert first.picked_up == [held + 1] and first.base_version == held + 1
+        assert first.ack["staleness"] == 0
+        await a._holding
+        # the start, the newer model (none before training), the merged one after the round
+        assert len(pulls) == 3
+        second = await a.train_round(epochs=2)
+        await a._holding
+        assert len(pulls) == 4  # the merged model after the second round, and no other
+        assert second.picked_up == [] and second.ack["staleness"] == 0
+        assert second.base_version == first.ack["applied_version"]
+
+    run(page())
+
+
+def test_an_experiments_round_pulls_first(live_server, digits_task):
+    a, b = participant(live_server), participant(live_server)
+    for p in (a, b):
+        run(p.start(digits_task["join_code"]))
+        run(p.import_files([("x.zip", image_folder_zip(digit_files(40, 20)))]))
+    held = run(a.load_global())
+    run(b.train_round(epochs=1, follow_newer=False))
+    result = run(a.train_round(epochs=1, follow_newer=False))
+    assert result.base_version == held + 1 and result.picked_up == [] and a._holding is None
+
+
 def test_refused_update_is_not_retried(live_server, digits_task):
     store = MemoryStore()
     client = FLClient(live_server.url, store)
