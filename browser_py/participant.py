@@ -375,21 +375,22 @@ class Participant:
                 picked.append(version)
 
         async def between(epoch: int) -> None:
-            # a request took 10-25 ms here, more than a whole epoch of a head's steps: waiting
-            # for each was a third of a later round
             nonlocal asked
             if not follow_newer:
                 return
-            if asked is not None and asked.done():
-                await follow(_version_or_none(asked) or base)
-                asked = None
-            if asked is None:
-                asked = asyncio.ensure_future(self.client.current_version())
+            if asked is not None:  # asked as the round started: mostly answered by now
+                await asyncio.wait([asked])
+                latest, asked = _version_or_none(asked), None
+            else:
+                # waited for, as a pause the browser gets: epochs that did not wait ran back
+                # to back and a long round held the page (a WebDriver command waited 31 s)
+                latest = await self.client.current_version()
+            await follow(latest or base)
 
         try:
             result = await self.trainer.fit(xs, ys, epochs, seed=seed, progress=progress, cancel=cancel,
                                             between_epochs=between)
-            if asked is not None:
+            if asked is not None:  # a one-epoch round
                 await asyncio.wait([asked])
                 await follow(_version_or_none(asked) or base)
         except Cancelled:

@@ -213,7 +213,7 @@ def test_train_cancel_then_train_and_test(browser, live_server, tmp_path):
     until(browser, lambda d: text(d, "train-text").startswith("Pass ")
           and int(text(d, "train-text").split()[1].split("/")[0]) >= 2)
     assert float(browser.find_element(By.ID, "train-progress").get_attribute("value")) > 0
-    assert len(chart_points(browser, "loss-chart")) > 0
+    until(browser, lambda d: len(chart_points(d, "loss-chart")) > 0)  # redrawn every CHART_REDRAW_SECONDS
     shot(browser, "participant-training")
     assert not accessibility_problems(browser)
     browser.find_element(By.ID, "cancel").click()

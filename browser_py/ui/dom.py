@@ -92,6 +92,21 @@ def on(node, event: str, handler: Callable, prevent_default: bool = False) -> No
     node.addEventListener(event, proxy)
 
 
+def when_idle(callback: Callable[[], object], timeout_ms: int = 2000) -> None:
+    """Run ``callback`` once the browser has nothing else to do (at the latest after
+    ``timeout_ms``): work done ahead so that a click later finds it done."""
+    import js
+    from pyodide.ffi import create_once_callable
+
+    from ..jsvalues import js_object
+
+    once = create_once_callable(lambda *deadline: callback())  # released after its call
+    if hasattr(js, "requestIdleCallback"):
+        js.requestIdleCallback(once, js_object({"timeout": timeout_ms}))
+    else:  # Safari
+        js.setTimeout(once, 0)
+
+
 def _report(task: asyncio.Future) -> None:
     if not task.cancelled() and task.exception() is not None:
         import js
