@@ -255,7 +255,8 @@ class Participant:
         """Load the global model pulled last (the page's start, a suggestion, the pull after
         the last round) and return (version, parameters); None when none is held."""
         if self._holding is not None:
-            await asyncio.wait([self._holding])
+            if not self._holding.done():  # a finished one may come from a loop now closed (tests)
+                await asyncio.wait([self._holding])
             self._holding = None
         if self._held is None:
             return None
