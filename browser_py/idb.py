@@ -212,15 +212,23 @@ class IndexedDBStore:
         return record.value.to_bytes() if record.kind == "bytes" else json.loads(record.value)
 
     async def set_meta(self, key: str, value) -> None:
+        await self.set_metas({key: value})
+
+    async def set_metas(self, values: dict) -> None:
+        """Puts and deletes in one transaction: all or none."""
         import js
 
-        if value is None:
-            await self._write("meta", "delete", (key,))
-            return
-        record = js.Object.new()
-        record.key = key
-        if isinstance(value, (bytes, bytearray)):
-            record.kind, record.value = "bytes", uint8array(value)
-        else:
-            record.kind, record.value = "json", json.dumps(value)
-        await self._write("meta", "put", (record,))
+        tx, os_ = self._tx("meta", "readwrite")
+        done = _wait(tx, "complete", value=lambda t: None)
+        for key, value in values.items():
+            if value is None:
+                os_.delete(key)
+                continue
+            record = js.Object.new()
+            record.key = key
+            if isinstance(value, (bytes, bytearray)):
+                record.kind, record.value = "bytes", uint8array(value)
+            else:
+                record.kind, record.value = "json", json.dumps(value)
+            os_.put(record)
+        await done

@@ -57,7 +57,8 @@ class HttpBundle(BundleSource):
 
 class FLClient:
     """One participant of one task. ``meta`` is where the membership and the outbox persist:
-    any object with async ``get_meta(key)`` / ``set_meta(key, value)`` (the dataset store)."""
+    any object with async ``get_meta(key)`` / ``set_meta(key, value)`` / ``set_metas(values)``
+    (the dataset store)."""
 
     def __init__(self, base_url: str, meta, transport: Transport | None = None,
                  retry_seconds: float = 300.0, max_wait: float = 20.0) -> None:
@@ -155,20 +156,22 @@ class FLClient:
         ``encoding`` is how it travels (``browser_py.update_encoding``): ``q8-delta`` needs
         ``base_params`` and carries the rounding error of this update into the next.
         """
+        kept: dict = {}
         if encoding == "q8-delta":
             carried = await self.meta.get_meta(CARRIED_KEY)
             body, dropped = encode_q8_delta(params, base_params,
                                             array("f", carried) if carried and len(carried) == 4 * len(params)
                                             else None)
-            await self.meta.set_meta(CARRIED_KEY, dropped.tobytes())
+            kept[CARRIED_KEY] = dropped.tobytes()
         elif encoding == "f32":
             body = params.tobytes()
         else:
             raise ValueError(f"unknown update encoding {encoding!r}")
         entry = {"key": uuid.uuid4().hex, "base_version": base_version, "samples": samples,
                  "metrics": metrics or {}, "task_id": self.task_id, "encoding": encoding}
-        await self.meta.set_meta(OUTBOX_KEY, entry)
-        await self.meta.set_meta(OUTBOX_KEY + ":params", body)
+        # one write: a crash never leaves an entry without its parameters (or the rounding
+        # error carried on without the update that carries the rest)
+        await self.meta.set_metas({**kept, OUTBOX_KEY: entry, OUTBOX_KEY + ":params": body})
         return await self._send(entry, body)
 
     async def flush_outbox(self, retry: bool = True) -> dict | None:
@@ -194,8 +197,10 @@ class FLClient:
         try:
             ack = (await self.call("POST", f"/api/tasks/{self.task_id}/updates", body, headers, retry)).json()
         except ServerRefused:
-            await self.meta.set_meta(OUTBOX_KEY, None)  # refused for good: nothing to resend
+            await self._empty_outbox()  # refused for good: nothing to resend
             raise
-        await self.meta.set_meta(OUTBOX_KEY, None)
-        await self.meta.set_meta(OUTBOX_KEY + ":params", None)
+        await self._empty_outbox()
         return ack
+
+    async def _empty_outbox(self) -> None:
+        await self.meta.set_metas({OUTBOX_KEY: None, OUTBOX_KEY + ":params": None})

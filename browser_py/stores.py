@@ -2,13 +2,15 @@
 
 The browser twin is ``idb.IndexedDBStore``. All stores share one async interface:
 ``put_items / get_item / items / delete_item / clear_items`` for image records (dicts with
-``data`` as bytes; many are written in one transaction, which is what makes imports fast) and ``get_meta / set_meta`` for small state (JSON values or bytes;
-setting None deletes).
+``data`` as bytes; many are written in one transaction, which is what makes imports fast) and
+``get_meta / set_meta / set_metas`` for small state (JSON values or bytes; setting None
+deletes; ``set_metas`` writes several together).
 """
 from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +34,9 @@ class Store(Protocol):
 
     async def set_meta(self, key: str, value: Any) -> None:
         """Store a JSON value or bytes; None deletes the key."""
+
+    async def set_metas(self, values: dict[str, Any]) -> None:
+        """:meth:`set_meta` for each key, together: all are stored when it returns, or none."""
 
 
 class MemoryStore:
@@ -61,10 +66,14 @@ class MemoryStore:
         return self._meta.get(key)
 
     async def set_meta(self, key: str, value) -> None:
-        if value is None:
-            self._meta.pop(key, None)
-        else:
-            self._meta[key] = value
+        await self.set_metas({key: value})
+
+    async def set_metas(self, values: dict) -> None:
+        for key, value in values.items():
+            if value is None:
+                self._meta.pop(key, None)
+            else:
+                self._meta[key] = value
 
 
 class SqliteStore:
@@ -78,11 +87,22 @@ class SqliteStore:
         self._conn.execute("CREATE TABLE IF NOT EXISTS items (id TEXT PRIMARY KEY, record TEXT NOT NULL, data BLOB NOT NULL)")
         self._conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value BLOB)")
 
+    @contextmanager
+    def _transaction(self):
+        """All the statements inside, or none (the connection autocommits otherwise, and
+        ``with conn:`` alone opens none then)."""
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
     async def put_items(self, items: list[dict]) -> None:
         rows = [(item["id"], json.dumps({k: v for k, v in item.items() if k != "data"}), item["data"])
                 for item in items]
-        with self._conn:  # one transaction (the connection is in autocommit otherwise)
-            self._conn.execute("BEGIN")
+        with self._transaction():
             self._conn.executemany("INSERT OR REPLACE INTO items(id, record, data) VALUES(?,?,?)", rows)
 
     def _row(self, row) -> dict:
@@ -108,11 +128,16 @@ class SqliteStore:
         return bytes(row[1]) if row[0] == "bytes" else json.loads(row[1])
 
     async def set_meta(self, key: str, value) -> None:
-        if value is None:
-            self._conn.execute("DELETE FROM meta WHERE key=?", (key,))
-            return
-        kind, blob = ("bytes", value) if isinstance(value, (bytes, bytearray)) else ("json", json.dumps(value))
-        self._conn.execute("INSERT OR REPLACE INTO meta(key, kind, value) VALUES(?,?,?)", (key, kind, blob))
+        await self.set_metas({key: value})
+
+    async def set_metas(self, values: dict) -> None:
+        with self._transaction():
+            for key, value in values.items():
+                if value is None:
+                    self._conn.execute("DELETE FROM meta WHERE key=?", (key,))
+                    continue
+                kind, blob = ("bytes", value) if isinstance(value, (bytes, bytearray)) else ("json", json.dumps(value))
+                self._conn.execute("INSERT OR REPLACE INTO meta(key, kind, value) VALUES(?,?,?)", (key, kind, blob))
 
     def close(self) -> None:
         self._conn.close()

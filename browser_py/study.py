@@ -71,8 +71,7 @@ class StudyLog:
         self.chunks.pop(n, None)
         if self._open == n:
             self._open = None
-        await self.store.set_meta(f"{OUTBOX}:{n}", None)
-        await self.store.set_meta(OUTBOX, sorted(self.chunks) or None)
+        await self.store.set_metas({f"{OUTBOX}:{n}": None, OUTBOX: sorted(self.chunks) or None})
 
     async def record(self, action: str, **detail) -> None:
         """Keep one event durably (sent by :meth:`flush`); nothing unless the participant agreed."""
@@ -80,12 +79,14 @@ class StudyLog:
             return
         event = {"id": uuid.uuid4().hex, "at": round(time.time(), 3), "action": action,
                  "version": self.version(), "detail": {k: v for k, v in detail.items() if v is not None}}
+        kept = {}
         if self._open is None or len(self.chunks.get(self._open, [])) >= CHUNK:
             self._open = max(self.chunks, default=-1) + 1
             self.chunks[self._open] = []
-            await self.store.set_meta(OUTBOX, sorted(self.chunks))
+            kept[OUTBOX] = sorted(self.chunks)
         self.chunks[self._open].append(event)
-        await self.store.set_meta(f"{OUTBOX}:{self._open}", self.chunks[self._open])
+        kept[f"{OUTBOX}:{self._open}"] = self.chunks[self._open]
+        await self.store.set_metas(kept)  # a new chunk and its index together
 
     async def flush(self) -> int:
         """Send what is pending, oldest first; returns how many the server took. Network

@@ -450,7 +450,19 @@ def test_an_update_refused_after_a_reload_does_not_stop_the_participant(live_ser
     run(store.set_meta("outbox:params", array("f", [0.0] * 10).tobytes()))  # not this model's size
     p = run(Participant(FLClient(live_server.url, store), store).start())
     assert "not taken" in p.start_notice and "56714" in p.start_notice
-    assert run(store.get_meta("outbox")) is None
+    assert run(store.get_meta("outbox")) is None and run(store.get_meta("outbox:params")) is None
+
+
+def test_values_stored_together_are_stored_all_or_none(tmp_path):
+    """The outbox's entry and its parameters go in one write (``set_metas``): a value that
+    cannot be stored leaves everything as it was."""
+    store = SqliteStore(tmp_path / "client.db")
+    run(store.set_metas({"outbox": {"key": "a"}, "outbox:params": b"\x00" * 8}))
+    with pytest.raises(TypeError):
+        run(store.set_metas({"outbox": {"key": "b"}, "outbox:params": None, "other": {1, 2}}))
+    assert run(store.get_meta("outbox")) == {"key": "a"} and run(store.get_meta("outbox:params")) == b"\x00" * 8
+    run(store.set_metas({"outbox": None, "outbox:params": None}))
+    assert run(store.get_meta("outbox")) is None and run(store.get_meta("outbox:params")) is None
 
 
 def test_accepting_many_large_photos_is_written_a_few_mb_at_a_time():
