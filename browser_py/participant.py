@@ -334,12 +334,12 @@ class Participant:
         """Train locally from the newest global model, send the update.
 
         With ``follow_newer`` (the page), the round starts from the global model pulled last
-        (at the page's start, or just after the last round) and asks at once whether the
-        server has a newer one; without it (experiments), it pulls first. Also with it, the server is asked for its version between epochs,
-        while the next epoch trains (the answer is read at the next epoch's end, and the
-        last one before sending). When a newer global model exists, the progress made so far
-        is carried onto it (:func:`carry_progress`) and it becomes the update's base
-        version, so the update is never stale by more than about an epoch.
+        (at the page's start, or just after the last round) and asks meanwhile whether the
+        server has a newer one (the answer is read after the first epoch); without it
+        (experiments), it pulls first. With it, the server is also asked for its version
+        between later epochs. When a newer global model exists, the progress made so far is
+        carried onto it (:func:`carry_progress`) and it becomes the update's base version,
+        so the update is never stale by more than an epoch.
         """
         ok, why = self.can_train()
         if not ok:
