@@ -79,11 +79,33 @@ def _dump_failure(name: str, driver, live_server, chrome_log: Path) -> None:
     print("\n".join(line for line in lines if "dbus" not in line.lower())[-5000:] or "(empty)")
 
 
-@pytest.hookimpl(hookwrapper=True)
+# trylast: inside pytest-rerunfailures' wrapper, so a crash named here is seen when it decides
+@pytest.hookimpl(hookwrapper=True, trylast=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, f"rep_{rep.when}", rep)
+    if rep.when == "call" and rep.failed and call.excinfo is not None and "browser" in getattr(item, "funcargs", {}):
+        _say_if_the_tab_crashed(item.funcargs["browser"], call.excinfo.value, rep)
+
+
+def _say_if_the_tab_crashed(driver, error: BaseException, rep) -> None:
+    """A crashed tab often surfaces as a wait that timed out (waits ignore WebDriver errors):
+    chain the crash to the failure and name it, so the one rerun for crashed tabs applies."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        driver.execute_script("return 1")
+        return
+    except WebDriverException as exc:
+        if "tab crashed" not in str(exc):
+            return
+        crash = exc
+    if error.__cause__ is None and error.__context__ is None:
+        error.__context__ = crash
+    reprcrash = getattr(rep.longrepr, "reprcrash", None)
+    if reprcrash is not None and "tab crashed" not in reprcrash.message:
+        reprcrash.message = f"tab crashed (found after: {reprcrash.message})"
 
 
 @pytest.fixture(scope="session")
