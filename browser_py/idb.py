@@ -95,13 +95,13 @@ class IndexedDBStore:
         tx = self._db.transaction(to_js(store), mode, js_object({"durability": "strict"}))
         return tx, (tx.objectStore(store) if isinstance(store, str) else None)
 
-    async def _write(self, store: str, op: str, *calls: tuple) -> None:
-        """``op(*args)`` for each of ``calls`` in one transaction (one disk flush for all)."""
+    async def _write(self, store: str, calls: list[tuple[str, object]]) -> None:
+        """``op(arg)`` for each (op, arg) in ``calls``, in one transaction (one disk flush for
+        all). The calls are made before the transaction opens: nothing can fail half-way."""
         tx, os_ = self._tx(store, "readwrite")
         done = _wait(tx, "complete", value=lambda t: None)
-        method = getattr(os_, op)
-        for args in calls:
-            method(*args)
+        for op, arg in calls:
+            getattr(os_, op)(arg)
         await done
 
     async def _read(self, store: str, op: str, *args):
@@ -218,11 +218,10 @@ class IndexedDBStore:
         """Puts and deletes in one transaction: all or none."""
         import js
 
-        tx, os_ = self._tx("meta", "readwrite")
-        done = _wait(tx, "complete", value=lambda t: None)
-        for key, value in values.items():
+        calls = []
+        for key, value in values.items():  # every record made first: a bad value raises here
             if value is None:
-                os_.delete(key)
+                calls.append(("delete", key))
                 continue
             record = js.Object.new()
             record.key = key
@@ -230,5 +229,5 @@ class IndexedDBStore:
                 record.kind, record.value = "bytes", uint8array(value)
             else:
                 record.kind, record.value = "json", json.dumps(value)
-            os_.put(record)
-        await done
+            calls.append(("put", record))
+        await self._write("meta", calls)
