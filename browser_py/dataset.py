@@ -264,29 +264,8 @@ class Dataset:
         return entries
 
     async def _checked(self, entries: list["_Entry"], report: ImportReport, seen: set[str]) -> list[Item]:
-        """The chunk's new, usable images (``seen``: ids this import has taken so far)."""
-        fresh: list[tuple[str, Item]] = []
-        hashed = 0
-        for name, _, read, label in entries:
-            if hashed > YIELD_BYTES:  # hashing camera photos back to back held the page
-                await asyncio.sleep(0)
-                hashed = 0
-            try:
-                data = read()
-                hashed += len(data)
-                sniff_image(data)
-                if label is not None and label not in self.classes:
-                    raise ImageRejected(f"'{label}' is not one of this task's classes")
-            except ImageRejected as exc:
-                report.rejected.append((name, str(exc)))
-                continue
-            item_id = await content_id(data)
-            if item_id in self.items or item_id in seen:
-                report.duplicates.append(name)
-                continue
-            seen.add(item_id)
-            fresh.append((name, Item(item_id, name, data, label, "imported" if label is not None else None,
-                                     split_for(item_id), added=time.time())))
+        """The chunk's new, usable images (``seen``: ids this import has taken so far). Each
+        image is decoded as soon as it is hashed: the browser decodes while the next is hashed."""
         gate = asyncio.Semaphore(DECODE_AT_ONCE)
         small_gate = asyncio.Semaphore(SMALL_DECODE_AT_ONCE)
 
@@ -301,9 +280,36 @@ class Dataset:
             item.thumb = None if thumb is None else base64.b64encode(thumb).decode("ascii")
             return None
 
-        verdicts = await asyncio.gather(*(check(item) for _, item in fresh))
+        fresh: list[tuple[str, Item, asyncio.Future]] = []
+        hashed = 0
+        try:
+            for name, _, read, label in entries:
+                if hashed > YIELD_BYTES:  # hashing camera photos back to back held the page
+                    await asyncio.sleep(0)
+                    hashed = 0
+                try:
+                    data = read()
+                    hashed += len(data)
+                    sniff_image(data)
+                    if label is not None and label not in self.classes:
+                        raise ImageRejected(f"'{label}' is not one of this task's classes")
+                except ImageRejected as exc:
+                    report.rejected.append((name, str(exc)))
+                    continue
+                item_id = await content_id(data)
+                if item_id in self.items or item_id in seen:
+                    report.duplicates.append(name)
+                    continue
+                seen.add(item_id)
+                item = Item(item_id, name, data, label, "imported" if label is not None else None,
+                            split_for(item_id), added=time.time())
+                fresh.append((name, item, asyncio.ensure_future(check(item))))
+        finally:  # also when this import fails midway: no decode is left running unawaited
+            verdicts = await asyncio.gather(*(checking for _, _, checking in fresh), return_exceptions=True)
         good = []
-        for (name, item), refused in zip(fresh, verdicts):
+        for (name, item, _), refused in zip(fresh, verdicts):
+            if isinstance(refused, BaseException) and not isinstance(refused, ImageRejected):
+                raise refused
             if refused is not None:
                 report.rejected.append((name, str(refused)))
             else:

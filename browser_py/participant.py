@@ -33,6 +33,9 @@ EXTRACT_SLICE_SECONDS = 0.05
 # at their photos: around a batch of 16 the page's main thread was held once for 110-120 ms in
 # one Python task (a long-animation-frame entry); batches of 4 kept every task under 60 ms.
 BACKGROUND_BATCH = 4
+# Between epochs the server is asked for its version at most this often: a 60-photo round of 5
+# epochs took ~0.1 s, and asking after every epoch added 6-13 ms an ask (18-39 ms after a reload).
+VERSION_ASK_SECONDS = 1.0
 # told (images prepared so far, images to prepare) while features are computed
 PreparingFn = Callable[[int, int], Awaitable[None]]
 
@@ -337,9 +340,10 @@ class Participant:
         (at the page's start, or just after the last round) and asks meanwhile whether the
         server has a newer one (the answer is read after the first epoch); without it
         (experiments), it pulls first. With it, the server is also asked for its version
-        between later epochs. When a newer global model exists, the progress made so far is
-        carried onto it (:func:`carry_progress`) and it becomes the update's base version,
-        so the update is never stale by more than an epoch.
+        between later epochs, at most every VERSION_ASK_SECONDS. When a newer global model
+        exists, the progress made so far is carried onto it (:func:`carry_progress`) and it
+        becomes the update's base version, so the update is never stale by more than an
+        epoch or VERSION_ASK_SECONDS, whichever is longer.
         """
         ok, why = self.can_train()
         if not ok:
@@ -361,6 +365,7 @@ class Participant:
         else:
             base = await self.load_global()
             base_params = self._held[1]
+        asked_at = time.monotonic()
         picked: list[int] = []
         epochs = epochs or int(self.task["training"]["local_epochs"])
         started = time.monotonic()
@@ -376,16 +381,21 @@ class Participant:
                 picked.append(version)
 
         async def between(epoch: int) -> None:
-            nonlocal asked
+            nonlocal asked, asked_at
             if not follow_newer:
                 return
             if asked is not None:  # asked as the round started: mostly answered by now
                 await asyncio.wait([asked])
                 latest, asked = _version_or_none(asked), None
+            elif time.monotonic() - asked_at < VERSION_ASK_SECONDS:
+                # asked (or pulled) moments ago; the browser still gets its pause
+                await asyncio.sleep(0)
+                return
             else:
                 # waited for, as a pause the browser gets: epochs that did not wait ran back
                 # to back and a long round held the page (a WebDriver command waited 31 s)
                 latest = await self.client.current_version()
+            asked_at = time.monotonic()
             await follow(latest or base)
 
         try:

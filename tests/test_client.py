@@ -282,7 +282,8 @@ def test_participant_round_trip(live_server, digits_task):
     assert "loss" in update["metrics"]
 
 
-def test_a_newer_global_model_is_merged_between_epochs(live_server, digits_task):
+def test_a_newer_global_model_is_merged_between_epochs(live_server, digits_task, monkeypatch):
+    monkeypatch.setattr("browser_py.participant.VERSION_ASK_SECONDS", 0)  # ask after every epoch
     a, b = participant(live_server), participant(live_server)
     for p in (a, b):
         run(p.start(digits_task["join_code"]))
@@ -334,6 +335,42 @@ def test_a_round_starts_from_the_model_held_and_follows_a_newer_one(live_server,
         assert second.base_version == first.ack["applied_version"]
 
     run(page())
+
+
+def test_short_epochs_ask_for_the_servers_version_at_most_every_few_seconds(live_server, digits_task, monkeypatch):
+    """Five epochs in well under a second ask once (as the round starts), not after every
+    epoch; epochs slower than VERSION_ASK_SECONDS ask after each."""
+    import browser_py.participant as participant_module
+
+    a = participant(live_server)
+    run(a.start(digits_task["join_code"]))
+    run(a.import_files([("x.zip", image_folder_zip(digit_files(40, 20)))]))
+    asks = []
+    real_ask = a.client.current_version
+
+    async def counted_ask():
+        asks.append(1)
+        return await real_ask()
+
+    a.client.current_version = counted_ask
+
+    async def page():
+        await a.load_global()
+        await a.train_round(epochs=5)
+        quick = len(asks)
+        await a._holding
+        asks.clear()
+
+        async def slow_epochs(progress):
+            if progress.batch == progress.batches:
+                await asyncio.sleep(0.06)
+
+        monkeypatch.setattr(participant_module, "VERSION_ASK_SECONDS", 0.05)
+        await a.train_round(epochs=5, progress=slow_epochs)
+        return quick, len(asks)
+
+    # slow epochs: the start's ask (read after the first epoch), then one after each later epoch but the last
+    assert run(page()) == (1, 4)
 
 
 def test_an_experiments_round_pulls_first(live_server, digits_task):
