@@ -282,6 +282,18 @@ def test_participant_round_trip(live_server, digits_task):
     assert "loss" in update["metrics"]
 
 
+def count_calls(obj, name: str) -> list:
+    """A list that grows by one each time ``obj.name`` (a coroutine method) is awaited."""
+    calls, real = [], getattr(obj, name)
+
+    async def counted(*args, **kwargs):
+        calls.append(1)
+        return await real(*args, **kwargs)
+
+    setattr(obj, name, counted)
+    return calls
+
+
 def test_a_newer_global_model_is_merged_between_epochs(live_server, digits_task, monkeypatch):
     monkeypatch.setattr("browser_py.participant.VERSION_ASK_SECONDS", 0)  # ask after every epoch
     a, b = participant(live_server), participant(live_server)
@@ -310,14 +322,7 @@ def test_a_round_starts_from_the_model_held_and_follows_a_newer_one(live_server,
     for p in (a, b):
         run(p.start(digits_task["join_code"]))
         run(p.import_files([("x.zip", image_folder_zip(digit_files(40, 20)))]))
-    pulls = []
-    real_pull = a.client.pull
-
-    async def counted_pull():
-        pulls.append(1)
-        return await real_pull()
-
-    a.client.pull = counted_pull
+    pulls = count_calls(a.client, "pull")
 
     async def page():  # one event loop, as in the page
         held = await a.load_global()
@@ -345,14 +350,7 @@ def test_short_epochs_ask_for_the_servers_version_at_most_every_few_seconds(live
     a = participant(live_server)
     run(a.start(digits_task["join_code"]))
     run(a.import_files([("x.zip", image_folder_zip(digit_files(40, 20)))]))
-    asks = []
-    real_ask = a.client.current_version
-
-    async def counted_ask():
-        asks.append(1)
-        return await real_ask()
-
-    a.client.current_version = counted_ask
+    asks = count_calls(a.client, "current_version")
 
     async def page():
         await a.load_global()
