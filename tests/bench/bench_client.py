@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from array import array
@@ -255,9 +256,16 @@ def _photos_zip(n: int, folders: bool = True) -> bytes:
     return buf.getvalue()
 
 
+REPEATS = 3  # rounds of ~0.1 s vary by tens of ms here: the round figures are medians
+# resolves once the page has had an idle moment after two frames (drawn, nothing queued)
+SETTLED = """const done = arguments[0];
+requestAnimationFrame(() => requestAnimationFrame(() => requestIdleCallback(() => done("settled"))));"""
+
+
 def test_round_after_a_reload(server, tmp_path):
-    """MobileNetV2 head, 60 photos: the first round computes features; a second round in the
-    same page reuses them from memory; a third after a reload finds them in IndexedDB."""
+    """MobileNetV2 head, 60 photos: the first round computes features; later rounds in the
+    same page reuse them from memory; rounds after a reload (clicked once the page settled)
+    find them in IndexedDB. Also shown: a round clicked the moment the page said ready."""
     from selenium.webdriver.common.by import By
 
     # the same participant sends three rounds in a row: the change bounds are for crowds
@@ -295,10 +303,20 @@ def test_round_after_a_reload(server, tmp_path):
             assert time.perf_counter() < deadline, words("import-message")
             time.sleep(0.1)
         first = round_seconds()
-        same_page = round_seconds()
-        driver.refresh()
-        assert wait_ready(driver) == "ready"
-        after_reload = round_seconds()
+        same_page = statistics.median(round_seconds() for _ in range(REPEATS))
+        at_ready, after_reload = [], []
+        for _ in range(REPEATS):
+            driver.refresh()
+            assert wait_ready(driver) == "ready"
+            if not at_ready:  # clicked the moment the page says ready: the page's start-up ends meanwhile
+                at_ready.append(round_seconds())
+                driver.refresh()
+                assert wait_ready(driver) == "ready"
+            # a participant's first click comes after the page has drawn and settled (its last
+            # start-up work took ~0.2 s here after "ready": a round clicked at once paid for it)
+            assert driver.execute_async_script(SETTLED) == "settled"
+            after_reload.append(round_seconds())
+        after_reload = statistics.median(after_reload)
         # the anchor: the same after a reload when features are not kept (as before issue 14)
         dropped = driver.execute_async_script("""const done = arguments[0];
             window.webfl.pyodide.runPythonAsync(`
@@ -319,7 +337,8 @@ len(ds.items)
     print(f"\n| MobileNetV2 head, 60 photos, 5 epochs | first round (features computed) {first:.2f} s | "
           f"again in the same page {same_page:.2f} s | after a reload {after_reload:.2f} s | "
           f"after reload / same page {after_reload / same_page:.2f} (target <= 1.2) | "
-          f"after a reload without kept features (before) {not_kept:.2f} s |")
+          f"clicked at once at ready {at_ready[0]:.2f} s | "
+          f"after a reload without kept features (before) {not_kept:.2f} s | medians of {REPEATS} |")
     assert first > 0 and same_page > 0 and after_reload > 0
 
 
