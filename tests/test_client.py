@@ -35,6 +35,27 @@ def new_dataset(store=None) -> Dataset:
 
 # --- dataset -------------------------------------------------------------------------------
 
+def test_an_unexpected_error_in_one_check_ends_the_import_after_every_decode_and_writes_nothing():
+    """Images are decoded while later ones are hashed; when one check fails unexpectedly (not
+    an unusable image: a bug), the import raises that error only once every decode it started
+    has ended (none is left running unawaited), and the chunk is not written."""
+    started, ended = [], []
+
+    async def validate(data: bytes) -> None:
+        started.append(data)
+        if len(started) == 5:  # fails at once, while the others still decode
+            raise RuntimeError("the decoder broke")
+        await asyncio.sleep(0.05)
+        ended.append(data)
+
+    store = CountingStore()
+    ds = Dataset(store, [str(d) for d in range(10)], validate)
+    with pytest.raises(RuntimeError, match="decoder broke"):
+        run(ds.import_files([("x.zip", image_folder_zip(digit_files(20)))]))
+    assert len(started) == 20 and len(ended) == 19  # every other check ran to its end
+    assert store.writes == [] and ds.counts()["total"] == 0
+
+
 def test_import_label_split_count_export(tmp_path):
     files = digit_files(20)
     ds = new_dataset(SqliteStore(tmp_path / "c.sqlite3"))
