@@ -394,6 +394,40 @@ def test_short_epochs_ask_for_the_servers_version_at_most_every_few_seconds(live
     assert run(page()) == (1, 4)
 
 
+def test_a_slow_answer_about_the_servers_version_does_not_hold_training(live_server, digits_task):
+    """The version asked as a page's round starts may come late (the first request after a
+    reload took 45-63 ms in the browser): epochs go on meanwhile, and the answer is followed
+    when it has come, here after the last epoch, onto the newer model another client made."""
+    a, b = participant(live_server), participant(live_server)
+    for p in (a, b):
+        run(p.start(digits_task["join_code"]))
+        run(p.import_files([("x.zip", image_folder_zip(digit_files(40, 20)))]))
+    real_version, answer, epochs_seen = a.client.current_version, asyncio.Event(), []
+
+    async def late_version():
+        await answer.wait()
+        return await real_version()
+
+    a.client.current_version = late_version
+
+    async def page():
+        held = await a.load_global()
+        await b.train_round(epochs=1, follow_newer=False)  # the server moves on; a holds `held`
+
+        async def progress(p):
+            epochs_seen.append(p.epoch)
+            if p.epoch == 2 and p.batch == p.batches:
+                answer.set()  # answered only once the last epoch has trained
+
+        result = await asyncio.wait_for(a.train_round(epochs=3, progress=progress), 60)
+        return held, result
+
+    held, result = run(page())
+    assert sorted(set(epochs_seen)) == [0, 1, 2]
+    assert result.picked_up == [held + 1] and result.base_version == held + 1
+    assert result.ack["staleness"] == 0
+
+
 def test_an_experiments_round_pulls_first(live_server, digits_task):
     a, b = participant(live_server), participant(live_server)
     for p in (a, b):
