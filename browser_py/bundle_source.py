@@ -1,10 +1,11 @@
 """Reading a model bundle's files, verified against the manifest's sha256."""
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import json
 from pathlib import Path
 
+from .sha256 import sha256_hex
 
 
 class BundleIntegrityError(RuntimeError):
@@ -12,10 +13,13 @@ class BundleIntegrityError(RuntimeError):
 
 
 class BundleSource:
-    """Base: subclasses implement ``_read(name)``; reads are checked and cached."""
+    """Base: subclasses implement ``_read(name)``; reads are checked and cached, and a file
+    asked for while it is on its way is fetched once."""
+
+    MANIFEST = "manifest.json"
 
     def __init__(self) -> None:
-        self._cache: dict[str, bytes] = {}
+        self._reads: dict[str, asyncio.Future] = {}  # file name -> its bytes, read or on the way
         self.manifest: dict | None = None
 
     async def _read(self, name: str) -> bytes:
@@ -23,18 +27,39 @@ class BundleSource:
 
     async def load_manifest(self) -> dict:
         if self.manifest is None:
-            self.manifest = json.loads(await self._read("manifest.json"))
+            self.manifest = json.loads(await self._once(self.MANIFEST))
         return self.manifest
 
     async def read(self, name: str) -> bytes:
-        if name not in self._cache:
-            manifest = await self.load_manifest()
-            data = await self._read(name)
-            expected = manifest["files"][name]["sha256"]
-            if hashlib.sha256(data).hexdigest() != expected:
-                raise BundleIntegrityError(f"bundle file {name} is corrupt (sha256 mismatch)")
-            self._cache[name] = data
-        return self._cache[name]
+        return await self._once(name)
+
+    def prefetch(self, names: list[str]) -> None:
+        """Start reading these files now (the page's start fetches them side by side); a
+        failure is raised to whoever reads the file."""
+        for name in names:
+            self._started(name).add_done_callback(lambda f: f.cancelled() or f.exception())  # no warning
+
+    def _started(self, name: str) -> asyncio.Future:
+        if name not in self._reads:
+            fetch = self._read(name) if name == self.MANIFEST else self._checked(name)
+            self._reads[name] = asyncio.ensure_future(fetch)
+        return self._reads[name]
+
+    async def _once(self, name: str) -> bytes:
+        reading = self._started(name)
+        try:
+            return await asyncio.shield(reading)  # one caller giving up stops nobody else's read
+        except Exception:
+            if self._reads.get(name) is reading and reading.done():
+                del self._reads[name]  # a failed read is tried again next time
+            raise
+
+    async def _checked(self, name: str) -> bytes:
+        manifest = await self.load_manifest()
+        data = await self._read(name)
+        if await sha256_hex(data) != manifest["files"][name]["sha256"]:  # 8.9 MB features: off the main thread
+            raise BundleIntegrityError(f"bundle file {name} is corrupt (sha256 mismatch)")
+        return data
 
 
 class DirectoryBundle(BundleSource):

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import io
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field
 from typing import Awaitable, Callable, Iterator, TypeVar
 
+from .sha256 import sha256_hex
 from .stores import Store
 
 CONFIRMED = ("imported", "accepted", "corrected")
@@ -143,23 +143,12 @@ SMALL_IMAGE_BYTES = 64 * 1024  # smaller files are decoded many at a time: each 
 SMALL_DECODE_AT_ONCE = 32       # mostly a trip through the browser, not memory or work
 YIELD_BYTES = 1024 * 1024  # let the page respond after hashing this much (4 MB: 120-220 ms tasks)
 SAVE_CHUNK_BYTES = 4 * 1024 * 1024  # records rewritten per transaction (labels, suggestions)
-HASH_OFF_THREAD_BYTES = 256 * 1024  # larger images are hashed by the browser (see content_id)
 
 
 async def content_id(data: bytes) -> str:
-    """An image's id: the first 16 hex digits of its sha256. In the browser a large image is
-    hashed by Web Crypto, off the main thread and ~10x faster than hashlib in WebAssembly
-    (12 ms for a 1.5 MB photo); small ones stay in Python, where a round trip costs more."""
-    from .runtime import IN_PYODIDE
-
-    if IN_PYODIDE and len(data) >= HASH_OFF_THREAD_BYTES:
-        import js
-
-        from .jsvalues import uint8array
-
-        digest = await js.crypto.subtle.digest("SHA-256", uint8array(data))
-        return js.Uint8Array.new(digest).to_bytes().hex()[:16]
-    return hashlib.sha256(data).hexdigest()[:16]
+    """An image's id: the first 16 hex digits of its sha256 (a large photo is hashed off the
+    page's main thread: browser_py.sha256)."""
+    return (await sha256_hex(data))[:16]
 
 
 def _chunks(entries: list[T], size_of: Callable[[T], int], max_bytes: int) -> Iterator[list[T]]:

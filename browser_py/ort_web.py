@@ -14,6 +14,9 @@ from .jsvalues import bigint64array, float32array, int32array, js_object, uint8a
 from .trainer import TrainerError, check_batch, check_samples, concat
 
 TRAIN_STEPS_MODULE = "/static/js/train_steps.mjs"
+# TrainingSession.create's options -> the bundle files they come from
+TRAINING_FILES = {"checkpointState": "checkpoint", "trainModel": "training_model.onnx",
+                  "evalModel": "eval_model.onnx", "optimizerModel": "optimizer_model.onnx"}
 
 
 class OrtWebTrainer:
@@ -41,12 +44,8 @@ class OrtWebTrainer:
         from pyodide.ffi import JsException
 
         manifest = await source.load_manifest()
-        options = {
-            "checkpointState": uint8array(await source.read("checkpoint")),
-            "trainModel": uint8array(await source.read("training_model.onnx")),
-            "evalModel": uint8array(await source.read("eval_model.onnx")),
-            "optimizerModel": uint8array(await source.read("optimizer_model.onnx")),
-        }
+        source.prefetch(list(TRAINING_FILES))  # fetched side by side
+        options = {key: uint8array(await source.read(name)) for key, name in TRAINING_FILES.items()}
         try:
             session = await js.ort.TrainingSession.create(js_object(options))
         except JsException as exc:

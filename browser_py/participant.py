@@ -112,6 +112,8 @@ class Participant:
         bundle = self.client.bundle()
         self.manifest = await bundle.load_manifest()
         mark("task")
+        if self.manifest["features"]:  # on its way while the training engine starts
+            bundle.prefetch([self.manifest["features"]["file"]])
         self.spec = InputSpec.from_manifest(self.manifest)
         if IN_PYODIDE:
             from .ort_web import OrtWebTrainer as Backend

@@ -271,3 +271,40 @@ def test_steps_named_by_sample_index_equal_steps_on_gathered_batches(digits_bund
         indexed.samples([xs[0], array("f", [1, 2, 3])], [0, 1])
     with pytest.raises(TrainerError, match="as many"):
         indexed.samples(xs, ys[:-1])
+
+
+def test_bundle_files_are_read_once_checked_and_a_damaged_one_is_refused(tmp_path, digits_bundle):
+    """Reads asked for side by side (the page's start prefetches files while others wait for
+    them) fetch each file once; every file is checked against its sha256; a damaged file is
+    refused, and read again (not remembered) once it is whole."""
+    import shutil
+
+    from browser_py.bundle_source import BundleIntegrityError
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(digits_bundle, copy)
+
+    class Counted(DirectoryBundle):
+        fetched: list[str] = []
+
+        async def _read(self, name: str) -> bytes:
+            Counted.fetched.append(name)
+            await asyncio.sleep(0.01)  # on its way for a moment, as over the network
+            return await super()._read(name)
+
+    async def scenario():
+        source = Counted(copy)
+        source.prefetch(["checkpoint", "training_model.onnx"])
+        both = await asyncio.gather(source.read("checkpoint"), source.read("checkpoint"),
+                                    source.read("training_model.onnx"))
+        assert both[0] == both[1] == (copy / "checkpoint").read_bytes()
+        assert sorted(Counted.fetched) == ["checkpoint", "manifest.json", "training_model.onnx"]
+        whole = (copy / "eval_model.onnx").read_bytes()
+        (copy / "eval_model.onnx").write_bytes(whole[:-1] + bytes([whole[-1] ^ 1]))
+        source.prefetch(["eval_model.onnx"])  # a prefetch that fails says so to its reader
+        with pytest.raises(BundleIntegrityError, match="eval_model.onnx"):
+            await source.read("eval_model.onnx")
+        (copy / "eval_model.onnx").write_bytes(whole)
+        assert await source.read("eval_model.onnx") == whole
+
+    asyncio.run(scenario())

@@ -241,12 +241,12 @@ def test_large_photos_get_thumbnails_and_lying_headers_are_refused(browser, live
     # the photo was hashed by Web Crypto, the digit by hashlib: both ids are the same sha256
     import hashlib
 
-    from browser_py.dataset import HASH_OFF_THREAD_BYTES
+    from browser_py.sha256 import OFF_THREAD_BYTES
 
     ids = set(browser.execute_script("return [...document.querySelectorAll('#grid .tile')].map((t) => t.dataset.id)"))
     assert hashlib.sha256((tmp_path / "photo.jpg").read_bytes()).hexdigest()[:16] in ids
     assert hashlib.sha256(small.read_bytes()).hexdigest()[:16] in ids
-    assert len((tmp_path / "photo.jpg").read_bytes()) >= HASH_OFF_THREAD_BYTES
+    assert len((tmp_path / "photo.jpg").read_bytes()) >= OFF_THREAD_BYTES
     for _ in range(2):
         sizes = sorted(tile_sizes())
         assert sizes == [[28, 28], [THUMB_SIDE, THUMB_SIDE * 3 // 4]], sizes
