@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 import pytest
@@ -195,12 +196,32 @@ const [key, bytes, done] = arguments;
 """
 
 
+# What a kept snapshot holds: restored in a Python of its own, before any wheel is unpacked
+SNAPSHOT_MODULES = """
+const done = arguments[0];
+(async () => {
+  const { PYODIDE_URL, keptSnapshot } = await import("/static/js/python_snapshot.mjs");
+  const { loadPyodide } = await import(`${PYODIDE_URL}pyodide.mjs`);
+  const kept = await keptSnapshot();
+  const py = await loadPyodide({ indexURL: PYODIDE_URL, _loadSnapshot: kept.bytes });
+  done(py.runPython(`import json, sys
+json.dumps({n: getattr(m, "__file__", None) for n, m in sys.modules.items() if n.startswith("browser_py")})`));
+})().catch((e) => done("ERROR: " + e.message));
+"""
+
+
 def test_python_start_up_is_kept_and_restored_on_the_next_visit(browser, live_server):
-    """The first visit starts Python afresh and keeps a snapshot (made in a worker); later
-    visits restore it, and the restored client still trains, with fresh randomness each time."""
+    """The first visit starts Python afresh and keeps a snapshot (made in a worker) that holds
+    the client's modules (imported from site-packages); later visits restore it, and the
+    restored client still trains, with fresh randomness each time."""
     url = f"{live_server.url}/?join={live_server.demo_task()['join_code']}"
     assert _open(browser, url) == "fresh"
     wait_snapshot_kept(browser)
+    held = browser.execute_async_script(SNAPSHOT_MODULES)
+    assert not held.startswith("ERROR"), held
+    held = json.loads(held)
+    for name in ("browser_py.participant", "browser_py.protocol", "browser_py.ui.participant_page"):
+        assert name in held and "/site-packages/browser_py/" in held[name], (name, held.get(name))
     draws = []
     for _ in range(2):
         assert _open(browser, url) == "snapshot"

@@ -1,6 +1,6 @@
 // Thin bootstrap: load Pyodide from /vendor, unpack the webfl client wheel (and its deps),
 // hand over to Python (browser_py.app.main). Everything else happens in Python.
-import { PYODIDE_URL, dropSnapshot, keptSnapshot, wheelsKey } from "./python_snapshot.mjs";
+import { PYODIDE_URL, dropSnapshot, installWheels, keptSnapshot, wheelsKey } from "./python_snapshot.mjs";
 
 const root = document.documentElement;
 const START_TIMEOUT_MS = 90000;
@@ -79,7 +79,7 @@ async function boot() {
     root.dataset.webflPython = "fresh";
   }
   performance.mark("webfl:python");
-  for (const wheel of wheels) pyodide.unpackArchive(wheel, "wheel");
+  installWheels(pyodide, wheels);
   performance.mark("webfl:client");
   window.webfl.pyodide = pyodide;
   await pyodide.runPythonAsync(`import browser_py.app\nawait browser_py.app.main(${JSON.stringify(page)})`);

@@ -7,6 +7,14 @@ export const SNAPSHOT_REQUEST = "/python-snapshot";  // a cache key, never fetch
 export const PYODIDE_URL = "/vendor/pyodide/";
 export const KEY_HEADER = "X-WebFL-Snapshot-Key";
 
+/** Unpack the client's wheels (pure Python) into site-packages. unpackArchive's default is
+ * the working directory (/home/pyodide), which a snapshot's module list leaves out: with
+ * it, no client module was in the snapshot and every visit imported them all again. */
+export function installWheels(pyodide, wheels) {
+  const sitePackages = pyodide.runPython("import site; site.getsitepackages()[0]");
+  for (const wheel of wheels) pyodide.unpackArchive(wheel, "wheel", { extractDir: sitePackages });
+}
+
 /** Hex SHA-256 of the client's wheels: a snapshot holds their modules, so a new client
  * (or a new dependency) makes any kept snapshot stale. */
 export async function wheelsKey(wheels) {
@@ -41,7 +49,7 @@ if (typeof WorkerGlobalScope !== "undefined" && self instanceof WorkerGlobalScop
     try {
       const { loadPyodide } = await import(`${PYODIDE_URL}pyodide.mjs`);
       const py = await loadPyodide({ indexURL: PYODIDE_URL, _makeSnapshot: true });
-      for (const wheel of wheels) py.unpackArchive(wheel, "wheel");
+      installWheels(py, wheels);
       // The names go in as literal text: a JS value handed to Python would be a reference
       // the snapshot cannot keep. A module that will not import here is left for the page.
       py.runPython(`import importlib, json
