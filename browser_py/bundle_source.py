@@ -35,8 +35,11 @@ class BundleSource:
 
     def prefetch(self, names: list[str]) -> None:
         """Start reading these files now (the page's start fetches them side by side); a
-        failure is raised to whoever reads the file."""
+        failure is raised to whoever reads the file. A name the manifest does not list is
+        refused at once."""
         for name in names:
+            if self.manifest is not None:
+                self._entry(name)
             self._started(name).add_done_callback(lambda f: f.cancelled() or f.exception())  # no warning
 
     def _started(self, name: str) -> asyncio.Future:
@@ -54,10 +57,17 @@ class BundleSource:
                 del self._reads[name]  # a failed read is tried again next time
             raise
 
+    def _entry(self, name: str) -> dict:
+        try:
+            return self.manifest["files"][name]
+        except KeyError:
+            raise KeyError(f"{name} is not a file of this bundle") from None
+
     async def _checked(self, name: str) -> bytes:
-        manifest = await self.load_manifest()
+        await self.load_manifest()
+        expected = self._entry(name)["sha256"]  # before fetching: an unknown name costs no request
         data = await self._read(name)
-        if await sha256_hex(data) != manifest["files"][name]["sha256"]:  # 8.9 MB features: off the main thread
+        if await sha256_hex(data) != expected:  # the features model (8.9 MB) is hashed off the main thread
             raise BundleIntegrityError(f"bundle file {name} is corrupt (sha256 mismatch)")
         return data
 

@@ -44,7 +44,7 @@ class OrtWebTrainer:
         from pyodide.ffi import JsException
 
         manifest = await source.load_manifest()
-        source.prefetch(list(TRAINING_FILES))  # fetched side by side
+        source.prefetch(list(TRAINING_FILES.values()))  # fetched side by side
         options = {key: uint8array(await source.read(name)) for key, name in TRAINING_FILES.items()}
         try:
             session = await js.ort.TrainingSession.create(js_object(options))

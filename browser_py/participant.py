@@ -38,7 +38,7 @@ BACKGROUND_BATCH = 4
 VERSION_ASK_SECONDS = 1.0
 # Photos decoded for the model at once. A decode ends on the page's main thread (drawing the
 # picture, reading its pixels: 2-15 ms), and Pyodide runs every Python step that is ready in
-# one browser task: a batch of 16 decodes ending together made single tasks of 90-97 ms.
+# one browser task: a batch of 16 decodes ending together made single tasks of 89-98 ms.
 MODEL_DECODE_AT_ONCE = 4
 # told (images prepared so far, images to prepare) while features are computed
 PreparingFn = Callable[[int, int], Awaitable[None]]
@@ -397,8 +397,8 @@ class Participant:
             if asked is not None:  # asked as the round started
                 if not asked.done():
                     # train on and look again after the next epoch (training's end waits for
-                    # it): the first request after a reload took 45-63 ms here, against the
-                    # 12-16 ms that waiting held a round in the same page
+                    # it): after a reload, waiting here held a round 45-63 ms, against 12-16 ms
+                    # in the same page
                     await asyncio.sleep(0)
                     return
                 latest, asked = _version_or_none(asked), None

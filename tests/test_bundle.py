@@ -284,11 +284,11 @@ def test_bundle_files_are_read_once_checked_and_a_damaged_one_is_refused(tmp_pat
     copy = tmp_path / "bundle"
     shutil.copytree(digits_bundle, copy)
 
-    class Counted(DirectoryBundle):
-        fetched: list[str] = []
+    fetched: list[str] = []
 
+    class Counted(DirectoryBundle):
         async def _read(self, name: str) -> bytes:
-            Counted.fetched.append(name)
+            fetched.append(name)
             await asyncio.sleep(0.01)  # on its way for a moment, as over the network
             return await super()._read(name)
 
@@ -298,7 +298,7 @@ def test_bundle_files_are_read_once_checked_and_a_damaged_one_is_refused(tmp_pat
         both = await asyncio.gather(source.read("checkpoint"), source.read("checkpoint"),
                                     source.read("training_model.onnx"))
         assert both[0] == both[1] == (copy / "checkpoint").read_bytes()
-        assert sorted(Counted.fetched) == ["checkpoint", "manifest.json", "training_model.onnx"]
+        assert sorted(fetched) == ["checkpoint", "manifest.json", "training_model.onnx"]
         whole = (copy / "eval_model.onnx").read_bytes()
         (copy / "eval_model.onnx").write_bytes(whole[:-1] + bytes([whole[-1] ^ 1]))
         source.prefetch(["eval_model.onnx"])  # a prefetch that fails says so to its reader
@@ -308,3 +308,34 @@ def test_bundle_files_are_read_once_checked_and_a_damaged_one_is_refused(tmp_pat
         assert await source.read("eval_model.onnx") == whole
 
     asyncio.run(scenario())
+
+
+def test_a_name_the_manifest_does_not_list_is_refused_without_a_request(digits_bundle):
+    """Prefetching or reading a file the bundle does not have fails at once, naming it, and
+    nothing is fetched for it (start-up once prefetched option names instead of file names,
+    and each went to the server as a request that could only fail)."""
+    fetched: list[str] = []
+
+    class Counted(DirectoryBundle):
+        async def _read(self, name: str) -> bytes:
+            fetched.append(name)
+            return await super()._read(name)
+
+    async def scenario():
+        source = Counted(digits_bundle)
+        await source.load_manifest()
+        with pytest.raises(KeyError, match="checkpointState is not a file of this bundle"):
+            source.prefetch(["checkpoint", "checkpointState"])
+        with pytest.raises(KeyError, match="trainModel"):
+            await source.read("trainModel")
+        assert await source.read("checkpoint") == (digits_bundle / "checkpoint").read_bytes()
+        assert fetched == ["manifest.json", "checkpoint"]
+
+    asyncio.run(scenario())
+
+
+def test_the_browser_trainer_prefetches_files_the_bundle_has(digits_bundle):
+    """The training files the browser's trainer fetches side by side are the bundle's own."""
+    from browser_py.ort_web import TRAINING_FILES
+
+    assert set(TRAINING_FILES.values()) <= set(load_manifest(digits_bundle)["files"])

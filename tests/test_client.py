@@ -395,8 +395,8 @@ def test_short_epochs_ask_for_the_servers_version_at_most_every_few_seconds(live
 
 
 def test_a_slow_answer_about_the_servers_version_does_not_hold_training(live_server, digits_task):
-    """The version asked as a page's round starts may come late (the first request after a
-    reload took 45-63 ms in the browser): epochs go on meanwhile, and the answer is followed
+    """The version asked as a page's round starts may come late (after a reload, waiting for
+    it held a round 45-63 ms in the browser): epochs go on meanwhile, and the answer is followed
     when it has come, here after the last epoch, onto the newer model another client made."""
     a, b = participant(live_server), participant(live_server)
     for p in (a, b):

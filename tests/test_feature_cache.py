@@ -159,7 +159,7 @@ def test_nothing_to_prepare_without_a_feature_extractor(tmp_path):
 def test_photos_are_decoded_for_the_model_a_few_at_a_time(bundle, tmp_path, monkeypatch):
     """A batch's photos are decoded ahead, but at most MODEL_DECODE_AT_ONCE at a time: in the
     browser each decode ends on the page's main thread, and decodes ending together ran as
-    one long task there (90-97 ms for 16). Every photo still gets its features, in order."""
+    one long task there (89-98 ms for 16). Every photo still gets its features, in order."""
     import browser_py.participant as participant_module
 
     bundle_dir, manifest = bundle
