@@ -14,10 +14,11 @@ import io
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field
-from typing import Awaitable, Callable, Iterator, TypeVar
+from typing import Awaitable, Callable, Iterator, NamedTuple, TypeVar
 
 from .sha256 import sha256_hex
 from .stores import Store
+from .zip_reader import BytesSource, LazyZip, RangeSource, open_zip
 
 CONFIRMED = ("imported", "accepted", "corrected")
 MAX_IMAGE_BYTES = 15 * 1024 * 1024
@@ -135,7 +136,17 @@ def split_for(item_id: str) -> str:
 Validator = Callable[[bytes], Awaitable[bytes | None]]
 ImportProgress = Callable[[int, int], Awaitable[None]]
 T = TypeVar("T")
-_Entry = tuple[str, int, Callable[[], bytes], str | None]  # name, size, read its bytes, its label
+
+
+class _Entry(NamedTuple):
+    name: str
+    size: int
+    read: Callable[[], bytes]  # its bytes (a zip member's once its archive has loaded it)
+    label: str | None
+    archive: LazyZip | None = None
+    info: zipfile.ZipInfo | None = None
+
+
 IMPORT_CHUNK = 64    # at most so many images written per transaction,
 IMPORT_CHUNK_BYTES = 16 * 1024 * 1024  # and about so many bytes (camera photos: ~10 per write)
 DECODE_AT_ONCE = 4   # images decoded in parallel (bounds memory for camera photos)
@@ -168,11 +179,25 @@ def _chunks(entries: list[T], size_of: Callable[[T], int], max_bytes: int) -> It
         yield chunk
 
 
-def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+def _read_member(archive: LazyZip, info: zipfile.ZipInfo) -> bytes:
     try:
-        return zf.read(info)
+        return archive.read(info)
     except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
         raise ImageRejected(f"this file in the zip cannot be read ({type(exc).__name__})") from None
+
+
+async def _load(chunk: list[_Entry]) -> list[tuple[LazyZip, list[int]]]:
+    """Read this chunk's zip members, archive by archive; what to :func:`_release` after."""
+    members: dict[int, tuple[LazyZip, list[zipfile.ZipInfo]]] = {}
+    for entry in chunk:
+        if entry.archive is not None:
+            members.setdefault(id(entry.archive), (entry.archive, []))[1].append(entry.info)
+    return [(archive, await archive.load(infos)) for archive, infos in members.values()]
+
+
+def _release(loaded: list[tuple[LazyZip, list[int]]]) -> None:
+    for archive, spans in loaded:
+        archive.release(spans)
 
 
 class Dataset:
@@ -202,9 +227,11 @@ class Dataset:
     async def add_image(self, name: str, data: bytes, label: str | None = None) -> ImportReport:
         return await self.import_files([(name, data)], label)
 
-    async def import_files(self, files: list[tuple[str, bytes]], label: str | None = None,
+    async def import_files(self, files: list[tuple[str, bytes | RangeSource]], label: str | None = None,
                            progress: ImportProgress | None = None) -> ImportReport:
-        """Single images and zip archives; zips in the ImageFolder layout carry labels.
+        """Single images and zip archives; zips in the ImageFolder layout carry labels. A zip
+        may come as a :class:`RangeSource` (the page's ``File``): it is then read a chunk at
+        a time, never whole.
 
         Images are checked a few at a time (decoding runs in parallel in the browser) and
         written IMPORT_CHUNK per transaction: one disk flush per image made imports slow.
@@ -212,35 +239,48 @@ class Dataset:
         report = ImportReport()
         entries: list[_Entry] = []
         for name, data in files:
-            if data[:2] == b"PK" and name.lower().endswith(".zip"):
-                entries += self._zip_entries(data, name, report)
-            else:
-                entries.append((name, len(data), lambda data=data: data, label))
-        done, seen, writing = 0, set(), None
-        for chunk in _chunks(entries, lambda entry: entry[1], IMPORT_CHUNK_BYTES):
-            good = await self._checked(chunk, report, seen)
-            # a chunk is written while the next is hashed and decoded: one write at a time, in order
+            if isinstance(data, (bytes, bytearray)):
+                if not (data[:2] == b"PK" and name.lower().endswith(".zip")):
+                    entries.append(_Entry(name, len(data), lambda data=data: data, label))
+                    continue
+                data = BytesSource(data)
+            entries += await self._zip_entries(data, name, report)
+        chunks = list(_chunks(entries, lambda entry: entry.size, IMPORT_CHUNK_BYTES))
+        done, seen, writing, loading = 0, set(), None, None
+        try:
+            for i, chunk in enumerate(chunks):
+                loaded = await (loading or _load(chunk))
+                # the next chunk's members are read while this one is hashed and decoded
+                loading = asyncio.ensure_future(_load(chunks[i + 1])) if i + 1 < len(chunks) else None
+                try:
+                    good = await self._checked(chunk, report, seen)
+                finally:
+                    _release(loaded)
+                # a chunk is written while the next is hashed and decoded: one write at a time, in order
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(self._write(good, report))
+                done += len(chunk)
+                if progress is not None:
+                    await progress(done, len(entries))
+                    await asyncio.sleep(0)  # the page draws what progress made before the next chunk
             if writing is not None:
                 await writing
-            writing = asyncio.ensure_future(self._write(good, report))
-            done += len(chunk)
-            if progress is not None:
-                await progress(done, len(entries))
-                await asyncio.sleep(0)  # the page draws what progress made before the next chunk
-        if writing is not None:
-            await writing
+        finally:  # a failed import leaves no read running (what was read goes with the archive)
+            if loading is not None:
+                loading.cancel()
         return report
 
-    def _zip_entries(self, data: bytes, archive_name: str, report: ImportReport) -> list["_Entry"]:
+    async def _zip_entries(self, source: RangeSource, archive_name: str, report: ImportReport) -> list[_Entry]:
         """A zip's images, read when their chunk comes (folder names that are classes become
         labels; images elsewhere are added unlabelled)."""
         try:
-            zf = zipfile.ZipFile(io.BytesIO(data))
+            archive = await open_zip(source)
         except zipfile.BadZipFile:
             report.rejected.append((archive_name, "this zip archive is damaged"))
             return []
         entries: list[_Entry] = []
-        for info in zf.infolist():
+        for info in archive.infolist():
             parts = info.filename.split("/")
             if info.is_dir() or "__MACOSX" in parts or parts[-1].startswith("."):
                 continue
@@ -251,8 +291,8 @@ class Dataset:
                 report.rejected.append((info.filename, "larger than the 15 MB limit"))
                 continue
             folder = parts[-2] if len(parts) >= 2 else None
-            entries.append((info.filename, info.file_size, lambda info=info: _read_member(zf, info),
-                            folder if folder in self.classes else None))
+            entries.append(_Entry(info.filename, info.file_size, lambda info=info: _read_member(archive, info),
+                                  folder if folder in self.classes else None, archive, info))
         return entries
 
     async def _checked(self, entries: list["_Entry"], report: ImportReport, seen: set[str]) -> list[Item]:
@@ -275,7 +315,7 @@ class Dataset:
         fresh: list[tuple[str, Item, asyncio.Future]] = []
         hashed = 0
         try:
-            for name, _, read, label in entries:
+            for name, _, read, label, *_ in entries:
                 if hashed > YIELD_BYTES:  # hashing camera photos back to back held the page
                     await asyncio.sleep(0)
                     hashed = 0

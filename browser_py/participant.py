@@ -22,6 +22,7 @@ from .protocol import FLClient, ServerRefused, ServerUnavailable
 from .runtime import IN_PYODIDE, long_work, mark
 from .stores import Store
 from .study import StudyLog
+from .zip_reader import RangeSource
 from .trainer import CancelToken, Cancelled, LocalTrainer, ProgressFn
 
 
@@ -487,7 +488,7 @@ class Participant:
                                 local_accuracy=local and round(local["accuracy"], 4))
         return result
 
-    async def import_files(self, files: list[tuple[str, bytes]], label: str | None = None,
+    async def import_files(self, files: list[tuple[str, bytes | RangeSource]], label: str | None = None,
                            progress: ImportProgress | None = None):
         report = await self.dataset.import_files(files, label, progress)
         labelled = sum(1 for i in report.added if self.dataset.items[i].label is not None)

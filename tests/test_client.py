@@ -151,6 +151,64 @@ def test_a_large_import_is_written_in_chunks_with_progress():
     assert store.writes == [63, 64, 23] and max(store.writes) <= IMPORT_CHUNK
 
 
+class CountingSource:
+    """An archive served a range at a time, as the page's File is; remembers each read."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.size, self.reads = data, len(data), []
+
+    async def read(self, start: int, end: int) -> bytes:
+        self.reads.append((start, end))
+        return self.data[start:end]
+
+
+def test_a_zip_is_read_a_chunk_at_a_time_never_whole(monkeypatch):
+    """A zip handed over as a range source (the page's File) is read a few members at a
+    time: no read covers more than one chunk's members, and the images, labels and
+    rejections are the same as when the archive comes whole as bytes."""
+    import browser_py.dataset as dataset
+
+    monkeypatch.setattr(dataset, "IMPORT_CHUNK", 20)
+    files = digit_files(100)
+    archive = image_folder_zip(files + [("notes/readme.txt", b"not an image", None)])
+    source = CountingSource(archive)
+    lazy, whole = new_dataset(), new_dataset()
+    report = run(lazy.import_files([("d.zip", source)]))
+    assert len(report.added) == 100 and report.rejected == [("digits/None/readme.txt", "not an image file")]
+    assert run(whole.import_files([("d.zip", archive)])).rejected == report.rejected
+    assert {i: (x.name, x.label, x.data) for i, x in lazy.items.items()} == \
+        {i: (x.name, x.label, x.data) for i, x in whole.items.items()}
+    biggest_chunk = 20 * max(len(data) + 200 for _, data, _ in files)
+    (_, tail_end), *members = source.reads  # the directory (here the whole small archive), then a read per chunk
+    assert tail_end == len(archive) and len(members) == 100 // 20
+    assert max(end - start for start, end in members) <= biggest_chunk < len(archive) // 3
+
+
+def test_a_zip_whose_directory_is_far_from_its_end_and_a_damaged_one():
+    """The directory of a zip with many long names lies before the last 64 KB: it is read
+    on a second try. A file that is no zip, a truncated zip and a member whose header claims
+    more than its place in the archive are refused with a reason; nothing else is stored."""
+    files = [(f"{'x' * 200}-{d}.png", data, label) for d, (_, data, label) in enumerate(digit_files(400))]
+    archive = image_folder_zip(files)
+    assert len(archive) - archive.rindex(b"PK\x01\x02") < 65557 < len(archive) - archive.index(b"PK\x01\x02")
+    source = CountingSource(archive)
+    ds = new_dataset()
+    assert len(run(ds.import_files([("long.zip", source)])).added) == 400
+    assert source.reads[0][1] == len(archive) and source.reads[1][0] < source.reads[0][0]  # the tail, then the directory
+
+    for name, data in (("no.zip", b"PK" + b"\x00" * 5000), ("cut.zip", archive[:len(archive) // 2])):
+        ds = new_dataset()
+        report = run(ds.import_files([(name, CountingSource(data))]))
+        assert report.rejected == [(name, "this zip archive is damaged")] and ds.items == {}
+
+    small = bytearray(image_folder_zip(digit_files(3)))
+    header = small.index(b"PK\x03\x04")  # the first member's local header says its extra field is 60000 bytes
+    small[header + 28:header + 30] = (60000).to_bytes(2, "little")
+    ds = new_dataset()
+    report = run(ds.import_files([("bad.zip", CountingSource(bytes(small)))]))
+    assert len(report.added) == 2 and len(report.rejected) == 1 and "cannot be read" in report.rejected[0][1]
+
+
 def test_sqlite_writes_a_batch_whole_or_not_at_all(tmp_path):
     store = SqliteStore(tmp_path / "c.sqlite3")
     good = {"id": "a", "name": "a.png", "data": b"1"}
