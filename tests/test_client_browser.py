@@ -138,6 +138,45 @@ def test_a_zip_chosen_in_the_page_is_read_a_chunk_at_a_time(browser, live_server
     assert max(end - start for start, end in members) < archive.stat().st_size // 3
 
 
+def test_tile_pictures_are_made_a_few_at_a_time_while_the_import_goes_on(browser, live_server, page_task, tmp_path):
+    """While an import goes on, the page makes its tiles' pictures a few per browser task
+    (made all at once, an import chunk of camera photos held the page 50-65 ms at a time);
+    the import adds items meanwhile, and every photo still ends up with its picture."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(45):  # large enough for a thumbnail (a blob: URL), not a data: URL
+            out = io.BytesIO()
+            Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(out, "JPEG", quality=80)
+            zf.writestr(f"p/{i}.jpg", out.getvalue())
+    (tmp_path / "photos.zip").write_bytes(archive.getvalue())
+    open_task(browser, live_server, page_task, slot="pictures")
+    try:
+        assert browser.execute_script("""window.webfl.pyodide.runPython(`
+import time
+import browser_py.dataset as dataset
+import browser_py.ui.participant_page as page
+made = page.picture_url
+def slow_picture_url(item):  # slower than a chunk's write: the import adds items while pictures are made
+    until = time.perf_counter() + 0.005
+    while time.perf_counter() < until:
+        pass
+    return made(item)
+dataset.IMPORT_CHUNK, page.PICTURES_SECONDS, page.picture_url = 10, 0, slow_picture_url
+`); return 'ok'""") == "ok"
+        browser.find_element(By.ID, "file-input").send_keys(str(tmp_path / "photos.zip"))
+        wait_text(browser, "import-message", "45 images added")
+        WebDriverWait(browser, 30).until(lambda d: d.execute_script(
+            "return [...document.querySelectorAll('#grid img')].filter((i) => i.src.startsWith('blob:')).length") == 45)
+    finally:
+        browser.execute_script("location.reload()")  # the page's Python afresh: nothing patched stays
+
+
 def test_browser_decoding_matches_pillow(browser, live_server, page_task):
     """Same-size images decode identically; resized ones differ only by filtering."""
     from browser_py.preprocess import InputSpec, pixels_pillow

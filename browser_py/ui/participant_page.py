@@ -829,9 +829,13 @@ class ParticipantPage:
         offset = 0
 
         async def progress(done: int, total: int) -> None:
-            for item in self.ds.items.values():  # the tiles' pictures, made a chunk at a time
+            since = time.perf_counter()  # the tiles' pictures, made a chunk at a time, a few per browser task
+            for item in list(self.ds.items.values()):  # (the import adds items while this waits)
                 if item.id not in self._thumbs:
                     self._thumbs[item.id] = picture_url(item)
+                    if time.perf_counter() - since > PICTURES_SECONDS:
+                        await asyncio.sleep(0)
+                        since = time.perf_counter()
             if total > IMPORT_CHUNK or len(files) > 1:
                 message.textContent = f"Adding images: {offset + done} of {max(total, len(files))}…"
 
@@ -1162,6 +1166,10 @@ def _bump(counter: str) -> None:
 TILES_AT_ONCE = 30  # tiles drawn in one go (a screen's worth); the rest follow in slices (60 at once
 # held the page 140-180 ms on a slow 2-core machine)
 REDRAW_ONE_BY_ONE = 24  # more changed tiles than this are redrawn all at once
+# the longest the page makes tile pictures for before it lets the browser run: a camera photo's
+# thumbnail took ~0.8 ms (decoded from base64, copied to a Blob), so the 64 of an import chunk
+# made in one go held the page 50-65 ms at a time (small images are inlined: far less each)
+PICTURES_SECONDS = 0.012
 INLINE_PICTURE_BYTES = 8 * 1024  # smaller pictures go inline as data: URLs (no call into the browser)
 
 
