@@ -22,8 +22,8 @@ from .protocol import FLClient, ServerRefused, ServerUnavailable
 from .runtime import IN_PYODIDE, long_work, mark
 from .stores import Store
 from .study import StudyLog
-from .zip_reader import RangeSource
 from .trainer import CancelToken, Cancelled, LocalTrainer, ProgressFn
+from .zip_reader import RangeSource
 
 
 # the longest a single feature-extraction call may hold the browser's main thread (about).
