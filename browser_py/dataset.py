@@ -139,12 +139,16 @@ T = TypeVar("T")
 
 
 class _Entry(NamedTuple):
+    """An image to import: its bytes as given, or a zip member (read once its archive loaded it)."""
     name: str
     size: int
-    read: Callable[[], bytes]  # its bytes (a zip member's once its archive has loaded it)
     label: str | None
+    data: bytes | None = None
     archive: LazyZip | None = None
     info: zipfile.ZipInfo | None = None
+
+    def read(self) -> bytes:
+        return self.data if self.archive is None else _read_member(self.archive, self.info)
 
 
 IMPORT_CHUNK = 64    # at most so many images written per transaction,
@@ -188,11 +192,11 @@ def _read_member(archive: LazyZip, info: zipfile.ZipInfo) -> bytes:
 
 async def _load(chunk: list[_Entry]) -> list[tuple[LazyZip, list[int]]]:
     """Read this chunk's zip members, archive by archive; what to :func:`_release` after."""
-    members: dict[int, tuple[LazyZip, list[zipfile.ZipInfo]]] = {}
+    members: dict[LazyZip, list[zipfile.ZipInfo]] = {}
     for entry in chunk:
         if entry.archive is not None:
-            members.setdefault(id(entry.archive), (entry.archive, []))[1].append(entry.info)
-    return [(archive, await archive.load(infos)) for archive, infos in members.values()]
+            members.setdefault(entry.archive, []).append(entry.info)
+    return [(archive, await archive.load(infos)) for archive, infos in members.items()]
 
 
 def _release(loaded: list[tuple[LazyZip, list[int]]]) -> None:
@@ -241,7 +245,7 @@ class Dataset:
         for name, data in files:
             if isinstance(data, (bytes, bytearray)):
                 if not (data[:2] == b"PK" and name.lower().endswith(".zip")):
-                    entries.append(_Entry(name, len(data), lambda data=data: data, label))
+                    entries.append(_Entry(name, len(data), label, data))
                     continue
                 data = BytesSource(data)
             entries += await self._zip_entries(data, name, report)
@@ -291,8 +295,8 @@ class Dataset:
                 report.rejected.append((info.filename, "larger than the 15 MB limit"))
                 continue
             folder = parts[-2] if len(parts) >= 2 else None
-            entries.append(_Entry(info.filename, info.file_size, lambda info=info: _read_member(archive, info),
-                                  folder if folder in self.classes else None, archive, info))
+            entries.append(_Entry(info.filename, info.file_size, folder if folder in self.classes else None,
+                                  archive=archive, info=info))
         return entries
 
     async def _checked(self, entries: list["_Entry"], report: ImportReport, seen: set[str]) -> list[Item]:
@@ -315,12 +319,13 @@ class Dataset:
         fresh: list[tuple[str, Item, asyncio.Future]] = []
         hashed = 0
         try:
-            for name, _, read, label, *_ in entries:
+            for entry in entries:
+                name, label = entry.name, entry.label
                 if hashed > YIELD_BYTES:  # hashing camera photos back to back held the page
                     await asyncio.sleep(0)
                     hashed = 0
                 try:
-                    data = read()
+                    data = entry.read()
                     hashed += len(data)
                     sniff_image(data)
                     if label is not None and label not in self.classes:

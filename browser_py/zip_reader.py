@@ -94,11 +94,6 @@ class _Window(io.RawIOBase):
                 return out
         raise _Missing(self._pos, end)
 
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
     def close(self) -> None:  # zipfile closes its file when it gives up; the spans stay for a retry
         pass
 
@@ -112,18 +107,18 @@ class LazyZip:
         # a member's bytes end where the next member (or the directory) starts, and no later
         # than its header and data can reach: a hostile directory cannot make one range huge
         ends = [info.header_offset for info in infos[1:]] + [zf.start_dir]
-        self._range = {}
+        self._range: dict[zipfile.ZipInfo, tuple[int, int]] = {}  # ZipInfo hashes by identity
         for info, end in zip(infos, ends):
             start = min(max(0, info.header_offset), source.size)
-            self._range[id(info)] = (start, max(start, min(end, source.size,
-                                                           start + _LOCAL_HEADER_MAX + info.compress_size)))
+            self._range[info] = (start, max(start, min(end, source.size,
+                                                       start + _LOCAL_HEADER_MAX + info.compress_size)))
 
     def infolist(self) -> list[zipfile.ZipInfo]:
         return self.zf.infolist()
 
     async def load(self, infos: list[zipfile.ZipInfo]) -> list[int]:
         """Read these members' bytes (neighbours in one read); returns what to :meth:`release`."""
-        ranges = sorted(self._range[id(info)] for info in infos)
+        ranges = sorted(self._range[info] for info in infos)
         merged: list[list[int]] = []
         for start, end in ranges:
             if merged and start <= merged[-1][1]:

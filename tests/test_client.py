@@ -209,6 +209,19 @@ def test_a_zip_whose_directory_is_far_from_its_end_and_a_damaged_one():
     assert len(report.added) == 2 and len(report.rejected) == 1 and "cannot be read" in report.rejected[0][1]
 
 
+def test_a_zip_member_that_lies_about_where_it_is_is_refused_alone():
+    """A directory entry that says its member starts past the end of the archive (or where
+    another member is) costs no read beyond the file and refuses that member only."""
+    archive = bytearray(image_folder_zip(digit_files(4)))
+    entry = archive.index(b"PK\x01\x02")  # the first member's directory entry: its local header offset
+    archive[entry + 42:entry + 46] = (0xFFFFFF00).to_bytes(4, "little")
+    source = CountingSource(bytes(archive))
+    ds = new_dataset()
+    report = run(ds.import_files([("lying.zip", source)]))
+    assert len(report.added) == 3 and len(report.rejected) == 1 and "cannot be read" in report.rejected[0][1]
+    assert all(0 <= start <= end <= len(archive) for start, end in source.reads)
+
+
 def test_sqlite_writes_a_batch_whole_or_not_at_all(tmp_path):
     store = SqliteStore(tmp_path / "c.sqlite3")
     good = {"id": "a", "name": "a.png", "data": b"1"}
