@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import time
 import zipfile
@@ -273,6 +274,9 @@ class Dataset:
         finally:  # a failed import leaves no read running (what was read goes with the archive)
             if loading is not None:
                 loading.cancel()
+            if writing is not None:  # and finishes storing the chunk it had checked: the page
+                with contextlib.suppress(Exception):  # counts what stayed (a failed write raised already)
+                    await writing
         return report
 
     async def _zip_entries(self, source: RangeSource, archive_name: str, report: ImportReport) -> list[_Entry]:

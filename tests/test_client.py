@@ -222,6 +222,41 @@ def test_a_zip_member_that_lies_about_where_it_is_is_refused_alone():
     assert all(0 <= start <= end <= len(archive) for start, end in source.reads)
 
 
+class VanishingSource(CountingSource):
+    """A file that cannot be read any more after ``reads`` reads (moved, or its card taken out)."""
+
+    def __init__(self, data: bytes, reads: int) -> None:
+        super().__init__(data)
+        self.readable = reads
+
+    async def read(self, start: int, end: int) -> bytes:
+        if len(self.reads) >= self.readable:
+            raise OSError("the file could not be read")
+        return await super().read(start, end)
+
+
+def test_a_zip_that_stops_being_readable_ends_the_import_keeping_every_chunk_checked_before(monkeypatch):
+    """The import ends with the read's error; the chunks checked before it are all stored by
+    then (the last one's write was still running: it is finished, not dropped), and the same
+    archive chosen again adds only the rest."""
+    import browser_py.dataset as dataset
+
+    monkeypatch.setattr(dataset, "IMPORT_CHUNK", 10)
+    class SlowDisk(MemoryStore):
+        async def put_items(self, items: list[dict]) -> None:
+            await asyncio.sleep(0.05)
+            await super().put_items(items)
+
+    archive = image_folder_zip(digit_files(60))
+    store = SlowDisk()
+    ds = new_dataset(store)
+    with pytest.raises(OSError, match="could not be read"):
+        run(ds.import_files([("d.zip", VanishingSource(archive, reads=4))]))  # the directory and three chunks
+    assert len(run(store.items())) == len(ds.items) == 30
+    report = run(ds.import_files([("d.zip", CountingSource(archive))]))
+    assert len(report.added) == 30 and len(report.duplicates) == 30 and len(run(store.items())) == 60
+
+
 def test_sqlite_writes_a_batch_whole_or_not_at_all(tmp_path):
     store = SqliteStore(tmp_path / "c.sqlite3")
     good = {"id": "a", "name": "a.png", "data": b"1"}

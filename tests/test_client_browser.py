@@ -177,6 +177,45 @@ dataset.IMPORT_CHUNK, page.PICTURES_SECONDS, page.picture_url = 10, 0, slow_pict
         browser.execute_script("location.reload()")  # the page's Python afresh: nothing patched stays
 
 
+def test_an_import_that_stops_says_so_and_keeps_what_it_added(browser, live_server, page_task, tmp_path):
+    """The zip is deleted from the disk while the page reads it a chunk at a time: the import
+    line says the import stopped, how many images it added and what to do (not "Adding
+    images…" as if still at work), the added ones are shown, and choosing the same file
+    again (once it is back) adds only the rest."""
+    zipped = tmp_path / "digits.zip"
+    archive = image_folder_zip(digit_files(60))
+    zipped.write_bytes(archive)
+    open_task(browser, live_server, page_task, slot="vanishing")
+    try:
+        assert browser.execute_script("""window.webfl.pyodide.runPython(`
+import time
+import browser_py.dataset as dataset
+import browser_py.ui.participant_page as page
+made = page.picture_url
+def slow_picture_url(item):  # a slow device: the file can be taken away mid-import
+    until = time.perf_counter() + 0.04
+    while time.perf_counter() < until:
+        pass
+    return made(item)
+dataset.IMPORT_CHUNK, page.PICTURES_SECONDS, page.picture_url = 5, 0, slow_picture_url
+`); return 'ok'""") == "ok"
+        browser.find_element(By.ID, "file-input").send_keys(str(zipped))
+        wait_text(browser, "import-message", "Adding images", timeout=60)
+        zipped.unlink()
+        message = wait_text(browser, "import-message", "The import stopped after adding", timeout=60)
+        added = int(message.split("after adding ")[1].split(" ")[0])
+        assert 5 <= added < 60 and "a file was moved or deleted" in message and "Choose the files again" in message
+        assert browser.find_element(By.ID, "toast").is_displayed()
+        assert text_of(browser, "count-summary").startswith(f"{added} images")
+
+        zipped.write_bytes(archive)
+        browser.find_element(By.ID, "file-input").send_keys(str(zipped))
+        wait_text(browser, "import-message", f"{60 - added} images added, {added} already here")
+        assert text_of(browser, "count-summary").startswith("60 images")
+    finally:
+        browser.execute_script("location.reload()")  # the page's Python afresh: nothing patched stays
+
+
 def test_browser_decoding_matches_pillow(browser, live_server, page_task):
     """Same-size images decode identically; resized ones differ only by filtering."""
     from browser_py.preprocess import InputSpec, pixels_pillow

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from html import escape
-from typing import Callable
+from typing import Callable, Iterator
 
 # Listeners are bound once per element that lives as long as the page (containers delegate
 # for their changing children), so this list stays short; tests read its length.
@@ -117,6 +118,29 @@ def _report(task: asyncio.Future) -> None:
         if box is not None:
             box.textContent = f"Something went wrong: {exc}"
             box.hidden = False
+
+
+# the browser's errors a participant can cause, in their words (the rest are shown as they come)
+PLAIN_REASONS = {
+    "NotFoundError": "a file was moved or deleted while it was being read",
+    "NotReadableError": "a file changed or could not be read",
+    "QuotaExceededError": "this device has no room left for more",
+}
+
+
+@contextlib.contextmanager
+def says_if_it_stops(node, words: Callable[[str], str]) -> Iterator[None]:
+    """An action that stops on an unexpected error says so on its own line, ``words(reason)``,
+    instead of leaving its last progress there ("Reading 1 file…" read as work still going
+    on); the error still goes on to the console and the toast."""
+    try:
+        yield
+    except Exception as exc:
+        if present(node):
+            reason = (str(exc) or type(exc).__name__).splitlines()[0].rstrip(". ")
+            reason = PLAIN_REASONS.get(reason.split(":")[0], reason)
+            node.textContent = words(reason if len(reason) <= 160 else reason[:159] + "…")
+        raise
 
 
 def object_url(data: bytes) -> str:

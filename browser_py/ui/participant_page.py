@@ -20,7 +20,8 @@ from ..participant import NotEnoughData, Participant, RoundResult
 from ..protocol import ServerRefused, ServerUnavailable
 from ..runtime import long_work
 from ..trainer import Cancelled, CancelToken, Progress
-from .dom import by_id, clear, download, el, from_markup, markup, object_url, on, present, when_idle
+from .dom import (by_id, clear, download, el, from_markup, markup, object_url, on, present, says_if_it_stops,
+                  when_idle)
 
 FILTERS = {"all": "All photos", "unlabelled": "Without a label", "suggested": "With a suggestion",
            "labelled": "Labelled"}
@@ -822,6 +823,25 @@ class ParticipantPage:
         message = by_id("import-message")
         label = by_id("import-label").value or None
         message.textContent = f"Reading {len(files)} file{'s' if len(files) != 1 else ''}…"
+        before = len(self.ds.items)
+
+        def stopped(reason: str) -> str:
+            n = len(self.ds.items) - before
+            return (f"The import stopped after adding {n} image{'s' if n != 1 else ''}: {reason}. "
+                    "Choose the files again to add the rest (images already here are skipped).")
+
+        try:
+            with says_if_it_stops(message, stopped):
+                await self._import_files(files, message, label)
+        finally:  # what was added shows; the same files can be chosen again (an unchanged input
+            for id_ in ("file-input", "folder-input", "camera-input"):  # sends no change event)
+                by_id(id_).value = ""
+            self.new_pass()
+        # the model looks at the new photos while the participant does: suggestions and the first
+        # round then find most of them ready (not during the import: both want the same cores)
+        self.p.prepare_in_background(self._show_preparing)
+
+    async def _import_files(self, files, message, label: str | None) -> None:
         from ..dataset import IMPORT_CHUNK, ImportReport
         from ..zip_reader import BlobSource
 
@@ -858,12 +878,6 @@ class ParticipantPage:
         if report.rejected:
             text += " " + "; ".join(f"{name}: {why}" for name, why in report.rejected[:5])
         message.textContent = text
-        for id_ in ("file-input", "folder-input", "camera-input"):
-            by_id(id_).value = ""
-        self.new_pass()
-        # the model looks at the new photos while the participant does: suggestions and the first
-        # round then find most of them ready (not during the import: both want the same cores)
-        self.p.prepare_in_background(self._show_preparing)
 
     async def _show_preparing(self, done: int, total: int) -> None:
         """While the model looks at new photos in the background: how far, in plain words."""
@@ -884,7 +898,9 @@ class ParticipantPage:
             await asyncio.sleep(0)
 
         try:
-            ids = await self.p.suggest(preparing=preparing)
+            with says_if_it_stops(message, lambda why: f"The suggestions stopped: {why}. "
+                                  "Press Suggest labels to try again."):
+                ids = await self.p.suggest(preparing=preparing)
         finally:
             button.disabled = False
             button.textContent = "Suggest labels"
@@ -966,59 +982,62 @@ class ParticipantPage:
             await asyncio.sleep(0)  # let the page breathe between batches
 
         waiting = False
-        try:
-            text.textContent = "Preparing your photos…"
+        # (an unexpected error: the round's line says it stopped; those expected are told below)
+        with says_if_it_stops(text, lambda why: f"The round stopped: {why}. Start it again to try once more."):
+            try:
+                text.textContent = "Preparing your photos…"
 
-            prepared = False  # photos needed their features computed: the bar's first half
+                prepared = False  # photos needed their features computed: the bar's first half
 
-            async def preparing(done: int, total: int) -> None:
-                nonlocal prepared
-                prepared = True
-                bar.value = 0.5 * done / max(1, total)
-                text.textContent = f"Preparing your photos: {done} of {total}"
-                await asyncio.sleep(0)
+                async def preparing(done: int, total: int) -> None:
+                    nonlocal prepared
+                    prepared = True
+                    bar.value = 0.5 * done / max(1, total)
+                    text.textContent = f"Preparing your photos: {done} of {total}"
+                    await asyncio.sleep(0)
 
-            async def trained(p: Progress) -> None:
-                await progress(p)
-                if prepared:
-                    bar.value = 0.5 + 0.5 * p.fraction
+                async def trained(p: Progress) -> None:
+                    await progress(p)
+                    if prepared:
+                        bar.value = 0.5 + 0.5 * p.fraction
 
-            result: RoundResult = await self.p.train_round(progress=trained, cancel=self.cancel,
-                                                           preparing=preparing)
-            waiting = result.ack.get("status") == "waiting"
-            words = round_words(result)
-            result_box.textContent = words
-            losses = result.epoch_losses
-            text.textContent = (f"Done. Training error went from {losses[0]:.3f} to {losses[-1]:.3f}."
-                                if len(losses) > 1 else f"Done. Training error {losses[-1]:.3f}.")
-            # each epoch's last point becomes the epoch's exact figure (batches differ in size)
-            for epoch, loss in zip(sorted(epoch_ends), losses):
-                points[epoch_ends[epoch]] = loss
-            if points:
-                charts.set_data(chart, list(range(1, len(points) + 1)), [points])
-            await self._save_state(round={"words": words, "error": text.textContent, "at": time.time(),
-                                          "labelled": result.samples, "version": self.p.version})
-            _bump("webflRoundsOk")
-        except Cancelled:
-            text.textContent = "Training cancelled. Nothing was sent."
-        except NotEnoughData as exc:
-            text.textContent = str(exc)
-        except ServerRefused as exc:
-            text.textContent = (f"The server did not take this update: {exc.error}. "
-                                "Train again to start from the newest model.")
-        finally:
-            _bump("webflRoundsEnded")  # for automation (experiments), like webflState
-            stop.hidden, bar.hidden = True, True
-            self.cancel = None
-            self.unsent = waiting
-            set_status(self.p, connected=not waiting, waiting=int(waiting))
-            self.refresh()
+                result: RoundResult = await self.p.train_round(progress=trained, cancel=self.cancel,
+                                                               preparing=preparing)
+                waiting = result.ack.get("status") == "waiting"
+                words = round_words(result)
+                result_box.textContent = words
+                losses = result.epoch_losses
+                text.textContent = (f"Done. Training error went from {losses[0]:.3f} to {losses[-1]:.3f}."
+                                    if len(losses) > 1 else f"Done. Training error {losses[-1]:.3f}.")
+                # each epoch's last point becomes the epoch's exact figure (batches differ in size)
+                for epoch, loss in zip(sorted(epoch_ends), losses):
+                    points[epoch_ends[epoch]] = loss
+                if points:
+                    charts.set_data(chart, list(range(1, len(points) + 1)), [points])
+                await self._save_state(round={"words": words, "error": text.textContent, "at": time.time(),
+                                              "labelled": result.samples, "version": self.p.version})
+                _bump("webflRoundsOk")
+            except Cancelled:
+                text.textContent = "Training cancelled. Nothing was sent."
+            except NotEnoughData as exc:
+                text.textContent = str(exc)
+            except ServerRefused as exc:
+                text.textContent = (f"The server did not take this update: {exc.error}. "
+                                    "Train again to start from the newest model.")
+            finally:
+                _bump("webflRoundsEnded")  # for automation (experiments), like webflState
+                stop.hidden, bar.hidden = True, True
+                self.cancel = None
+                self.unsent = waiting
+                set_status(self.p, connected=not waiting, waiting=int(waiting))
+                self.refresh()
 
     async def test(self) -> None:
         """The shared model (and the local one from the last round) on the test photos."""
         box = by_id("test-result")
         box.textContent = "Testing…"
-        outcome = await self.p.test()
+        with says_if_it_stops(box, lambda why: f"The test stopped: {why}. Press the test button to try again."):
+            outcome = await self.p.test()
         if not outcome:
             box.textContent = ("No labelled test photos yet: about 1 in 5 labelled photos is kept aside for "
                                "testing. Label more photos.")
