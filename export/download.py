@@ -20,7 +20,7 @@ def rebuild(manifest: dict, params: np.ndarray) -> torch.nn.Module:
     """The bundle's model in PyTorch with the given trainable parameters."""
     torch.manual_seed(0)
     split = get_model(manifest["model"]).split(len(manifest["classes"]), manifest["training"]["train_blocks"])
-    flat = torch.from_numpy(np.ascontiguousarray(params, dtype=np.float32))
+    flat = torch.tensor(np.asarray(params, dtype=np.float32))  # a copy: the stored vector may be read-only
     state = split.head.state_dict()
     for p in manifest["parameters"]:
         state[p["name"]] = flat[p["offset"]:p["offset"] + p["size"]].reshape(p["shape"]).clone()
