@@ -2,12 +2,14 @@
 
 join -> manifest and bundle -> pull the global parameters -> (train) -> push the update
 with the version it started from. Pushing survives network failures and server restarts:
-the update is written to the client's store (the outbox) with its idempotency key before
-the first attempt, retried with exponential backoff (tenacity), and resent after a page
-reload by :meth:`FLClient.flush_outbox`. The server applies a key at most once.
+the update is written to the client's store (the outbox) with its idempotency key while
+the first attempt is on its way, retried with exponential backoff (tenacity), and resent
+after a page reload by :meth:`FLClient.flush_outbox`. The server applies a key at most once.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from array import array
@@ -170,9 +172,11 @@ class FLClient:
         entry = {"key": uuid.uuid4().hex, "base_version": base_version, "samples": samples,
                  "metrics": metrics or {}, "task_id": self.task_id, "encoding": encoding}
         # one write: a crash never leaves an entry without its parameters (or the rounding
-        # error carried on without the update that carries the rest)
-        await self.meta.set_metas({**kept, OUTBOX_KEY: entry, OUTBOX_KEY + ":params": body})
-        return await self._send(entry, body)
+        # error carried on without the update that carries the rest). It goes on while the
+        # update travels (the key makes a resend harmless); it is done before the outbox is
+        # emptied, or before an update that did not get through is said to wait in it.
+        keeping = asyncio.ensure_future(self.meta.set_metas({**kept, OUTBOX_KEY: entry, OUTBOX_KEY + ":params": body}))
+        return await self._send(entry, body, keeping=keeping)
 
     async def flush_outbox(self, retry: bool = True) -> dict | None:
         """Resend an update that was not acknowledged before a reload, a crash or while the
@@ -188,7 +192,8 @@ class FLClient:
         entry = await self.meta.get_meta(OUTBOX_KEY)
         return bool(entry) and self.membership is not None and entry.get("task_id") == self.task_id
 
-    async def _send(self, entry: dict, body: bytes, retry: bool = True) -> dict:
+    async def _send(self, entry: dict, body: bytes, retry: bool = True,
+                    keeping: asyncio.Future | None = None) -> dict:
         headers = {"Content-Type": "application/octet-stream", "Idempotency-Key": entry["key"],
                    "X-WebFL-Base-Version": str(entry["base_version"]),
                    "X-WebFL-Samples": str(entry["samples"]),
@@ -197,10 +202,24 @@ class FLClient:
         try:
             ack = (await self.call("POST", f"/api/tasks/{self.task_id}/updates", body, headers, retry)).json()
         except ServerRefused:
+            await _finished(keeping)
             await self._empty_outbox()  # refused for good: nothing to resend
             raise
+        except BaseException:
+            if keeping is not None:
+                await keeping  # it waits in the outbox (a write that failed says so instead)
+            raise
+        await _finished(keeping)
         await self._empty_outbox()
         return ack
 
     async def _empty_outbox(self) -> None:
         await self.meta.set_metas({OUTBOX_KEY: None, OUTBOX_KEY + ":params": None})
+
+
+async def _finished(write: asyncio.Future | None) -> None:
+    """Wait for an outbox write whose update the server has answered for good: its failure
+    no longer matters (the outbox is emptied next)."""
+    if write is not None:
+        with contextlib.suppress(Exception):
+            await write

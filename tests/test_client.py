@@ -572,6 +572,43 @@ def test_unreachable_server_keeps_the_update_in_the_outbox(live_server, digits_t
     assert run(again.flush_outbox()) is None
 
 
+def test_the_outbox_is_written_while_the_update_travels(live_server, digits_task):
+    """The outbox's write and the POST go on together (the write used to come first, 3-10 ms
+    of each round's push); the outbox is emptied only once the write is done (else the entry
+    would come back and be sent again), and an update that did not get through is in the
+    outbox by the time push says so."""
+    events = []
+
+    class SlowDisk(MemoryStore):
+        async def set_metas(self, values: dict) -> None:
+            if values.get("outbox"):
+                await asyncio.sleep(0.3)
+            await super().set_metas(values)
+            events.append("written" if values.get("outbox") else "emptied")
+
+    store = SlowDisk()
+    client = FLClient(live_server.url, store)
+    run(client.join(digits_task["join_code"]))
+    version, params = run(client.pull())
+    sends = client.transport.request
+
+    async def request(method, url, headers=None, body=None):
+        if method == "POST":
+            events.append("sent")
+        return await sends(method, url, headers, body)
+
+    client.transport.request = request
+    events.clear()
+    assert run(client.push(params, version, 12))["status"] == "applied"
+    assert events == ["sent", "written", "emptied"] and run(store.get_meta("outbox")) is None
+
+    events.clear()
+    client.base_url, client.retry_seconds = "http://127.0.0.1:9", 0  # nothing listens: one try, refused at once
+    with pytest.raises(ServerUnavailable):
+        run(client.push(params, version, 12))
+    assert events == ["sent", "written"] and run(store.get_meta("outbox"))["samples"] == 12
+
+
 def test_update_lands_exactly_once_when_the_server_comes_back(tmp_path):
     from live import LiveServer
 
