@@ -108,6 +108,22 @@ def when_idle(callback: Callable[[], object], timeout_ms: int = 2000) -> None:
         js.setTimeout(once, 0)
 
 
+# the browser's errors a participant can cause, in their words (the rest are shown as they come)
+PLAIN_REASONS = {
+    "NotFoundError": "a file was moved or deleted while it was being read",
+    "NotReadableError": "a file changed or could not be read",
+    "QuotaExceededError": "this device has no room left for more",
+}
+
+
+def plain_reason(exc: BaseException) -> str:
+    """An error as a participant is told it: the browser's known ones in plain words, else
+    its first line, cut short (the console keeps the whole)."""
+    reason = (str(exc) or type(exc).__name__).splitlines()[0].rstrip(". ")
+    reason = PLAIN_REASONS.get(reason.split(":")[0], reason)
+    return reason if len(reason) <= 160 else reason[:159] + "…"
+
+
 def _report(task: asyncio.Future) -> None:
     if not task.cancelled() and task.exception() is not None:
         import js
@@ -116,16 +132,8 @@ def _report(task: asyncio.Future) -> None:
         js.console.error(f"webfl: {type(exc).__name__}: {exc}")
         box = by_id("toast")
         if box is not None:
-            box.textContent = f"Something went wrong: {exc}"
+            box.textContent = f"Something went wrong: {plain_reason(exc)}."
             box.hidden = False
-
-
-# the browser's errors a participant can cause, in their words (the rest are shown as they come)
-PLAIN_REASONS = {
-    "NotFoundError": "a file was moved or deleted while it was being read",
-    "NotReadableError": "a file changed or could not be read",
-    "QuotaExceededError": "this device has no room left for more",
-}
 
 
 @contextlib.contextmanager
@@ -137,9 +145,7 @@ def says_if_it_stops(node, words: Callable[[str], str]) -> Iterator[None]:
         yield
     except Exception as exc:
         if present(node):
-            reason = (str(exc) or type(exc).__name__).splitlines()[0].rstrip(". ")
-            reason = PLAIN_REASONS.get(reason.split(":")[0], reason)
-            node.textContent = words(reason if len(reason) <= 160 else reason[:159] + "…")
+            node.textContent = words(plain_reason(exc))
         raise
 
 
