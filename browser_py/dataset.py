@@ -19,7 +19,7 @@ from typing import Awaitable, Callable, Iterator, NamedTuple, TypeVar
 
 from .sha256 import sha256_hex
 from .stores import Store
-from .zip_reader import BytesSource, LazyZip, RangeSource, open_zip
+from .zip_reader import DIRECTORY_SLICE, BytesSource, LazyZip, RangeSource, open_zip
 
 CONFIRMED = ("imported", "accepted", "corrected")
 MAX_IMAGE_BYTES = 15 * 1024 * 1024
@@ -288,7 +288,9 @@ class Dataset:
             report.rejected.append((archive_name, "this zip archive is damaged"))
             return []
         entries: list[_Entry] = []
-        for info in archive.infolist():
+        for n, info in enumerate(archive.infolist()):
+            if n % DIRECTORY_SLICE == DIRECTORY_SLICE - 1:
+                await asyncio.sleep(0)  # a long listing gives the page its turns too
             parts = info.filename.split("/")
             if info.is_dir() or "__MACOSX" in parts or parts[-1].startswith("."):
                 continue

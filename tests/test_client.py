@@ -222,6 +222,60 @@ def test_a_zip_member_that_lies_about_where_it_is_is_refused_alone():
     assert all(0 <= start <= end <= len(archive) for start, end in source.reads)
 
 
+def test_a_large_directory_is_parsed_a_slice_at_a_time_and_odd_archives_whole(monkeypatch):
+    """A directory of many entries is parsed a few entries per step, the event loop running
+    between steps, into the same entries zipfile finds in one go (names in UTF-8 too); an
+    archive with bytes before it, or an end record hidden by a comment, is parsed whole as
+    before; a directory damaged in its middle, or one that needs a later zip version, is
+    refused."""
+    import browser_py.zip_reader as zip_reader
+
+    monkeypatch.setattr(zip_reader, "DIRECTORY_SLICE", 7)
+    files = digit_files(50) + [("0/ünïcode.png", png(np.zeros((28, 28), np.uint8)), "0")]
+    archive = image_folder_zip(files)
+    whole = [(i.filename, i.header_offset, i.CRC, i.compress_size) for i in zipfile.ZipFile(io.BytesIO(archive)).infolist()]
+
+    async def open_counting_turns(data: bytes):
+        turns = 0
+
+        async def other_work():
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        other = asyncio.ensure_future(other_work())
+        try:
+            lazy = await zip_reader.open_zip(zip_reader.BytesSource(data))
+        finally:
+            other.cancel()
+        return lazy, turns
+
+    lazy, turns = run(open_counting_turns(archive))
+    assert [(i.filename, i.header_offset, i.CRC, i.compress_size) for i in lazy.infolist()] == whole
+    assert turns == 8 and len(lazy.zf.infolist()) == 51 - 7 * 7  # 8 slices; the reader holds the last
+    ds = new_dataset()
+    assert len(run(ds.import_files([("d.zip", CountingSource(archive))])).added) == 51
+
+    commented = io.BytesIO()
+    with zipfile.ZipFile(commented, "w") as zf:
+        for name, data, label in files[:10]:
+            zf.writestr(f"digits/{label}/{name.split('/')[-1]}", data)
+        zf.comment = b"made by a phone's gallery app"
+    for odd, steps in ((b"#!/bin/sh\nexit 0\n" + archive, 0), (commented.getvalue(), 2)):  # bytes before: whole
+        lazy, turns = run(open_counting_turns(odd))
+        assert turns == steps and len(lazy.infolist()) == len(zipfile.ZipFile(io.BytesIO(odd)).infolist())
+        assert len(run(new_dataset().import_files([("odd.zip", CountingSource(odd))])).added) == len(lazy.infolist())
+
+    entries = [i for i in range(len(archive)) if archive[i:i + 4] == b"PK\x01\x02"]
+    damaged, too_new = bytearray(archive), bytearray(archive)
+    damaged[entries[20]:entries[20] + 4] = b"XXXX"
+    too_new[entries[20] + 6] = 99  # needs zip 9.9 to extract: zipfile raises NotImplementedError
+    for bad in (damaged, too_new):
+        report = run(new_dataset().import_files([("bad.zip", CountingSource(bytes(bad)))]))
+        assert report.rejected == [("bad.zip", "this zip archive is damaged")] and not report.added
+
+
 class VanishingSource(CountingSource):
     """A file that cannot be read any more after ``reads`` reads (moved, or its card taken out)."""
 
