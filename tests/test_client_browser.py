@@ -138,6 +138,23 @@ def test_a_zip_chosen_in_the_page_is_read_a_chunk_at_a_time(browser, live_server
     assert max(end - start for start, end in members) < archive.stat().st_size // 3
 
 
+def slow_tile_pictures(browser, chunk: int, seconds: float) -> None:
+    """Imports of ``chunk`` images at a time whose tile pictures take ``seconds`` each, all
+    made at once (the page's Python is patched: reload the page after)."""
+    assert browser.execute_script(f"""window.webfl.pyodide.runPython(`
+import time
+import browser_py.dataset as dataset
+import browser_py.ui.participant_page as page
+made = page.picture_url
+def slow_picture_url(item):
+    until = time.perf_counter() + {seconds}
+    while time.perf_counter() < until:
+        pass
+    return made(item)
+dataset.IMPORT_CHUNK, page.PICTURES_SECONDS, page.picture_url = {chunk}, 0, slow_picture_url
+`); return 'ok'""") == "ok"
+
+
 def test_tile_pictures_are_made_a_few_at_a_time_while_the_import_goes_on(browser, live_server, page_task, tmp_path):
     """While an import goes on, the page makes its tiles' pictures a few per browser task
     (made all at once, an import chunk of camera photos held the page 50-65 ms at a time);
@@ -157,18 +174,8 @@ def test_tile_pictures_are_made_a_few_at_a_time_while_the_import_goes_on(browser
     (tmp_path / "photos.zip").write_bytes(archive.getvalue())
     open_task(browser, live_server, page_task, slot="pictures")
     try:
-        assert browser.execute_script("""window.webfl.pyodide.runPython(`
-import time
-import browser_py.dataset as dataset
-import browser_py.ui.participant_page as page
-made = page.picture_url
-def slow_picture_url(item):  # slower than a chunk's write: the import adds items while pictures are made
-    until = time.perf_counter() + 0.005
-    while time.perf_counter() < until:
-        pass
-    return made(item)
-dataset.IMPORT_CHUNK, page.PICTURES_SECONDS, page.picture_url = 10, 0, slow_picture_url
-`); return 'ok'""") == "ok"
+        # slower than a chunk's write: the import adds items while pictures are made
+        slow_tile_pictures(browser, chunk=10, seconds=0.005)
         browser.find_element(By.ID, "file-input").send_keys(str(tmp_path / "photos.zip"))
         wait_text(browser, "import-message", "45 images added")
         WebDriverWait(browser, 30).until(lambda d: d.execute_script(
@@ -187,18 +194,7 @@ def test_an_import_that_stops_says_so_and_keeps_what_it_added(browser, live_serv
     zipped.write_bytes(archive)
     open_task(browser, live_server, page_task, slot="vanishing")
     try:
-        assert browser.execute_script("""window.webfl.pyodide.runPython(`
-import time
-import browser_py.dataset as dataset
-import browser_py.ui.participant_page as page
-made = page.picture_url
-def slow_picture_url(item):  # a slow device: the file can be taken away mid-import
-    until = time.perf_counter() + 0.04
-    while time.perf_counter() < until:
-        pass
-    return made(item)
-dataset.IMPORT_CHUNK, page.PICTURES_SECONDS, page.picture_url = 5, 0, slow_picture_url
-`); return 'ok'""") == "ok"
+        slow_tile_pictures(browser, chunk=5, seconds=0.04)  # a slow device: the file can go mid-import
         browser.find_element(By.ID, "file-input").send_keys(str(zipped))
         wait_text(browser, "import-message", "Adding images", timeout=60)
         zipped.unlink()
