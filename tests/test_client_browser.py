@@ -212,6 +212,36 @@ def test_an_import_that_stops_says_so_and_keeps_what_it_added(browser, live_serv
         browser.execute_script("location.reload()")  # the page's Python afresh: nothing patched stays
 
 
+def test_suggestions_a_round_and_a_test_that_stop_say_so(browser, live_server, page_task):
+    """An unexpected error in suggesting, training or testing replaces the action's progress
+    with a line saying it stopped, why in plain words, and what to do."""
+    open_task(browser, live_server, page_task, slot="stopping")
+    try:
+        lines = browser.execute_async_script("""const done = arguments[0];
+window.webfl.pyodide.runPythonAsync(`
+import browser_py.app as app
+from browser_py.ui.dom import by_id
+
+async def gone(*args, **kwargs):
+    raise RuntimeError("NotReadableError: The requested file could not be read")
+
+p, ui = app.participant, app.ui
+p.suggest = p.train_round = p.test = gone
+lines = []
+for action, line in ((ui.suggest, "suggest-message"), (ui.train, "train-text"), (ui.test, "test-result")):
+    try:
+        await action()
+    except RuntimeError:
+        lines.append(by_id(line).textContent)
+lines
+`).then((r) => done(r.toJs()), (e) => done(String(e)));""")
+    finally:
+        browser.execute_script("location.reload()")  # the page's Python afresh: nothing patched stays
+    assert lines == ["The suggestions stopped: a file changed or could not be read. Press Suggest labels to try again.",
+                     "The round stopped: a file changed or could not be read. Start it again to try once more.",
+                     "The test stopped: a file changed or could not be read. Press the test button to try again."]
+
+
 def test_browser_decoding_matches_pillow(browser, live_server, page_task):
     """Same-size images decode identically; resized ones differ only by filtering."""
     from browser_py.preprocess import InputSpec, pixels_pillow

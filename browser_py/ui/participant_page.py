@@ -20,8 +20,8 @@ from ..participant import NotEnoughData, Participant, RoundResult
 from ..protocol import ServerRefused, ServerUnavailable
 from ..runtime import long_work
 from ..trainer import Cancelled, CancelToken, Progress
-from .dom import (by_id, clear, download, el, from_markup, markup, object_url, on, present, says_if_it_stops,
-                  when_idle)
+from .dom import (by_id, clear, download, el, from_markup, markup, object_url, on, plain_reason, present,
+                  says_if_it_stops, when_idle)
 
 FILTERS = {"all": "All photos", "unlabelled": "Without a label", "suggested": "With a suggestion",
            "labelled": "Labelled"}
@@ -982,55 +982,56 @@ class ParticipantPage:
             await asyncio.sleep(0)  # let the page breathe between batches
 
         waiting = False
-        # (an unexpected error: the round's line says it stopped; those expected are told below)
-        with says_if_it_stops(text, lambda why: f"The round stopped: {why}. Start it again to try once more."):
-            try:
-                text.textContent = "Preparing your photos…"
+        try:
+            text.textContent = "Preparing your photos…"
 
-                prepared = False  # photos needed their features computed: the bar's first half
+            prepared = False  # photos needed their features computed: the bar's first half
 
-                async def preparing(done: int, total: int) -> None:
-                    nonlocal prepared
-                    prepared = True
-                    bar.value = 0.5 * done / max(1, total)
-                    text.textContent = f"Preparing your photos: {done} of {total}"
-                    await asyncio.sleep(0)
+            async def preparing(done: int, total: int) -> None:
+                nonlocal prepared
+                prepared = True
+                bar.value = 0.5 * done / max(1, total)
+                text.textContent = f"Preparing your photos: {done} of {total}"
+                await asyncio.sleep(0)
 
-                async def trained(p: Progress) -> None:
-                    await progress(p)
-                    if prepared:
-                        bar.value = 0.5 + 0.5 * p.fraction
+            async def trained(p: Progress) -> None:
+                await progress(p)
+                if prepared:
+                    bar.value = 0.5 + 0.5 * p.fraction
 
-                result: RoundResult = await self.p.train_round(progress=trained, cancel=self.cancel,
-                                                               preparing=preparing)
-                waiting = result.ack.get("status") == "waiting"
-                words = round_words(result)
-                result_box.textContent = words
-                losses = result.epoch_losses
-                text.textContent = (f"Done. Training error went from {losses[0]:.3f} to {losses[-1]:.3f}."
-                                    if len(losses) > 1 else f"Done. Training error {losses[-1]:.3f}.")
-                # each epoch's last point becomes the epoch's exact figure (batches differ in size)
-                for epoch, loss in zip(sorted(epoch_ends), losses):
-                    points[epoch_ends[epoch]] = loss
-                if points:
-                    charts.set_data(chart, list(range(1, len(points) + 1)), [points])
-                await self._save_state(round={"words": words, "error": text.textContent, "at": time.time(),
-                                              "labelled": result.samples, "version": self.p.version})
-                _bump("webflRoundsOk")
-            except Cancelled:
-                text.textContent = "Training cancelled. Nothing was sent."
-            except NotEnoughData as exc:
-                text.textContent = str(exc)
-            except ServerRefused as exc:
-                text.textContent = (f"The server did not take this update: {exc.error}. "
-                                    "Train again to start from the newest model.")
-            finally:
-                _bump("webflRoundsEnded")  # for automation (experiments), like webflState
-                stop.hidden, bar.hidden = True, True
-                self.cancel = None
-                self.unsent = waiting
-                set_status(self.p, connected=not waiting, waiting=int(waiting))
-                self.refresh()
+            result: RoundResult = await self.p.train_round(progress=trained, cancel=self.cancel,
+                                                           preparing=preparing)
+            waiting = result.ack.get("status") == "waiting"
+            words = round_words(result)
+            result_box.textContent = words
+            losses = result.epoch_losses
+            text.textContent = (f"Done. Training error went from {losses[0]:.3f} to {losses[-1]:.3f}."
+                                if len(losses) > 1 else f"Done. Training error {losses[-1]:.3f}.")
+            # each epoch's last point becomes the epoch's exact figure (batches differ in size)
+            for epoch, loss in zip(sorted(epoch_ends), losses):
+                points[epoch_ends[epoch]] = loss
+            if points:
+                charts.set_data(chart, list(range(1, len(points) + 1)), [points])
+            await self._save_state(round={"words": words, "error": text.textContent, "at": time.time(),
+                                          "labelled": result.samples, "version": self.p.version})
+            _bump("webflRoundsOk")
+        except Cancelled:
+            text.textContent = "Training cancelled. Nothing was sent."
+        except NotEnoughData as exc:
+            text.textContent = str(exc)
+        except ServerRefused as exc:
+            text.textContent = (f"The server did not take this update: {exc.error}. "
+                                "Train again to start from the newest model.")
+        except Exception as exc:  # unexpected: said here in plain words, and in the toast
+            text.textContent = f"The round stopped: {plain_reason(exc)}. Start it again to try once more."
+            raise
+        finally:
+            _bump("webflRoundsEnded")  # for automation (experiments), like webflState
+            stop.hidden, bar.hidden = True, True
+            self.cancel = None
+            self.unsent = waiting
+            set_status(self.p, connected=not waiting, waiting=int(waiting))
+            self.refresh()
 
     async def test(self) -> None:
         """The shared model (and the local one from the last round) on the test photos."""
