@@ -1,8 +1,10 @@
 """A zip archive read a few members at a time from a file with random access.
 
-The page used to copy a whole archive into Python before looking at it: for 60 MB of camera
-photos that was a task of 83-134 ms, and a phone would need the whole archive in the wasm
-heap at once (the import's speed is the same either way: decoding bounds it). Here only the
+The page used to copy a whole archive into Python before looking at it: the wasm heap then
+held all of it at once, and the heap never shrinks (a phone has little memory). The copy of
+60 MB of camera photos was at times a long task too (83-134 ms in one session's five
+imports; in a later session's three, the longest task was under 50 ms twice, 67 ms once). The
+import's speed is the same either way: decoding bounds it. Here only the
 archive's directory is read up front; each import chunk's members are read when the chunk
 comes (the next chunk's while this one is decoded) and let go after it. ``zipfile`` still
 does the parsing: it reads through a file object that serves the byte ranges loaded so far

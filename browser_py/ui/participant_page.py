@@ -865,8 +865,8 @@ class ParticipantPage:
             path = str(getattr(f, "webkitRelativePath", "") or f.name)
             parts = path.split("/")
             folder = parts[-2] if len(parts) >= 2 else None
-            # a zip is read a chunk at a time as the import goes (copied in whole, 60 MB of photos
-            # held the page 83-134 ms, and a phone would hold all of it at once); a photo whole
+            # a zip is read a chunk at a time as the import goes (copied whole, all of it would sit
+            # in the wasm heap, which never shrinks: browser_py.zip_reader); a photo whole
             content = BlobSource(f) if path.lower().endswith(".zip") else (await f.arrayBuffer()).to_bytes()
             groups.setdefault(folder if folder in self.p.classes else label, []).append((path, content))
             if sum(map(len, groups.values())) >= IMPORT_CHUNK or i == len(files) - 1:
