@@ -233,7 +233,8 @@ def test_a_large_directory_is_parsed_a_slice_at_a_time_and_odd_archives_whole(mo
     monkeypatch.setattr(zip_reader, "DIRECTORY_SLICE", 7)
     files = digit_files(50) + [("0/ünïcode.png", png(np.zeros((28, 28), np.uint8)), "0")]
     archive = image_folder_zip(files)
-    whole = [(i.filename, i.header_offset, i.CRC, i.compress_size) for i in zipfile.ZipFile(io.BytesIO(archive)).infolist()]
+    whole = [(i.filename, i.header_offset, i.CRC, i.compress_size)
+             for i in zipfile.ZipFile(io.BytesIO(archive)).infolist()]
 
     async def open_counting_turns(data: bytes):
         turns = 0
