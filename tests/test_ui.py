@@ -32,11 +32,20 @@ def text(driver, id_: str) -> str:
 
 
 def until(driver, predicate, timeout: float = 60):
-    """Wait for ``predicate``; element lookups that race a page navigation are retried."""
+    """Wait for ``predicate``; element lookups that race a page navigation are retried. A
+    crashed tab never answers again: it fails at once, as such (the suite retries those)."""
     from selenium.common.exceptions import WebDriverException
 
+    def answered(d):
+        try:
+            return predicate(d)
+        except WebDriverException as exc:
+            if "tab crashed" in str(exc):
+                raise RuntimeError(f"tab crashed: {exc.msg}") from exc
+            raise
+
     return WebDriverWait(driver, timeout, poll_frequency=0.2,
-                         ignored_exceptions=(WebDriverException,)).until(predicate)
+                         ignored_exceptions=(WebDriverException,)).until(answered)
 
 
 def chart_points(driver, canvas_id: str, dataset: int = 0) -> list:
