@@ -33,6 +33,9 @@ _END = struct.Struct("<4s4H2LH")  # the end-of-archive record (zipfile's layout,
 _END_SIGNATURE = b"PK\x05\x06"
 _ENTRY_SIGNATURE = b"PK\x01\x02"
 _ENTRY = 46  # a directory entry's fixed part; its name, extra field and comment follow
+# what zipfile raises on a damaged directory besides BadZipFile (NotImplementedError: a zip
+# version past 6.3)
+_UNREADABLE = (OSError, EOFError, ValueError, KeyError, NotImplementedError)
 
 
 class RangeSource(Protocol):
@@ -181,8 +184,8 @@ async def open_zip(source: RangeSource) -> LazyZip:
         except _Missing as missing:  # the directory lies before the tail: read it and try again
             spans[missing.start] = await source.read(missing.start, missing.end)
             continue
-        except (OSError, EOFError, ValueError, KeyError, NotImplementedError) as exc:
-            raise zipfile.BadZipFile(str(exc)) from None  # (NotImplementedError: a zip version past 6.3)
+        except _UNREADABLE as exc:
+            raise zipfile.BadZipFile(str(exc)) from None
         spans.clear()  # zipfile has read the directory: only members are read from now on
         return LazyZip(source, zf, spans)
     raise zipfile.BadZipFile("this archive's directory could not be found")
@@ -218,7 +221,7 @@ async def _open_in_slices(source: RangeSource, tail: bytes, tail_start: int) -> 
             window = _Window(offset + pos + _END.size, {offset + begun: piece})
             try:
                 reader = zipfile.ZipFile(window)
-            except (_Missing, OSError, EOFError, ValueError, KeyError, NotImplementedError, zipfile.BadZipFile):
+            except (_Missing, zipfile.BadZipFile, *_UNREADABLE):
                 return None
             infos += reader.infolist()
             begun, count = pos, 0
