@@ -350,12 +350,28 @@ def test_bad_files_are_refused_in_the_browser_with_reasons(browser, live_server,
 
 def test_large_photos_get_thumbnails_and_lying_headers_are_refused(browser, live_server, page_task, tmp_path):
     """A camera-size photo is decoded straight to a small JPEG for its tile (kept across a
-    reload); a header claiming a huge image is refused before anything is decoded."""
+    reload), and so is a photo only a little larger than a tile, turned as its EXIF says,
+    without a whole decode; a header claiming a huge image is refused before anything is
+    decoded."""
     from PIL import Image
 
     from browser_py.preprocess import THUMB_SIDE
 
     open_task(browser, live_server, page_task, slot="thumbs")
+    # 640 x 480 stored, shown turned a quarter: its tile is 240 x 320
+    turned = Image.fromarray(np.random.default_rng(2).integers(0, 255, (480, 640, 3), dtype=np.uint8))
+    exif = turned.getexif()
+    exif[0x0112] = 6
+    turned.save(tmp_path / "turned.jpg", quality=90, exif=exif.tobytes())
+    assert browser.execute_script("""return window.webfl.pyodide.runPython(`
+import browser_py.preprocess as pre
+whole = []
+decode_whole = pre._bitmap
+async def counted(data, *args):
+    whole.append(len(data))
+    return await decode_whole(data, *args)
+pre._bitmap = counted
+'ok'`)""") == "ok"
     smooth = np.clip(np.add.outer(np.arange(1200), np.arange(1600)) * 0.09, 0, 255).astype(np.uint8)
     grain = np.random.default_rng(1).integers(0, 40, (1200, 1600, 3))  # camera-like noise: ~650 KB
     photo = np.clip(np.stack([smooth, smooth[::-1], smooth[:, ::-1]], axis=-1) + grain, 0, 255).astype(np.uint8)
@@ -367,9 +383,12 @@ def test_large_photos_get_thumbnails_and_lying_headers_are_refused(browser, live
     liar[sof + 5:sof + 9] = (60000).to_bytes(2, "big") * 2      # says 60000 x 60000 pixels
     (tmp_path / "liar.jpg").write_bytes(bytes(liar))
     browser.find_element(By.ID, "file-input").send_keys(
-        "\n".join(str(tmp_path / n) for n in ("photo.jpg", "small.png", "liar.jpg")))
-    message = wait_text(browser, "import-message", "2 images added")
+        "\n".join(str(tmp_path / n) for n in ("photo.jpg", "small.png", "liar.jpg", "turned.jpg")))
+    message = wait_text(browser, "import-message", "3 images added")
     assert "liar.jpg: the image is too large (60000 x 60000 pixels)" in message
+    # only the small PNG was decoded whole (to check it): both JPEGs at a reduced scale
+    whole = browser.execute_script("return window.webfl.pyodide.runPython('whole').toJs()")
+    assert whole == [small.stat().st_size], whole
 
     def tile_sizes():
         return browser.execute_script("""return Promise.all([...document.querySelectorAll('#grid .tile img')].map(
@@ -386,7 +405,7 @@ def test_large_photos_get_thumbnails_and_lying_headers_are_refused(browser, live
     assert len((tmp_path / "photo.jpg").read_bytes()) >= OFF_THREAD_BYTES
     for _ in range(2):
         sizes = sorted(tile_sizes())
-        assert sizes == [[28, 28], [THUMB_SIDE, THUMB_SIDE * 3 // 4]], sizes
+        assert sizes == [[28, 28], [THUMB_SIDE * 3 // 4, THUMB_SIDE], [THUMB_SIDE, THUMB_SIDE * 3 // 4]], sizes
         browser.refresh()
         assert wait_ready(browser) == "ready"
 
