@@ -1,6 +1,7 @@
 // Thin bootstrap: load Pyodide from /vendor, unpack the webfl client wheel (and its deps),
 // hand over to Python (browser_py.app.main). Everything else happens in Python.
 import { PYODIDE_URL, dropSnapshot, installWheels, keptSnapshot, wheelsKey } from "./python_snapshot.mjs";
+import { rgbPlanes } from "./pixels.mjs";
 
 const root = document.documentElement;
 const START_TIMEOUT_MS = 90000;
@@ -35,8 +36,9 @@ function wasmThreads() {
   return Math.max(1, Math.min(MAX_THREADS, navigator.hardwareConcurrency || 1));
 }
 
-// Python reaches ES modules through this (the Content-Security-Policy forbids eval).
-window.webfl = { importModule: (url) => import(url) };
+// Python reaches ES modules through this (the Content-Security-Policy forbids eval); the
+// pixel helper is loaded with the page, so a page gone offline still has it.
+window.webfl = { importModule: (url) => import(url), rgbPlanes };
 
 async function boot() {
   root.dataset.webflState = "loading";
