@@ -390,8 +390,8 @@ def test_import_speed(server, tmp_path, what, model, n):
     new way beside the way before (one write per image, one decode at a time), once the page
     has settled as a participant's has by the time they have chosen files. Also printed: the
     new way the instant a first visit is ready, while V8 still compiles the hot WebAssembly to
-    optimised code in the background (one function took 2.1 s of one core here; a later visit
-    finds it compiled in the browser's cache)."""
+    optimised code in the background (one unit of that work took 2.1 s of one core here; later
+    visits of the same profile showed no such work)."""
     from selenium.webdriver.common.by import By
 
     classes = [str(i) for i in range(10)] if model == "digits_cnn" else ["cat", "dog"]
