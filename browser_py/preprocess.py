@@ -47,20 +47,15 @@ class InputSpec:
         return self.channels * self.width * self.height
 
 
-def planes_from_rgba(rgba: bytes, color: str) -> array:
-    """RGBA bytes (row-major) -> float32 channel planes (CHW). In the browser only grey
-    images come here (few pixels); colour goes through www/js/pixels.mjs."""
+def grey_from_rgba(rgba: bytes) -> array:
+    """RGBA bytes (row-major) -> one float32 plane of Pillow's L. Only grey models' images
+    come here (few pixels); colour goes through www/js/pixels.mjs."""
     r, g, b = rgba[0::4], rgba[1::4], rgba[2::4]
-    out = array("f")
     # array("f", bytes) would reinterpret the bytes as floats; a memoryview is iterated as ints.
-    if color == "RGB":
-        for plane in (r, g, b):
-            out.extend(array("f", memoryview(plane)))
-    elif r == g == b:
-        out.extend(array("f", memoryview(r)))
-    else:  # Pillow's L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16
-        out.extend(array("f", [(x * 19595 + y * 38470 + z * 7471 + 0x8000) >> 16 for x, y, z in zip(r, g, b)]))
-    return out
+    if r == g == b:
+        return array("f", memoryview(r))
+    # Pillow's L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16
+    return array("f", [(x * 19595 + y * 38470 + z * 7471 + 0x8000) >> 16 for x, y, z in zip(r, g, b)])
 
 
 def pixels_pillow(data: bytes, spec: InputSpec) -> array:
@@ -92,7 +87,7 @@ async def pixels_browser(data: bytes, spec: InputSpec) -> array:
         # the channels are split into float32 planes in JS (www/js/pixels.mjs), where a Python
         # loop over a 224 x 224 photo took ~30 ms and ort.Tensor.fromImage, awaited, 1.2-1.5 ms
         return array("f", js.webfl.rgbPlanes(image.data).to_bytes())
-    return planes_from_rgba(image.data.to_bytes(), spec.color)
+    return grey_from_rgba(image.data.to_bytes())
 
 
 def _check_size(data: bytes) -> tuple[int, int] | None:
