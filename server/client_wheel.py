@@ -1,7 +1,8 @@
 """Pure-Python wheels for the browser: the client (``browser_py``) and each extension.
 
 Built in memory from the source tree, so the browser always runs the code on disk; the
-bytes are deterministic (fixed timestamps), which keeps ETags stable across restarts.
+bytes are deterministic (fixed timestamps), which keeps ETags stable across restarts. The
+client's modules travel with their bytecode for the page's Python (``vendor.wheel_bytecode``).
 """
 from __future__ import annotations
 
@@ -40,7 +41,9 @@ def build(dist: str, files: dict[str, bytes], top_level: str, version: str = VER
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in files.items():
-            zf.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data)
+            entry = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED  # a ZipInfo otherwise goes stored
+            zf.writestr(entry, data)
     return buf.getvalue()
 
 
@@ -54,9 +57,15 @@ def _tree(package_dir: Path, prefix: str, leave_out: tuple[str, ...] = ()) -> di
             if "__pycache__" not in p.parts and p.relative_to(package_dir).parts[0] not in leave_out}
 
 
-def build_wheel(package_dir: Path = PACKAGE_DIR) -> bytes:
-    """The participant client, without its CPython-only twins."""
-    return build(DIST, _tree(package_dir, "browser_py", NOT_IN_BROWSER), "browser_py")
+def build_wheel(package_dir: Path = PACKAGE_DIR, bytecode: bool = True) -> bytes:
+    """The participant client, without its CPython-only twins; with ``bytecode``, each module's
+    ``__pycache__`` entry too, so a first visit does not compile them in the page."""
+    from .vendor import wheel_bytecode
+
+    files = _tree(package_dir, "browser_py", NOT_IN_BROWSER)
+    if bytecode:
+        files |= wheel_bytecode(files)
+    return build(DIST, files, "browser_py")
 
 
 def extension_dist(name: str) -> str:

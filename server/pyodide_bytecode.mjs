@@ -1,16 +1,18 @@
 // Compile Python modules to bytecode with the vendored Pyodide itself (the bytecode must be
-// its Python's), run by Node at setup: `node pyodide_bytecode.mjs PYODIDE_DIR IN.zip OUT.zip`.
+// its Python's), run by Node: `node pyodide_bytecode.mjs PYODIDE_DIR IN.zip OUT.zip [--wheel]`.
 // Pyodide ships its standard library as source, so every page start compiled each module it
 // imported, in WebAssembly not yet optimised on a first visit: most of Python's start-up.
-// Each module becomes an unchecked hash-based .pyc (X.py -> X.pyc) under the path zipimport
-// loads it from; a module Python cannot compile keeps its source.
+// Each module becomes an unchecked hash-based .pyc: for the standard library X.py -> X.pyc
+// under the path zipimport loads it from; with --wheel (a wheel the page unpacks into
+// site-packages) X.py stays, for tracebacks, and __pycache__/X.<tag>.pyc is added beside it.
+// A module Python cannot compile keeps its source.
 import fs from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
-const [dir, input, output] = process.argv.slice(2);
-if (!dir || !input || !output) {
-  console.error("usage: node pyodide_bytecode.mjs PYODIDE_DIR IN.zip OUT.zip");
+const [dir, input, output, mode] = process.argv.slice(2);
+if (!dir || !input || !output || (mode && mode !== "--wheel")) {
+  console.error("usage: node pyodide_bytecode.mjs PYODIDE_DIR IN.zip OUT.zip [--wheel]");
   process.exit(2);
 }
 const { loadPyodide } = await import(pathToFileURL(path.join(dir, "pyodide.mjs")).href);
@@ -18,11 +20,14 @@ const pyodide = await loadPyodide({ indexURL: path.resolve(dir) + path.sep });
 pyodide.FS.writeFile("/tmp/source.zip", fs.readFileSync(input));
 const compiled = pyodide.runPython(`
 import importlib.util
+import site
 import sys
 import zipfile
 from importlib._bootstrap_external import _code_to_hash_pyc
 
-root = next(p for p in sys.path if p.endswith(".zip"))  # where the page's Python finds it
+wheel = ${mode === "--wheel" ? "True" : "False"}
+# where the page's Python finds the modules (and the file names its tracebacks show)
+root = site.getsitepackages()[0] if wheel else next(p for p in sys.path if p.endswith(".zip"))
 count = 0
 with zipfile.ZipFile("/tmp/source.zip") as source, zipfile.ZipFile("/tmp/compiled.zip", "w") as out:
     for info in source.infolist():
@@ -33,7 +38,12 @@ with zipfile.ZipFile("/tmp/source.zip") as source, zipfile.ZipFile("/tmp/compile
             except SyntaxError:  # e.g. a test's deliberately broken file: left as it was
                 out.writestr(info, data)
                 continue
-            entry = zipfile.ZipInfo(info.filename + "c", info.date_time)
+            if wheel:
+                out.writestr(info, data)
+                name = importlib.util.cache_from_source(f"{root}/{info.filename}")[len(root) + 1:]
+            else:
+                name = info.filename + "c"
+            entry = zipfile.ZipInfo(name, info.date_time)
             entry.compress_type = info.compress_type
             out.writestr(entry, bytes(_code_to_hash_pyc(code, importlib.util.source_hash(data), checked=False)))
             count += 1

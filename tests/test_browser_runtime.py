@@ -59,6 +59,14 @@ def test_page_reaches_ready(browser, live_server):
     assert browser.execute_script(
         "return window.webfl.pyodide.runPython('import asyncio, json; (asyncio.__file__, json.decoder.__file__)')"
         ".toJs()") == ["/lib/python314.zip/asyncio/__init__.pyc", "/lib/python314.zip/json/decoder.pyc"]
+    # and the client's modules came with theirs (hash-based, unchecked: the page's Python writes
+    # timestamp-based ones, flags 0, for what it compiles itself)
+    assert browser.execute_script("""return window.webfl.pyodide.runPython(`
+import browser_py.participant as m
+with open(m.__cached__, "rb") as f:
+    header = f.read(8)
+int.from_bytes(header[4:], "little")
+`)""") == 1
 
 
 def test_pyodide_training_step_matches_cpython(browser, live_server):
