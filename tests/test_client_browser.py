@@ -352,7 +352,7 @@ def test_large_photos_get_thumbnails_and_lying_headers_are_refused(browser, live
     """A camera-size photo is decoded straight to a small JPEG for its tile (kept across a
     reload), and so is a photo only a little larger than a tile, turned as its EXIF says,
     without a whole decode; a header claiming a huge image is refused before anything is
-    decoded."""
+    decoded; a photo deleted for good gives its tile picture back."""
     from PIL import Image
 
     from browser_py.preprocess import THUMB_SIDE
@@ -408,6 +408,22 @@ pre._bitmap = counted
         assert sizes == [[28, 28], [THUMB_SIDE * 3 // 4, THUMB_SIDE], [THUMB_SIDE, THUMB_SIDE * 3 // 4]], sizes
         browser.refresh()
         assert wait_ready(browser) == "ready"
+    # a photo deleted for good gives its tile picture back once the review pass ends (undo is
+    # gone then); the others' pictures still load
+    photo_id = hashlib.sha256((tmp_path / "turned.jpg").read_bytes()).hexdigest()[:16]  # noise: a large thumbnail
+    pictures = browser.execute_script("""return Object.fromEntries([...document.querySelectorAll('#grid .tile')]
+        .map((t) => [t.dataset.id, t.querySelector('img').src]))""")
+    assert pictures[photo_id].startswith("blob:"), pictures[photo_id][:40]
+    loads = """const [urls, done] = arguments;  // as a tile would: the page's CSP lets no fetch read blob: URLs
+        Promise.all(urls.map((u) => { const img = new Image(); img.src = u; return img.decode().then(() => true, () => false); }))
+            .then(done);"""
+    browser.find_element(By.CSS_SELECTOR, f'.tile[data-id="{photo_id}"] button.delete').click()
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, f'.tile.deleted[data-id="{photo_id}"]'))
+    assert browser.execute_async_script(loads, [pictures[photo_id]]) == [True]  # undo still shows it
+    Select(browser.find_element(By.ID, "filter")).select_by_value("unlabelled")  # a new pass
+    WebDriverWait(browser, 10).until(lambda d: not d.find_elements(By.CSS_SELECTOR, f'.tile[data-id="{photo_id}"]'))
+    others = [url for item_id, url in pictures.items() if item_id != photo_id]
+    assert browser.execute_async_script(loads, [pictures[photo_id], *others]) == [False] + [True] * len(others)
 
 
 def test_reload_mid_training_keeps_labels_and_restarts_from_the_newest_model(browser, live_server, tmp_path):

@@ -158,6 +158,14 @@ def object_url(data: bytes) -> str:
     return js.URL.createObjectURL(js.Blob.new(to_js([uint8array(data)])))
 
 
+def forget_object_url(url: str) -> None:
+    """Let the browser free what ``object_url`` made (other URLs, e.g. data: ones, need nothing)."""
+    if url.startswith("blob:"):
+        import js
+
+        js.URL.revokeObjectURL(url)
+
+
 def download(name: str, data: bytes, mime: str = "application/zip") -> None:
     import js
 

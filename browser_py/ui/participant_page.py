@@ -20,8 +20,8 @@ from ..participant import NotEnoughData, Participant, RoundResult
 from ..protocol import ServerRefused, ServerUnavailable
 from ..runtime import long_work
 from ..trainer import Cancelled, CancelToken, Progress
-from .dom import (by_id, clear, download, el, from_markup, markup, object_url, on, plain_reason, present,
-                  says_if_it_stops, when_idle)
+from .dom import (by_id, clear, download, el, forget_object_url, from_markup, markup, object_url, on, plain_reason,
+                  present, says_if_it_stops, when_idle)
 
 FILTERS = {"all": "All photos", "unlabelled": "Without a label", "suggested": "With a suggestion",
            "labelled": "Labelled"}
@@ -488,7 +488,14 @@ class ParticipantPage:
         """Start a review pass: choose and order the tiles once (filter, suggestions, imports)."""
         self.order = [i.id for i in self._matching()]
         self._deleted.clear()
+        self._forget_gone_pictures()
         self.refresh()
+
+    def _forget_gone_pictures(self) -> None:
+        """Photos deleted for good (no undo left) give back their tile pictures' memory: a
+        blob URL keeps its bytes for as long as the page lives unless it is revoked."""
+        for item_id in [i for i in self._thumbs if i not in self.ds.items]:
+            forget_object_url(self._thumbs.pop(item_id))
 
     def _show_step(self) -> None:
         self.step = next_step(self.situation())
