@@ -136,6 +136,8 @@ def joined_tasks_list(tasks: list[dict], title: str):
 
 
 async def participant_main() -> None:
+    import asyncio
+
     import js
 
     from .idb import IndexedDBStore
@@ -187,10 +189,16 @@ async def participant_main() -> None:
             if preview.get("extensions"):
                 await confirm_extensions(root, preview)
             await client.join(code, name)
-        participant = await Participant(client, store).start()
+        # the global model comes while the training engine starts (its answer is read after)
+        pulling = asyncio.ensure_future(client.pull())
+        try:
+            participant = await Participant(client, store).start()
+        except BaseException:
+            pulling.cancel()
+            raise
         if participant.study.needs_answer:
             await ask_study_consent(root, preview["title"], participant.study)
-        await participant.load_global()
+        await participant.load_global(pulling)
         joined.remember(participant.task["id"], participant.task["title"], slot,
                         code or (known or {}).get("code"))
         ui = ParticipantPage(participant, root)

@@ -109,9 +109,8 @@ class Participant:
             await self.client.join(code, name)
         elif not await self.client.restore():
             raise RuntimeError("not a member of any task yet: join with a code")
-        self.task = await self.client.task()
         bundle = self.client.bundle()
-        self.manifest = await bundle.load_manifest()
+        self.task, self.manifest = await asyncio.gather(self.client.task(), bundle.load_manifest())
         mark("task")
         if self.manifest["features"]:  # on its way while the training engine starts
             bundle.prefetch([self.manifest["features"]["file"]])
@@ -259,8 +258,9 @@ class Participant:
         return not stopped
 
     # --- model ----------------------------------------------------------------------------
-    async def load_global(self) -> int:
-        self.version, params = self._held = await self.client.pull()
+    async def load_global(self, pulled: Awaitable[tuple[int, array]] | None = None) -> int:
+        """Load the newest global model (or the one ``pulled`` since the page began to start)."""
+        self.version, params = self._held = await (pulled if pulled is not None else self.client.pull())
         await self.trainer.backend.set_parameters(params)
         return self.version
 

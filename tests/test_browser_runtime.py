@@ -59,6 +59,10 @@ def test_page_reaches_ready(browser, live_server):
     assert browser.execute_script(
         "return window.webfl.pyodide.runPython('import asyncio, json; (asyncio.__file__, json.decoder.__file__)')"
         ".toJs()") == ["/lib/python314.zip/asyncio/__init__.pyc", "/lib/python314.zip/json/decoder.pyc"]
+    # the global model was on its way while the training engine started, not after
+    assert browser.execute_script("""const model = performance.getEntriesByType("resource")
+        .find((e) => /\\/api\\/tasks\\/[^/]+\\/model$/.test(e.name));
+        return model.startTime < performance.getEntriesByName("webfl:trainer")[0].startTime""") is True
     # and the client's modules came with theirs (hash-based, unchecked: the page's Python writes
     # timestamp-based ones, flags 0, for what it compiles itself)
     assert browser.execute_script("""return window.webfl.pyodide.runPython(`
