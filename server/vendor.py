@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import io
 import os
 import shutil
 import subprocess
@@ -236,9 +237,9 @@ STDLIB_STAMP = VENDOR_DIR / ".stamps" / "python_stdlib-bytecode"
 
 
 BYTECODE_SCRIPT = Path(__file__).with_name("pyodide_bytecode.mjs")
-# compiled client wheels, by the sha256 of their sources (a few kept: one per recent edit)
-CLIENT_BYTECODE_DIR = CACHE_DIR / "client-bytecode"
-CLIENT_BYTECODE_KEPT = 4
+# compiled wheels, by the sha256 of their sources (a few kept: the client's changes with each edit)
+WHEEL_BYTECODE_DIR = CACHE_DIR / "wheel-bytecode"
+WHEEL_BYTECODE_KEPT = 6
 
 
 def _compile_for_pyodide(source: Path, out: Path, wheel: bool) -> str | None:
@@ -290,11 +291,11 @@ def wheel_bytecode(files: dict[str, bytes]) -> dict[str, bytes]:
     digest = hashlib.sha256(BYTECODE_SCRIPT.read_bytes() + PYODIDE.sha256.encode())
     for name in sorted(files):
         digest.update(f"\0{name}\0{len(files[name])}\0".encode() + files[name])
-    kept = CLIENT_BYTECODE_DIR / f"{digest.hexdigest()}.zip"
+    kept = WHEEL_BYTECODE_DIR / f"{digest.hexdigest()}.zip"
     if not kept.exists():
         if not STDLIB.exists():
             return {}
-        CLIENT_BYTECODE_DIR.mkdir(parents=True, exist_ok=True)
+        WHEEL_BYTECODE_DIR.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             source, out = Path(tmp) / "source.zip", Path(tmp) / "compiled.zip"
             with zipfile.ZipFile(source, "w") as zf:
@@ -302,22 +303,55 @@ def wheel_bytecode(files: dict[str, bytes]) -> dict[str, bytes]:
                     zf.writestr(name, data)
             failed = _compile_for_pyodide(source, out, wheel=True)
             if failed:
-                print(f"webfl: warning: the client's Python goes as source ({failed}); pages start slower",
+                print(f"webfl: warning: a wheel's Python goes as source ({failed}); pages start slower",
                       file=sys.stderr)
                 return {}
             # a unique name, then a rename: servers starting side by side may compile at once
-            fd, part = tempfile.mkstemp(dir=CLIENT_BYTECODE_DIR, suffix=".part")
+            fd, part = tempfile.mkstemp(dir=WHEEL_BYTECODE_DIR, suffix=".part")
             with os.fdopen(fd, "wb") as f:
                 f.write(out.read_bytes())
             os.chmod(part, 0o644)
             os.replace(part, kept)
         try:
-            for old in sorted(CLIENT_BYTECODE_DIR.glob("*.zip"), key=lambda p: p.stat().st_mtime)[:-CLIENT_BYTECODE_KEPT]:
+            for old in sorted(WHEEL_BYTECODE_DIR.glob("*.zip"), key=lambda p: p.stat().st_mtime)[:-WHEEL_BYTECODE_KEPT]:
                 old.unlink(missing_ok=True)
         except OSError:  # another server pruned first
             pass
     with zipfile.ZipFile(kept) as zf:
         return {n: zf.read(n) for n in zf.namelist() if "/__pycache__/" in f"/{n}" and n.endswith(".pyc")}
+
+
+def ensure_wheels_bytecode(quiet: bool = False) -> bool:
+    """The vendored wheels the page installs (``BROWSER_WHEELS``), rewritten with their
+    modules' bytecode beside them (``wheel_bytecode``); a stamp keeps it to once. False where
+    any stays source."""
+    done = True
+    for name in BROWSER_WHEELS:
+        path, stamp = VENDOR_DIR / name, VENDOR_DIR / ".stamps" / f"{Path(name).name}-bytecode"
+        if not path.exists():
+            done = False
+            continue
+        if stamp.exists() and stamp.read_text() == _sha256(path):
+            continue
+        with zipfile.ZipFile(path) as zf:
+            entries = [(info, zf.read(info)) for info in zf.infolist()]
+        compiled = wheel_bytecode({info.filename: data for info, data in entries if info.filename.endswith(".py")})
+        if not compiled:
+            done = False
+            continue
+        if not quiet:
+            print(f"vendor: adding bytecode to {name}", flush=True)
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+            for info, data in entries:
+                if not info.filename.endswith(".pyc"):
+                    zf.writestr(info, data)
+            for pyc, data in sorted(compiled.items()):
+                zf.writestr(zipfile.ZipInfo(pyc, date_time=(2020, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
+        _write_atomic(path, out.getvalue())
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(_sha256(path))
+    return done
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ensure(quiet=args.quiet)
         ensure_stdlib_bytecode(quiet=args.quiet)
+        ensure_wheels_bytecode(quiet=args.quiet)
         from .client_wheel import build_wheel
 
         build_wheel()  # compiles the client's modules now, not at the server's first start

@@ -63,14 +63,16 @@ def test_page_reaches_ready(browser, live_server):
     assert browser.execute_script("""const model = performance.getEntriesByType("resource")
         .find((e) => /\\/api\\/tasks\\/[^/]+\\/model$/.test(e.name));
         return model.startTime < performance.getEntriesByName("webfl:trainer")[0].startTime""") is True
-    # and the client's modules came with theirs (hash-based, unchecked: the page's Python writes
-    # timestamp-based ones, flags 0, for what it compiles itself)
+    # and the wheels' modules came with theirs (a module the page's Python compiles itself leaves
+    # no .pyc behind)
     assert browser.execute_script("""return window.webfl.pyodide.runPython(`
-import browser_py.participant as m
-with open(m.__cached__, "rb") as f:
-    header = f.read(8)
-int.from_bytes(header[4:], "little")
-`)""") == 1
+import browser_py.participant, tenacity
+flags = []
+for m in (browser_py.participant, tenacity):
+    with open(m.__cached__, "rb") as f:
+        flags.append(int.from_bytes(f.read(8)[4:], "little"))
+flags
+`).toJs()""") == [1, 1]
 
 
 def test_pyodide_training_step_matches_cpython(browser, live_server):

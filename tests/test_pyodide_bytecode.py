@@ -58,7 +58,7 @@ def test_a_wheel_keeps_its_sources_and_gains_bytecode_where_site_packages_looks(
 def test_the_client_wheel_carries_bytecode_compiled_once(tmp_path, monkeypatch):
     from server.client_wheel import build_wheel
 
-    monkeypatch.setattr(vendor, "CLIENT_BYTECODE_DIR", tmp_path / "kept")
+    monkeypatch.setattr(vendor, "WHEEL_BYTECODE_DIR", tmp_path / "kept")
     with zipfile.ZipFile(io.BytesIO(build_wheel())) as zf:
         names = zf.namelist()
         assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in zf.infolist())
@@ -76,7 +76,7 @@ def test_the_client_wheel_carries_bytecode_compiled_once(tmp_path, monkeypatch):
 def test_without_node_the_client_wheel_goes_as_source_and_says_so(tmp_path, monkeypatch, capsys):
     from server.client_wheel import build_wheel
 
-    monkeypatch.setattr(vendor, "CLIENT_BYTECODE_DIR", tmp_path / "kept")
+    monkeypatch.setattr(vendor, "WHEEL_BYTECODE_DIR", tmp_path / "kept")
     monkeypatch.setattr(vendor.shutil, "which", lambda name: None)
     with zipfile.ZipFile(io.BytesIO(build_wheel())) as zf:
         names = zf.namelist()
@@ -92,6 +92,19 @@ def test_setup_left_the_vendored_library_compiled_and_does_not_redo_it():
     before = vendor.STDLIB.stat().st_mtime_ns
     assert vendor.ensure_stdlib_bytecode(quiet=True)  # the stamp matches: nothing is rewritten
     assert vendor.STDLIB.stat().st_mtime_ns == before
+
+
+def test_setup_left_the_vendored_wheels_with_bytecode_and_does_not_redo_it():
+    for name in vendor.BROWSER_WHEELS:
+        path = vendor.VENDOR_DIR / name
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+        modules = [n for n in names if n.endswith(".py")]
+        assert modules and all(f"{n.rsplit('/', 1)[0]}/__pycache__/{n.rsplit('/', 1)[1][:-3]}.cpython-314.pyc"
+                               in names for n in modules)
+        before = path.stat().st_mtime_ns
+        assert vendor.ensure_wheels_bytecode(quiet=True)
+        assert path.stat().st_mtime_ns == before
 
 
 def test_without_node_the_library_stays_source_and_setup_says_so(tmp_path, monkeypatch, capsys):
