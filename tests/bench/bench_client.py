@@ -177,6 +177,7 @@ def test_training_speed(server, model, classes, threads):
 
 
 STAGES = ("python", "client", "task", "trainer", "features", "photos", "ready")
+COLD_VISITS = 3
 STAGE_TIMES = """const marks = Object.fromEntries(performance.getEntriesByType("mark")
   .filter((m) => m.name.startsWith("webfl:")).map((m) => [m.name.slice(6), m.startTime / 1000]));
 return marks;"""
@@ -184,9 +185,10 @@ return marks;"""
 
 @pytest.mark.parametrize("model", ["digits_cnn", "mobilenet_v2"])
 def test_page_start_up(server, model):
-    """Page open -> ready with a fresh profile (cold), then reloads (warm) restoring the
-    Python snapshot the first visit kept, then reloads with it deleted (warm, Python started
-    afresh: the anchor), and where the time goes: the start-up marks (``webfl:<stage>``)."""
+    """Page open -> ready with a fresh profile (cold: the median of COLD_VISITS profiles), then
+    reloads (warm) restoring the Python snapshot the first visit kept, then reloads with it
+    deleted (warm, Python started afresh: the anchor), and where the time goes: the start-up
+    marks (``webfl:<stage>``)."""
     classes = [str(i) for i in range(10)] if model == "digits_cnn" else ["cat", "dog"]
     task = server.create_task(f"bench start {model}", model=model, classes=classes)
     url = f"{server.url}/?join={task['join_code']}"
@@ -212,6 +214,13 @@ def test_page_start_up(server, model):
             driver.execute_async_script(
                 "import('/static/js/python_snapshot.mjs').then((m) => m.dropSnapshot()).then(() => arguments[0]())")
             open_page("fresh")
+        for _ in range(COLD_VISITS - 1):  # one cold visit varied by 0.5 s from run to run here
+            driver.quit()
+            shutil.rmtree(profile, ignore_errors=True)
+            profile = tempfile.mkdtemp()
+            driver = _driver(profile)
+            driver.set_script_timeout(60)
+            open_page("cold")
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
@@ -227,8 +236,10 @@ def test_page_start_up(server, model):
     def best(kind: str) -> tuple[float, dict]:
         return min(runs[kind], key=lambda run: run[0])
 
-    (cold, cold_marks), (warm, warm_marks), (fresh, fresh_marks) = runs["cold"][0], best("snapshot"), best("fresh")
-    print(f"\n| page open -> ready, {model} | cold {cold:.2f} s (target <= 3) | warm, Python restored from "
+    (warm, warm_marks), (fresh, fresh_marks) = best("snapshot"), best("fresh")
+    cold, cold_marks = sorted(runs["cold"], key=lambda run: run[0])[len(runs["cold"]) // 2]  # the median visit
+    print(f"\n| page open -> ready, {model} | cold {cold:.2f} s, the median of {len(runs['cold'])} fresh profiles "
+          f"(target <= 3; all: {', '.join(f'{t:.2f}' for t, _ in runs['cold'])}) | warm, Python restored from "
           f"its snapshot {warm:.2f} s (target <= 1; all: {', '.join(f'{t:.2f}' for t, _ in runs['snapshot'])}) | "
           f"warm, Python started afresh {fresh:.2f} s (all: {', '.join(f'{t:.2f}' for t, _ in runs['fresh'])}) | "
           f"cold: {steps(cold_marks)} | warm, restored: {steps(warm_marks)} | warm, afresh: {steps(fresh_marks)} |")
