@@ -247,6 +247,8 @@ def _compile_for_pyodide(source: Path, out: Path, wheel: bool) -> str | None:
     node = shutil.which("node") or shutil.which("nodejs")
     if node is None:
         return "no Node.js"
+    if not (STDLIB.parent / "pyodide.mjs").exists():
+        return "no vendored Pyodide: run `python -m server.vendor`"
     try:
         proc = subprocess.run([node, str(BYTECODE_SCRIPT), str(STDLIB.parent), str(source), str(out),
                                *(["--wheel"] if wheel else [])], capture_output=True, text=True, timeout=600)
@@ -294,8 +296,6 @@ def wheel_bytecode(files: dict[str, bytes]) -> dict[str, bytes]:
         digest.update(f"\0{name}\0{len(files[name])}\0".encode() + files[name])
     kept = WHEEL_BYTECODE_DIR / f"{digest.hexdigest()}.zip"
     if not kept.exists():
-        if not STDLIB.exists():
-            return {}
         WHEEL_BYTECODE_DIR.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             source, out = Path(tmp) / "source.zip", Path(tmp) / "compiled.zip"

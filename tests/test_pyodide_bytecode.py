@@ -17,6 +17,12 @@ from server import vendor
 SCRIPT = Path(vendor.__file__).with_name("pyodide_bytecode.mjs")
 
 
+def _pyc_beside(module: str) -> str:
+    """Where Pyodide's Python (3.14) looks for a wheel module's bytecode."""
+    folder, name = module.rsplit("/", 1)
+    return f"{folder}/__pycache__/{name[:-3]}.cpython-314.pyc"
+
+
 def _compile(tmp_path: Path, members: dict[str, bytes], *mode: str) -> zipfile.ZipFile:
     source, out = tmp_path / "in.zip", tmp_path / "out.zip"
     with zipfile.ZipFile(source, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -64,8 +70,7 @@ def test_the_client_wheel_carries_bytecode_compiled_once(tmp_path, monkeypatch):
         assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in zf.infolist())
     modules = [n for n in names if n.endswith(".py")]
     assert "browser_py/participant.py" in modules
-    assert {n for n in names if n.endswith(".pyc")} == {
-        f"{n.rsplit('/', 1)[0]}/__pycache__/{n.rsplit('/', 1)[1][:-3]}.cpython-314.pyc" for n in modules}
+    assert {n for n in names if n.endswith(".pyc")} == {_pyc_beside(n) for n in modules}
     kept = list((tmp_path / "kept").iterdir())
     assert len(kept) == 1
     before = kept[0].stat().st_mtime_ns
@@ -100,8 +105,7 @@ def test_setup_left_the_vendored_wheels_with_bytecode_and_does_not_redo_it():
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
         modules = [n for n in names if n.endswith(".py")]
-        assert modules and all(f"{n.rsplit('/', 1)[0]}/__pycache__/{n.rsplit('/', 1)[1][:-3]}.cpython-314.pyc"
-                               in names for n in modules)
+        assert modules and all(_pyc_beside(n) in names for n in modules)
         before = path.stat().st_mtime_ns
         assert vendor.ensure_wheels_bytecode(quiet=True)
         assert path.stat().st_mtime_ns == before
