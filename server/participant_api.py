@@ -82,7 +82,12 @@ def get_task(task_id: str):
         info["version"] = tasks.current_version(task_id).version
     except NotFound:
         info["version"] = None
-    return jsonify(info)
+    # asked every round: the ETag lets the page's offline copy (www/js/sw.js) stay unwritten
+    # while nothing changed, and a browser that asks with it gets a 304
+    response = jsonify(info)
+    response.add_etag()
+    response.cache_control.no_cache = True
+    return response.make_conditional(request)
 
 
 @bp.patch("/tasks/<task_id>/me")

@@ -126,6 +126,24 @@ def test_fuzz_every_route(world, route, segment, query, body, who, junk):
         assert h.state() == before
 
 
+CONDITIONAL = ["If-None-Match", "If-Match", "If-Modified-Since", "If-Unmodified-Since", "Range", "If-Range"]
+
+
+@FUZZ
+@given(route=st.sampled_from([r for r in ROUTES if r[1] == "GET"]), header=st.sampled_from(CONDITIONAL),
+       value=st.one_of(header_text, st.sampled_from(['"' + "a" * 100_000 + '"', "*", 'W/"x", "y"', "bytes=0-",
+                                                     "bytes=-1", "bytes=99999999999999999999-", "bytes=5-2,0-0",
+                                                     "Tue, 31 Dec 9999 23:59:59 GMT", "Thu, 01 Jan 1970 00:00:00 GMT",
+                                                     "١٢٣", ","])))
+def test_fuzz_conditional_headers(world, route, header, value):
+    """ETags make some answers conditional: hostile If-*/Range headers change no status to a 5xx."""
+    h, task, joined, _ = world
+    path, _ = route
+    url = path.replace("{task_id}", task["id"]).replace("{name}", "checkpoint").replace("{code}", task["join_code"])
+    r = h.client.get(url, headers={"Authorization": f"Bearer {joined['token']}", header: value})
+    assert r.status_code < 500, (url, header, value[:40], r.data[:300])
+
+
 # --- every declared field of every operation, with hostile values --------------------------
 
 HOSTILE_NUMBERS = [2**63, 2**64 + 1, -(2**63) - 1, 10**20, 10**4000, -1, 0, 1.7976931348623157e308,

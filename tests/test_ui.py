@@ -192,6 +192,15 @@ def test_my_data_export_and_clear(browser, live_server, ui_task, tmp_path):
     open_page(browser, f"{live_server.url}/?join={ui_task['join_code']}&slot=data")
     add_zip(browser, tmp_path, digit_files(15, offset=300))
     until(browser, lambda d: "15 images added" in text(d, "import-message"))
+    # what the export's blob URL is, and when it is given back (shortened from a minute); the
+    # page's CSP lets no fetch read a blob: URL, so the giving back is watched on its way through
+    browser.execute_script("""
+        const make = URL.createObjectURL.bind(URL), revoke = URL.revokeObjectURL.bind(URL);
+        window.madeUrls = [];
+        window.revokedUrls = [];
+        URL.createObjectURL = (blob) => { const url = make(blob); window.madeUrls.push([url, blob.type]); return url; };
+        URL.revokeObjectURL = (url) => { window.revokedUrls.push(url); revoke(url); };
+        window.webfl.pyodide.runPython('import browser_py.ui.dom as dom; dom.DOWNLOAD_URL_SECONDS = 1.0');""")
     browser.find_element(By.ID, "export").click()
     until(browser, lambda d: any(p.suffix == ".zip" for p in downloads.iterdir()), 20)
     import zipfile
@@ -199,6 +208,9 @@ def test_my_data_export_and_clear(browser, live_server, ui_task, tmp_path):
     archive = next(p for p in downloads.iterdir() if p.suffix == ".zip")
     time.sleep(0.5)
     assert len(zipfile.ZipFile(archive).namelist()) == 15
+    url, kind = browser.execute_script("return window.madeUrls.at(-1)")
+    assert kind == "application/zip"
+    until(browser, lambda d: url in d.execute_script("return window.revokedUrls"), 10)
     from selenium.webdriver.support import expected_conditions as EC
 
     browser.find_element(By.ID, "clear").click()

@@ -149,13 +149,15 @@ def says_if_it_stops(node, words: Callable[[str], str]) -> Iterator[None]:
         raise
 
 
-def object_url(data: bytes) -> str:
+def object_url(data: bytes, mime: str = "") -> str:
     import js
     from pyodide.ffi import to_js
 
-    from ..jsvalues import uint8array
+    from ..jsvalues import js_object, uint8array
 
-    return js.URL.createObjectURL(js.Blob.new(to_js([uint8array(data)])))
+    parts = to_js([uint8array(data)])
+    blob = js.Blob.new(parts, js_object({"type": mime})) if mime else js.Blob.new(parts)
+    return js.URL.createObjectURL(blob)
 
 
 def forget_object_url(url: str) -> None:
@@ -166,10 +168,18 @@ def forget_object_url(url: str) -> None:
         js.URL.revokeObjectURL(url)
 
 
+# The browser reads a download from its blob URL after the click returns (and may ask where
+# to save it first): the URL, and the bytes it holds, are given back this long after.
+DOWNLOAD_URL_SECONDS = 60.0
+
+
 def download(name: str, data: bytes, mime: str = "application/zip") -> None:
+    """Save ``data`` as the file ``name`` (typed ``mime``) through the browser's downloads."""
     import js
 
-    link = el("a", href=object_url(data), download=name)
+    url = object_url(data, mime)
+    link = el("a", href=url, download=name)
     js.document.body.appendChild(link)
     link.click()
     link.remove()
+    asyncio.get_event_loop().call_later(DOWNLOAD_URL_SECONDS, forget_object_url, url)
