@@ -90,9 +90,8 @@ def document() -> dict:
             "Join a task with its code; returns a participant token (shown once)",
             {201: _ok("{task_id, client_id, name, token, task}"), 429: _ERROR}, security=None,
             body=_json_body(JoinBody))},
-        "/api/tasks/{task_id}": {"get": _op(
-            "Task info and current version (ETag)", {200: _ok("task"), 304: {"description": "not modified"}},
-            params=[TASK_ID])},
+        "/api/tasks/{task_id}": {"get": _op("Task info and current version", {200: _ok("task")},
+                                            params=[TASK_ID])},
         "/api/tasks/{task_id}/me": {"patch": _op(
             "Change the display name the organiser sees (empty: a generated one)", {200: _ok("{client_id, name}")},
             security="participant-only", params=[TASK_ID], body=_json_body(RenameBody))},

@@ -58,20 +58,6 @@ def test_join_then_fetch_manifest_bundle_and_model(h, task):
     assert np.array_equal(params, initial)
 
 
-def test_task_info_is_conditional_and_changes_with_the_version(h, task):
-    """The page asks for the task (its version) every round: unchanged, a 304 and no body."""
-    joined = h.join(task, "carol")
-    url, who = f"/api/tasks/{task['id']}", auth(joined["token"])
-    first = h.client.get(url, headers=who)
-    assert first.status_code == 200 and first.json["version"] == 0 and first.headers["ETag"]
-    assert "no-cache" in first.headers["Cache-Control"]
-    assert h.client.get(url, headers=who | {"If-None-Match": first.headers["ETag"]}).status_code == 304
-    _, x0 = h.model(task["id"], joined["token"])
-    assert h.post_update(joined, x0 + 1.0, base_version=0, samples=3).status_code == 201
-    after = h.client.get(url, headers=who | {"If-None-Match": first.headers["ETag"]})
-    assert after.status_code == 200 and after.json["version"] == 1 and after.headers["ETag"] != first.headers["ETag"]
-
-
 def test_fedasync_update_is_merged_and_recorded(h, task):
     joined = h.join(task, "bob")
     _, x0 = h.model(task["id"], joined["token"])
