@@ -76,6 +76,33 @@ def test_fuzz_updates(world, base, samples, key, metrics, encoding, body_kind, n
 
 
 @FUZZ
+@given(encoding=st.sampled_from(["q8-delta"] * 6 + ["f32", "Q8-delta", "q8", "\u0661", "x" * 300]),
+       scale=st.one_of(st.floats(width=32), st.sampled_from([0.0, 5e-45, float("inf"), 3.4028235e38])),
+       code=st.integers(-128, 127), kind=st.sampled_from(["uniform", "noise", "short", "long", "gzip"]),
+       noise=st.binary(min_size=1, max_size=64))
+def test_fuzz_q8_delta_updates(world, encoding, scale, code, kind, noise):
+    """The 8-bit change encoding (browser_py/update_encoding.py): any block scale, any codes,
+    any length, under any declared encoding: a clean answer, and a refusal changes nothing."""
+    import gzip
+    import struct
+
+    from browser_py.update_encoding import blocks
+
+    h, task, joined, x0 = world
+    n = x0.size
+    scales = struct.pack("<f", scale) * blocks(n)
+    codes = bytes([code & 0xFF]) * n if kind != "noise" else (noise * (n // len(noise) + 1))[:n]
+    body = {"short": (scales + codes)[:-1], "long": scales + codes + b"\0"}.get(kind, scales + codes)
+    headers = {"X-WebFL-Encoding": encoding}
+    if kind == "gzip":
+        body, headers = gzip.compress(body), headers | {"Content-Encoding": "gzip"}
+    version, _ = h.model(task["id"], joined["token"])  # on the newest: a good one can be merged
+    before = h.state()
+    r = h.post_update(joined, body, version, headers=headers)
+    _assert_refusal_is_clean(h, r, before)
+
+
+@FUZZ
 @given(body=json_values)
 def test_fuzz_join(world, body):
     h, *_ = world
