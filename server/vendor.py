@@ -201,9 +201,17 @@ def _extract(pkg: Package, archive: Path) -> None:
 
 
 def _write_atomic(out: Path, data: bytes) -> None:
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
+    """Write ``out`` whole or not at all; a unique temporary name, so that processes doing the
+    same at once (servers starting side by side) never write into one another's file."""
+    fd, part = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(part, 0o644)  # served and read like any vendored file (mkstemp makes it 0600)
+        os.replace(part, out)
+    except BaseException:
+        Path(part).unlink(missing_ok=True)
+        raise
 
 
 def _outputs(pkg: Package) -> list[Path]:
@@ -288,9 +296,8 @@ def wheel_bytecode(files: dict[str, bytes]) -> dict[str, bytes]:
     """The ``__pycache__`` bytecode of a wheel's modules (archive path -> bytes), compiled by
     the vendored Pyodide and kept under .cache by the sources' sha256: a first visit compiled
     the client's modules in the page (a cold start's 'client' -> 'task' stage: 0.48 s here,
-    0.31 s with bytecode). Empty,
-    said on stderr, where Pyodide or Node is missing or the compile fails: the page then
-    compiles them itself."""
+    0.31 s with bytecode). Empty, said on stderr, where Pyodide or Node is missing or the
+    compile fails: the page then compiles them itself."""
     digest = hashlib.sha256(BYTECODE_SCRIPT.read_bytes() + PYODIDE.sha256.encode())
     for name in sorted(files):
         digest.update(f"\0{name}\0{len(files[name])}\0".encode() + files[name])
@@ -307,12 +314,7 @@ def wheel_bytecode(files: dict[str, bytes]) -> dict[str, bytes]:
                 print(f"webfl: warning: a wheel's Python goes as source ({failed}); pages start slower",
                       file=sys.stderr)
                 return {}
-            # a unique name, then a rename: servers starting side by side may compile at once
-            fd, part = tempfile.mkstemp(dir=WHEEL_BYTECODE_DIR, suffix=".part")
-            with os.fdopen(fd, "wb") as f:
-                f.write(out.read_bytes())
-            os.chmod(part, 0o644)
-            os.replace(part, kept)
+            _write_atomic(kept, out.read_bytes())  # servers starting side by side may compile at once
         try:
             for old in sorted(WHEEL_BYTECODE_DIR.glob("*.zip"), key=lambda p: p.stat().st_mtime)[:-WHEEL_BYTECODE_KEPT]:
                 old.unlink(missing_ok=True)
