@@ -21,11 +21,13 @@ from live import LiveServer, wait_ready, wait_snapshot_kept
 
 BATCH, STEPS = 32, 40
 
-# The page's wasm keeps compiling in the background (tier-up) for a few seconds, so both
-# drivers warm up for WARM_SECONDS and then alternate in blocks; medians of the blocks.
-WARM_SECONDS, BLOCKS = 4.0, 4
-PY_STEPS = """
-const [batch, steps, warmSeconds, blocks, done] = arguments;
+# The page's wasm keeps compiling in the background (tier-up) for a few seconds, so every
+# way warms up for WARM_SECONDS first; then blocks of STEPS steps are taken in turn with
+# native ones (the machine's speed drifts; blocks in turn see the same machine), medians.
+WARM_SECONDS, BLOCKS = 4.0, 5
+# The page's part of the training bench: set up once, then one block per call.
+TRAIN_SETUP = """
+const [batch, steps, warmSeconds, done] = arguments;
 const py = window.webfl.pyodide;
 py.globals.set("B", batch); py.globals.set("S", steps);
 py.runPythonAsync(`
@@ -93,41 +95,48 @@ js.window.benchShape = js.Array.from_(trainer.input_shape)
   const x0 = rows.slice(0, batch * per), y0 = labels.slice(0, batch);
   const oneBlock = async () => { const t = performance.now(); for (let i = 0; i < steps; i++) await step(new Float32Array(x0), y0);
                                  return (performance.now() - t) / steps; };
+  window.benchTrainBlocks = {py: () => window.pyBlock(), js: jsBlock, each: () => window.eachBlock(), one: oneBlock};
   const until = performance.now() + warmSeconds * 1000;
   while (performance.now() < until) { await step(x0, y0); }
-  const first = await window.pyBlock();  // a fit on a set new to it: copied to JS first
-  const py = [], pure = [], each = [], one = [];
-  for (let b = 0; b < blocks; b++) {
-    py.push(await window.pyBlock()); pure.push(await jsBlock()); each.push(await window.eachBlock()); one.push(await oneBlock());
-  }
-  const median = (a) => a.slice().sort((p, q) => p - q)[Math.floor(a.length / 2)];
-  done([median(py), median(pure), median(each), median(one), first]);
-})()).catch((e) => done("ERROR: " + e.message));
+  return await window.pyBlock();  // a fit on a set new to it: copied to JS first
+})()).then(done, (e) => done("ERROR: " + e.message));
 """
 
+TRAIN_BLOCK = """
+const [way, done] = arguments;
+window.benchTrainBlocks[way]().then(done, (e) => done("ERROR: " + e.message));"""
+PAGE_WAYS = ("py", "js", "each", "one")
 
-def _native_ms(bundle_dir, classes: int, threads: int) -> float:
-    from browser_py.bundle_source import DirectoryBundle
-    from browser_py.native.trainer import NativeTrainer
 
-    async def go():
-        trainer = await NativeTrainer.create(DirectoryBundle(bundle_dir), threads)
-        n = int(np.prod(trainer.input_shape))
+class _NativeSteps:
+    """Native onnxruntime-training on the same bundle and thread count, one batch repeated,
+    timed in blocks of STEPS steps (ms per step) between the page's blocks."""
+
+    def __init__(self, bundle_dir, classes: int, threads: int) -> None:
+        from browser_py.bundle_source import DirectoryBundle
+        from browser_py.native.trainer import NativeTrainer
+
+        self.loop = asyncio.new_event_loop()
+        self.trainer = self.loop.run_until_complete(NativeTrainer.create(DirectoryBundle(bundle_dir), threads))
+        n = int(np.prod(self.trainer.input_shape))
         rng = np.random.default_rng(0)
-        x = array("f", (rng.random(BATCH * n) * 255).astype(np.float32).tobytes())
-        y = [int(v) for v in rng.integers(0, classes, BATCH)]
-        until = time.perf_counter() + 1.0
-        while time.perf_counter() < until:
-            await trainer.train_step(x, y)
-        blocks = []
-        for _ in range(BLOCKS):
+        self.x = array("f", (rng.random(BATCH * n) * 255).astype(np.float32).tobytes())
+        self.y = [int(v) for v in rng.integers(0, classes, BATCH)]
+
+    def block(self, warm_seconds: float = 0) -> float:
+        async def go() -> float:
+            until = time.perf_counter() + warm_seconds
+            while time.perf_counter() < until:
+                await self.trainer.train_step(self.x, self.y)
             t = time.perf_counter()
             for _ in range(STEPS):
-                await trainer.train_step(x, y)
-            blocks.append((time.perf_counter() - t) / STEPS * 1e3)
-        return sorted(blocks)[len(blocks) // 2]
+                await self.trainer.train_step(self.x, self.y)
+            return (time.perf_counter() - t) / STEPS * 1e3
 
-    return asyncio.run(go())
+        return self.loop.run_until_complete(go())
+
+    def close(self) -> None:
+        self.loop.close()
 
 
 def _driver(profile: str):
@@ -151,28 +160,39 @@ def test_training_speed(server, model, classes, threads):
         pytest.skip("the head's steps are too small for threads to matter")
     names = [str(i) for i in range(classes)] if model == "digits_cnn" else ["cat", "dog"]
     task = server.create_task(f"bench {model}", model=model, classes=names)
+    native = _NativeSteps(server.data_dir / "bundles" / task["id"], classes, threads)
     profile = tempfile.mkdtemp()
     driver = _driver(profile)
     driver.set_script_timeout(600)
+    times: dict[str, list[float]] = {}
     try:
         driver.get(f"{server.url}/?join={task['join_code']}&threads={threads}")
         assert wait_ready(driver) == "ready"
         assert driver.execute_script("return ort.env.wasm.numThreads") == threads
         wait_snapshot_kept(driver)  # the start-up snapshot's worker would share the cores
-        result = driver.execute_async_script(PY_STEPS, BATCH, STEPS, WARM_SECONDS, BLOCKS)
-        assert not isinstance(result, str), result
-        py_ms, js_ms, each_ms, one_ms, first_ms = result
+        first_ms = driver.execute_async_script(TRAIN_SETUP, BATCH, STEPS, WARM_SECONDS)
+        assert not str(first_ms).startswith("ERROR"), first_ms
+        native.block(warm_seconds=1.0)
+        ways = (*PAGE_WAYS, "native")
+        for rep in range(BLOCKS):  # in turn, starting with another way each time
+            for way in ways[rep % len(ways):] + ways[:rep % len(ways)]:
+                ms = native.block() if way == "native" else driver.execute_async_script(TRAIN_BLOCK, way)
+                assert not str(ms).startswith("ERROR"), ms
+                times.setdefault(way, []).append(float(ms))
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
-    native_ms = _native_ms(server.data_dir / "bundles" / task["id"], classes, threads)
+        native.close()
+    py_ms, js_ms, each_ms, one_ms, native_ms = (statistics.median(times[way]) for way in ways)
     head = "whole CNN" if model == "digits_cnn" else "head on 1280-d features"
     print(f"\n| {model} ({head}), batch {BATCH}, {threads} thread{'s' if threads > 1 else ''} | browser (Pyodide) {py_ms:.3f} ms/step = "
           f"{BATCH / py_ms * 1e3:,.0f} samples/s | plain JS, same batches {js_ms:.3f} ms/step | native {native_ms:.3f} ms/step = "
           f"{BATCH / native_ms * 1e3:,.0f} samples/s | browser/native throughput {native_ms / py_ms:.2f} | "
           f"interop overhead {(py_ms / js_ms - 1) * 100:+.0f}% (target within 10%) | the first fit on the set "
           f"(copied to JS) {first_ms:.3f} ms/step, {(first_ms / js_ms - 1) * 100:+.0f}% | Python waiting on every step, "
-          f"one batch repeated (before) {each_ms:.3f} ms/step | plain JS, one batch repeated {one_ms:.3f} ms/step |")
+          f"one batch repeated (before) {each_ms:.3f} ms/step | plain JS, one batch repeated {one_ms:.3f} ms/step | "
+          f"blocks taken in turn with native, medians of {BLOCKS} (browser {min(times['py']):.3f}-{max(times['py']):.3f}, "
+          f"native {min(times['native']):.3f}-{max(times['native']):.3f} ms/step) |")
     assert py_ms > 0 and js_ms > 0 and native_ms > 0
 
 
