@@ -77,6 +77,21 @@ def test_the_device_is_described_in_plain_words(features, training, says):
     assert says in words and "wasm" not in words and "WebGPU" not in words
 
 
+@pytest.mark.parametrize("kept, drawn", [
+    ([0.69, 0.5, 0.31], [0.69, 0.5, 0.31]),
+    ([1, 0.5], [1.0, 0.5]),
+    ([], []),
+    (None, []), ("0.5", []), ({"0": 0.5}, []),  # kept by an older page, or damaged
+    ([0.5, float("nan")], []), ([float("inf")], []), ([True, 0.5], []), ([0.5, "0.4"], []), ([[0.5]], []),
+    ([0.1] * 5001, []),  # past KEPT_LOSS_POINTS
+])
+def test_a_kept_error_curve_is_drawn_only_when_it_is_one(kept, drawn):
+    from browser_py.ui.participant_page import KEPT_LOSS_POINTS, kept_losses
+
+    assert KEPT_LOSS_POINTS == 5000
+    assert kept_losses(kept) == drawn
+
+
 def test_tile_markup_escapes_what_participants_typed():
     from browser_py.ui.dom import markup
 

@@ -261,6 +261,14 @@ def test_train_cancel_then_train_and_test(browser, live_server, tmp_path):
     assert sum(cells) == int(lines[1].split(" of ")[1].split()[0])
     shot(browser, "participant-tested")
     assert not accessibility_problems(browser)
+    # after a reload, the last round's error curve comes back with its words (drawn when idle)
+    losses = chart_points(browser, "loss-chart")
+    assert len(losses) >= 3 and all(isinstance(v, (int, float)) for v in losses)
+    browser.refresh()
+    wait_ready(browser)
+    until(browser, lambda d: chart_points(d, "loss-chart") == losses)
+    assert browser.find_element(By.ID, "loss-box").is_displayed()
+    assert text(browser, "train-text").startswith("Done. Training error went from")
 
 
 def test_phone_sized_window(browser, live_server, ui_task, tmp_path):

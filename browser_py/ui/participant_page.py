@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import time
 
 from ..dataset import Item
@@ -29,6 +30,9 @@ PAGE_STATE = "page"  # store meta key: last round, test results, review position
 # the error chart redraws at most this often during a round (a redraw took 4-8 ms here, and a
 # later round of a head on 60 photos ~0.1 s): a quick round draws only its result
 CHART_REDRAW_SECONDS = 0.25
+# the last round's error curve is kept with its outcome (a reload shows both) up to this many
+# points (a float each; 5 passes over 2,000 photos in batches of 32 make 315)
+KEPT_LOSS_POINTS = 5000
 MAX_TILES = 300
 
 
@@ -47,6 +51,7 @@ class ParticipantPage:
         self._rest = None  # the task drawing the rest of a long grid, if it is still at work
         self._deleted: dict[str, Item] = {}  # deleted during this pass: undo brings them back
         self.loss_chart = None
+        self.kept_losses: list[float] = []  # the last round's curve, kept from before a reload
         self.saved: dict = {}
         self.step: Step | None = None
         self.unsent = False  # an update waits on this device for the connection
@@ -107,7 +112,7 @@ class ParticipantPage:
         if extras is not None:
             self.root.insertBefore(extras, by_id("add"))
         self._show_saved_results()
-        when_idle(self._loss_chart)
+        when_idle(self._show_kept_losses)
         if self.p.start_notice:
             by_id("train-result").textContent = self.p.start_notice
         self.new_pass()
@@ -952,6 +957,20 @@ class ParticipantPage:
                                           "error (lower is better)")
         return self.loss_chart
 
+    def _show_loss(self, points: list[float]) -> None:
+        from . import charts
+
+        by_id("loss-box").hidden = False
+        charts.set_data(self._loss_chart(), list(range(1, len(points) + 1)), [points])
+
+    def _show_kept_losses(self) -> None:
+        """Make the error chart ahead and draw the last round's curve in it, if one was kept
+        and no round has begun since: its words are shown already (and a round after a
+        reload then finds the chart laid out, as in the same page)."""
+        chart = self._loss_chart()
+        if self.kept_losses and self.cancel is None and chart.data.labels.length == 0:
+            self._show_loss(self.kept_losses)
+
     @long_work
     async def train(self) -> None:
         start, stop = by_id("train-button"), by_id("cancel")
@@ -963,11 +982,8 @@ class ParticipantPage:
         bar.value = 0
         result_box.textContent = ""
         self._show_step()
-
-        from . import charts
-
         by_id("loss-box").hidden = False
-        chart = self._loss_chart()
+        self._loss_chart()
         drawn = {"at": time.monotonic()}
         points: list[float] = []
         epoch_sum = {"epoch": -1, "sum": 0.0, "n": 0}
@@ -984,7 +1000,7 @@ class ParticipantPage:
             points.append(round(running, 4))
             epoch_ends[p.epoch] = len(points) - 1
             if time.monotonic() - drawn["at"] >= CHART_REDRAW_SECONDS:
-                charts.set_data(chart, list(range(1, len(points) + 1)), [points])
+                self._show_loss(points)
                 drawn["at"] = time.monotonic()
             await asyncio.sleep(0)  # let the page breathe between batches
 
@@ -1018,9 +1034,10 @@ class ParticipantPage:
             for epoch, loss in zip(sorted(epoch_ends), losses):
                 points[epoch_ends[epoch]] = loss
             if points:
-                charts.set_data(chart, list(range(1, len(points) + 1)), [points])
+                self._show_loss(points)
             await self._save_state(round={"words": words, "error": text.textContent, "at": time.time(),
-                                          "labelled": result.samples, "version": self.p.version})
+                                          "labelled": result.samples, "version": self.p.version,
+                                          "losses": points if len(points) <= KEPT_LOSS_POINTS else []})
             _bump("webflRoundsOk")
         except Cancelled:
             text.textContent = "Training cancelled. Nothing was sent."
@@ -1061,12 +1078,23 @@ class ParticipantPage:
         if isinstance(last, dict) and last.get("words"):
             by_id("train-result").textContent = f"{last['words']} ({_ago(last.get('at'))})"
             by_id("train-text").textContent = str(last.get("error", ""))
+            self.kept_losses = kept_losses(last.get("losses"))
         tested = self.saved.get("test")
         if isinstance(tested, dict) and tested.get("global"):
             try:
                 show_test(by_id("test-result"), self.p.classes, tested)
             except (KeyError, TypeError, IndexError):
                 pass  # saved by an older page: simply not shown
+
+
+def kept_losses(value: object) -> list[float]:
+    """A kept error curve as the chart can draw it; [] for anything else (kept by an older
+    page, or damaged)."""
+    if not isinstance(value, list) or len(value) > KEPT_LOSS_POINTS:
+        return []
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        return []
+    return [float(v) for v in value]
 
 
 def suggestion_note(version: int | None, count: int) -> str:
