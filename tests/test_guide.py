@@ -83,13 +83,13 @@ def test_the_device_is_described_in_plain_words(features, training, says):
     ([], []),
     (None, []), ("0.5", []), ({"0": 0.5}, []),  # kept by an older page, or damaged
     ([0.5, float("nan")], []), ([float("inf")], []), ([True, 0.5], []), ([0.5, "0.4"], []), ([[0.5]], []),
-    ([0.1] * 5001, []),  # past KEPT_LOSS_POINTS
 ])
 def test_a_kept_error_curve_is_drawn_only_when_it_is_one(kept, drawn):
-    from browser_py.ui.participant_page import KEPT_LOSS_POINTS, kept_losses
+    from browser_py.ui.participant_page import KEPT_LOSS_POINTS, saved_curve
 
-    assert KEPT_LOSS_POINTS == 5000
-    assert kept_losses(kept) == drawn
+    assert saved_curve(kept) == drawn
+    assert saved_curve([0.1] * KEPT_LOSS_POINTS) == [0.1] * KEPT_LOSS_POINTS
+    assert saved_curve([0.1] * (KEPT_LOSS_POINTS + 1)) == []
 
 
 def test_tile_markup_escapes_what_participants_typed():

@@ -1078,7 +1078,7 @@ class ParticipantPage:
         if isinstance(last, dict) and last.get("words"):
             by_id("train-result").textContent = f"{last['words']} ({_ago(last.get('at'))})"
             by_id("train-text").textContent = str(last.get("error", ""))
-            self.kept_losses = kept_losses(last.get("losses"))
+            self.kept_losses = saved_curve(last.get("losses"))
         tested = self.saved.get("test")
         if isinstance(tested, dict) and tested.get("global"):
             try:
@@ -1087,7 +1087,7 @@ class ParticipantPage:
                 pass  # saved by an older page: simply not shown
 
 
-def kept_losses(value: object) -> list[float]:
+def saved_curve(value: object) -> list[float]:
     """A kept error curve as the chart can draw it; [] for anything else (kept by an older
     page, or damaged)."""
     if not isinstance(value, list) or len(value) > KEPT_LOSS_POINTS:

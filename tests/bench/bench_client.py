@@ -25,8 +25,8 @@ BATCH, STEPS = 32, 40
 PASSES = {"digits_cnn": 1, "mobilenet_v2": 20}
 
 # The page's wasm keeps compiling in the background (tier-up) for a few seconds, so every
-# way warms up for WARM_SECONDS first; then blocks of STEPS steps (PASSES times) are taken in turn with
-# native ones (the machine's speed drifts; blocks in turn see the same machine), medians.
+# way warms up for WARM_SECONDS first; then blocks (STEPS steps, PASSES times) are taken in
+# turn with native ones (the machine's speed drifts; blocks in turn see the same machine).
 WARM_SECONDS, BLOCKS = 4.0, 7
 # The page's part of the training bench: set up once, then one block per call.
 TRAIN_SETUP = """
