@@ -155,9 +155,7 @@ def object_url(data: bytes, mime: str = "") -> str:
 
     from ..jsvalues import js_object, uint8array
 
-    parts = to_js([uint8array(data)])
-    blob = js.Blob.new(parts, js_object({"type": mime})) if mime else js.Blob.new(parts)
-    return js.URL.createObjectURL(blob)
+    return js.URL.createObjectURL(js.Blob.new(to_js([uint8array(data)]), js_object({"type": mime})))
 
 
 def forget_object_url(url: str) -> None:

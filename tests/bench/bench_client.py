@@ -145,6 +145,12 @@ class _NativeSteps:
         self.loop.close()
 
 
+def _in_turn(ways: tuple, rep: int) -> tuple:
+    """The ways, starting with another one each repetition (none always pays for going first)."""
+    k = rep % len(ways)
+    return ways[k:] + ways[:k]
+
+
 def _driver(profile: str):
     return start_chrome(profile)
 
@@ -181,7 +187,7 @@ def test_training_speed(server, model, classes, threads):
         native.block(warm_seconds=1.0)
         ways = (*PAGE_WAYS, "native")
         for rep in range(BLOCKS):  # in turn, starting with another way each time
-            for way in ways[rep % len(ways):] + ways[:rep % len(ways)]:
+            for way in _in_turn(ways, rep):
                 ms = native.block() if way == "native" else driver.execute_async_script(TRAIN_BLOCK, way)
                 assert not str(ms).startswith("ERROR"), ms
                 times.setdefault(way, []).append(float(ms))
@@ -505,16 +511,11 @@ def test_two_hundred_photos_end_to_end(server, tmp_path, pause):
             time.sleep(0.02)
         return time.perf_counter() - start
 
-    def rounds() -> int:
-        return int(driver.execute_script("return document.documentElement.dataset.webflRoundsEnded || '0'"))
-
     def click(id_: str) -> None:
         driver.execute_script(f"document.getElementById('{id_}').click()")
 
     def train() -> float:
-        before = rounds()
-        click("train-button")
-        seconds = until(lambda: rounds() > before, "the round did not end")
+        seconds = driver.execute_async_script(ROUND_TIMED)
         assert "learned from your" in words("train-result"), words("train-result")
         return seconds
 
@@ -661,8 +662,7 @@ def test_feature_extraction_speed(server):
             page_block("before", n, warm_seconds)
             native_block(n, warm_seconds=1.0)
             for rep in range(blocks):  # in turn, starting with another way each time
-                ways = ("now", "before", "native")[rep % 3:] + ("now", "before", "native")[:rep % 3]
-                for way in ways:
+                for way in _in_turn(("now", "before", "native"), rep):
                     ms = native_block(n) if way == "native" else page_block(way, n)
                     times.setdefault((way, n), []).append(ms)
             held[n] = driver.execute_async_script(FEATURES_HELD, n)
