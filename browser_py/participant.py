@@ -18,7 +18,7 @@ from .dataset import Dataset, ImportProgress, Item
 from .extensions import Context, Update
 from .features import FeatureExtractor, load_features
 from .preprocess import InputSpec, check_image, decode
-from .protocol import FLClient, ServerRefused, ServerUnavailable
+from .protocol import FLClient, ServerBusy, ServerRefused, ServerUnavailable
 from .runtime import IN_PYODIDE, long_work, mark
 from .stores import Store
 from .study import StudyLog
@@ -448,6 +448,9 @@ class Participant:
         try:
             ack = await self.client.push(update.params, base, update.samples, update.metrics,
                                          self.task["training"].get("update_encoding", "f32"), base_params)
+        except ServerBusy as exc:
+            # the server asked to wait longer than the client waits: the outbox sends it later
+            ack = {"status": "waiting", "busy": exc.reason, "retry_after": exc.retry_after}
         except ServerUnavailable:
             # no connection: the update waits in the outbox (flush_outbox sends it later)
             ack = {"status": "waiting"}

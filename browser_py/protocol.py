@@ -5,17 +5,21 @@ with the version it started from. Pushing survives network failures and server r
 the update is written to the client's store (the outbox) with its idempotency key while
 the first attempt is on its way, retried with exponential backoff (tenacity), and resent
 after a page reload by :meth:`FLClient.flush_outbox`. The server applies a key at most once.
+A server that answers 429 says how long to wait (``Retry-After``): the client waits that
+long, not its own guess, and gives up at once when the wait would outlast its patience.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from array import array
 from dataclasses import dataclass
+from typing import Callable
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_before_delay, wait_exponential_jitter
 
 from .bundle_source import BundleSource
 from .transport import NetworkError, Response, Transport, default_transport
@@ -35,6 +39,39 @@ class ServerRefused(RuntimeError):
 
 class ServerUnavailable(RuntimeError):
     """5xx or no answer: worth retrying later."""
+
+
+class ServerBusy(ServerUnavailable):
+    """429: the server asks to come back later, ``retry_after`` seconds from now (None when
+    it did not say so in a form the client reads); ``reason`` is the server's own words."""
+
+    def __init__(self, reason: str, retry_after: float | None) -> None:
+        super().__init__(f"{reason} (HTTP 429)")
+        self.reason, self.retry_after = reason, retry_after
+
+
+MAX_ERROR_CHARS = 300  # of a refusal's words kept to show
+MAX_TOLD_WAIT = 3600.0  # a longer Retry-After is read as this: the outbox tries again within the hour
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds to wait, or None: only ASCII digits count (the HTTP-date
+    form and anything else fall back to the client's own backoff), bounded by MAX_TOLD_WAIT."""
+    value = (value or "").strip()
+    if not value or not value.isascii() or not value.isdigit():
+        return None
+    return MAX_TOLD_WAIT if len(value) > 6 else min(float(int(value)), MAX_TOLD_WAIT)
+
+
+class _WaitAsTold:
+    """Tenacity's wait: what a 429 asked for, else exponential backoff with jitter."""
+
+    def __init__(self, max_wait: float) -> None:
+        self.backoff = wait_exponential_jitter(initial=0.2, max=max_wait)
+
+    def __call__(self, state: RetryCallState) -> float:
+        told = getattr(state.outcome.exception(), "retry_after", None)
+        return told if told is not None else self.backoff(state)
 
 
 @dataclass
@@ -70,6 +107,9 @@ class FLClient:
         self.retry_seconds = retry_seconds
         self.max_wait = max_wait
         self.membership: Membership | None = None
+        # told before each wait between tries: (seconds, what went wrong); the page says it
+        self.on_retry: Callable[[float, ServerUnavailable], None] | None = None
+        self._outbox_not_before = 0.0  # monotonic time a 429 asked the outbox to wait for
 
     @property
     def task_id(self) -> str:
@@ -89,19 +129,28 @@ class FLClient:
                 r = await self.transport.request(method, self.base_url + path, hdrs, body)
             except NetworkError as exc:
                 raise ServerUnavailable(str(exc)) from None
-            if r.status >= 500 or r.status == 429:
+            if r.status >= 500:
                 raise ServerUnavailable(f"{method} {path}: HTTP {r.status}")
             if r.status >= 400:
-                info = r.json() if r.body.startswith(b"{") else {"error": r.body.decode(errors="replace")}
-                raise ServerRefused(r.status, info.get("error", "refused"), info.get("detail"))
+                info = _error_body(r.body)
+                if r.status == 429:
+                    raise ServerBusy(info["error"], retry_after_seconds(r.headers.get("retry-after")))
+                raise ServerRefused(r.status, info["error"], info.get("detail"))
             return r
 
         if not retry:
             return await once()
+
+        def before_sleep(state: RetryCallState) -> None:
+            if self.on_retry is not None:
+                self.on_retry(state.upcoming_sleep, state.outcome.exception())
+
+        # stop before a wait that would end past the client's patience: a 429 asking for
+        # longer gives up at once (the outbox keeps an update; the page says why)
         async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(ServerUnavailable), reraise=True,
-                wait=wait_exponential_jitter(initial=0.2, max=self.max_wait),
-                stop=stop_after_delay(self.retry_seconds)):
+                wait=_WaitAsTold(self.max_wait), stop=stop_before_delay(self.retry_seconds),
+                before_sleep=before_sleep):
             with attempt:
                 return await once()
         raise AssertionError("unreachable")
@@ -184,6 +233,9 @@ class FLClient:
         entry = await self.meta.get_meta(OUTBOX_KEY)
         if not entry or self.membership is None or entry.get("task_id") != self.task_id:
             return None
+        left = self._outbox_not_before - time.monotonic()
+        if left > 0:  # the server asked to wait: asking sooner would only be refused again
+            raise ServerBusy("the server asked to wait before this update is sent again", left)
         body = await self.meta.get_meta(OUTBOX_KEY + ":params")
         return await self._send(entry, body, retry)
 
@@ -205,7 +257,9 @@ class FLClient:
             await _finished(keeping)
             await self._empty_outbox()  # refused for good: nothing to resend
             raise
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, ServerBusy):
+                self._outbox_not_before = time.monotonic() + (exc.retry_after or 0.0)
             if keeping is not None:
                 await keeping  # it waits in the outbox (a write that failed says so instead)
             raise
@@ -215,6 +269,18 @@ class FLClient:
 
     async def _empty_outbox(self) -> None:
         await self.meta.set_metas({OUTBOX_KEY: None, OUTBOX_KEY + ":params": None})
+
+
+def _error_body(body: bytes) -> dict:
+    """The server's ``{"error": ..., "detail": ...}``; any other body as the error's words
+    (cut short: a proxy's error page is not a sentence)."""
+    try:
+        info = json.loads(body) if body.startswith(b"{") else None
+    except (ValueError, RecursionError):
+        info = None
+    if not isinstance(info, dict) or not isinstance(info.get("error"), str):
+        info = {"error": body.decode(errors="replace")}
+    return info | {"error": info["error"][:MAX_ERROR_CHARS] or "refused"}
 
 
 async def _finished(write: asyncio.Future | None) -> None:

@@ -199,7 +199,8 @@ class UpdateService:
         since = time.time() - 60
         recent = self.rows.received_since(client.id, since, limit)
         if len(recent) >= limit:
-            raise TooManyRequests(f"this task accepts {limit} updates per minute from one participant",
+            updates = "update" if limit == 1 else "updates"
+            raise TooManyRequests(f"this task accepts {limit} {updates} per minute from one participant",
                                   recent[-1] - since)
 
     def _check_builds_on_own_last(self, task: Task, client: Client, base_version: int) -> None:

@@ -790,3 +790,118 @@ def test_a_start_up_snapshot_takes_the_standard_library_and_client_but_no_extens
     names = snapshot_modules()
     assert {"fake_stdlib", "fake_client"} <= set(names)
     assert "fake_extension" not in names and "fake_builtin" not in names and "__main__" not in names
+
+
+@pytest.mark.parametrize("value, seconds", [
+    ("1", 1.0), (" 60 ", 60.0), ("0", 0.0), ("3600", 3600.0), ("7200", 3600.0),
+    ("99999999999999999999", 3600.0), ("9" * 5000, 3600.0),  # past 64 bits, and past int()'s digit limit
+    ("١٢", None), ("１２", None), ("²", None),  # unicode digits are not HTTP's
+    ("-5", None), ("+3", None), ("1.5", None), ("", None), (None, None), ("1e3", None),
+    ("Wed, 21 Oct 2026 07:28:00 GMT", None),  # the date form: the client's own backoff instead
+])
+def test_retry_after_is_read_only_as_plain_seconds_within_a_bound(value, seconds):
+    from browser_py.protocol import retry_after_seconds
+
+    assert retry_after_seconds(value) == seconds
+
+
+class ScriptedPeer:
+    """An HTTP server that answers each request with the next of ``answers`` (status,
+    headers, body), noting when each came: for how a client reads answers our server never
+    gives."""
+
+    def __init__(self, answers: list[tuple[int, dict, bytes]]) -> None:
+        import http.server
+
+        self.answers, self.times = list(answers), []
+        peer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                peer.times.append(time.monotonic())
+                status, headers, body = peer.answers.pop(0)
+                self.send_response(status)
+                for name, value in (headers | {"Content-Length": str(len(body))}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("retry_after, waits", [
+    ("1", "as told"),
+    ("²", "its own"),  # a digit to str.isdigit(), not to HTTP
+    ("-5", "its own"), ("Wed, 21 Oct 2026 07:28:00 GMT", "its own"),
+    ("99999999999999999999", "gives up"),  # longer than the client waits at all: no retry
+])
+def test_a_429_is_waited_out_for_as_long_as_the_server_says(retry_after, waits):
+    from browser_py.protocol import ServerBusy
+
+    peer = ScriptedPeer([(429, {"Retry-After": retry_after}, b'{"error": "too many updates for now"}'),
+                         (200, {"Content-Type": "application/json"}, b'{"version": 3}')])
+    try:
+        client = FLClient(peer.url, MemoryStore(), retry_seconds=10, max_wait=0.5)
+        told = []
+        client.on_retry = lambda seconds, why: told.append((seconds, why))
+        if waits == "gives up":
+            with pytest.raises(ServerBusy) as busy:
+                run(client.call("GET", "/x"))
+            assert busy.value.retry_after == 3600 and told == [] and len(peer.times) == 1
+            return
+        assert run(client.call("GET", "/x")).json() == {"version": 3}
+        [(seconds, why)] = told
+        assert isinstance(why, ServerBusy) and why.reason == "too many updates for now"
+        if waits == "as told":
+            assert seconds == 1.0 and peer.times[1] - peer.times[0] >= 1.0
+        else:
+            assert seconds <= 0.5  # the client's own backoff, capped by max_wait
+    finally:
+        peer.close()
+
+
+def test_a_server_asking_to_wait_past_the_clients_patience_keeps_the_update(live_server):
+    """The real server's rate limit: the second update in a minute is answered 429 with a
+    wait (~60 s) longer than this client retries (30 s). The push ends at once with no
+    guessed retries, the update waits in the outbox, and the outbox does not ask again
+    before the time the server gave."""
+    from browser_py.protocol import ServerBusy
+    from browser_py.transport import UrllibTransport
+
+    task = live_server.create_task("rate limited", classes=[str(d) for d in range(10)], min_labelled=20,
+                                   batch_size=16, max_updates_per_minute=1, max_change_ratio=None,
+                                   max_change_vs_recent=None, direction_guard=False)
+    posted = []
+
+    class Counting(UrllibTransport):
+        async def request(self, method, url, headers=None, body=None):
+            r = await super().request(method, url, headers, body)
+            if method == "POST" and url.endswith("/updates"):
+                posted.append(r.status)
+            return r
+
+    store = MemoryStore()
+    client = FLClient(live_server.url, store, transport=Counting(), retry_seconds=30)
+    told = []
+    client.on_retry = lambda seconds, why: told.append(seconds)
+    run(client.join(task["join_code"]))
+    version, params = run(client.pull())
+    assert run(client.push(params, version, 5))["status"] == "applied"
+    version, params = run(client.pull())
+    with pytest.raises(ServerBusy) as busy:
+        run(client.push(params, version, 7))
+    assert 30 < busy.value.retry_after <= 60 and "accepts 1 update per minute" in busy.value.reason
+    assert posted == [201, 429] and told == []
+    assert run(store.get_meta("outbox"))["samples"] == 7
+    with pytest.raises(ServerBusy):
+        run(client.flush_outbox(retry=False))
+    assert posted == [201, 429] and run(store.get_meta("outbox"))["samples"] == 7

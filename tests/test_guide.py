@@ -101,3 +101,53 @@ def test_tile_markup_escapes_what_participants_typed():
                     'data-id="x1"><span>&lt;script&gt;alert(1)&lt;/script&gt;</span>'
                     '<option value="cat" selected>cat</option></figure>')
     assert markup("option", "dog", value="dog", selected=None) == '<option value="dog">dog</option>'
+
+
+def test_a_countdown_says_each_second_left_and_stops_when_told():
+    """The line a participant reads while the page waits to ask the server again."""
+    from itertools import groupby
+    from types import SimpleNamespace
+
+    from browser_py.ui.dom import Countdown
+
+    class Line(SimpleNamespace):
+        seen: list
+
+        def __setattr__(self, name, value):
+            if name == "textContent":
+                self.seen.append(value)
+            super().__setattr__(name, value)
+
+    async def run() -> None:
+        line = Line(seen=[])
+        count = Countdown(line)
+        count.start(2.5, lambda left: f"again in {left} s")
+        await asyncio.sleep(3.5)
+        assert [k for k, _ in groupby(line.seen)] == ["again in 3 s", "again in 2 s", "again in 1 s"]
+        line.seen.clear()
+        count.start(60, lambda left: f"first {left}")
+        count.start(60, lambda left: f"second {left}")  # a new wait replaces the count
+        await asyncio.sleep(0.1)
+        count.stop()
+        await asyncio.sleep(1.1)
+        assert line.seen == ["second 60"]
+
+    asyncio.run(run())
+
+
+def test_a_wait_the_server_asked_for_is_told_apart_from_no_connection():
+    from browser_py.participant import RoundResult
+    from browser_py.protocol import ServerBusy, ServerUnavailable
+    from browser_py.ui.participant_page import retry_words, round_words
+
+    busy = ServerBusy("this task accepts 1 update per minute from one participant", 42.0)
+    assert retry_words(42, busy) == ("The server asked to wait: this task accepts 1 update per minute from one "
+                                     "participant. Trying again in 42 s…")
+    assert retry_words(3, ServerUnavailable("GET /x: HTTP 503")) == ("No answer from the server yet. "
+                                                                     "Trying again in 3 s…")
+    told = RoundResult(4, [0.5], 20, {"status": "waiting", "busy": busy.reason, "retry_after": 41.2}, [])
+    assert "asked to wait (this task accepts 1 update " in round_words(told) and "in about 42 s" in round_words(told)
+    unsaid = RoundResult(4, [0.5], 20, {"status": "waiting", "busy": "slow down", "retry_after": None}, [])
+    assert "It is sent by itself later" in round_words(unsaid)
+    offline = RoundResult(4, [0.5], 20, {"status": "waiting"}, [])
+    assert "no connection" in round_words(offline) and "asked to wait" not in round_words(offline)

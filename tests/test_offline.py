@@ -3,6 +3,8 @@ comes back: the page loads, labels and trains without it; the update waits on th
 visibly, and is sent when the server answers again."""
 from __future__ import annotations
 
+import time
+
 import pytest
 from selenium.webdriver.common.by import By
 
@@ -48,3 +50,30 @@ def test_the_page_works_offline_and_sends_the_waiting_update_when_back(browser, 
         assert "waits on this device" not in text(browser, "next-hint")
     finally:
         server.stop()
+
+
+def test_a_server_asking_to_wait_is_named_and_the_update_waits_for_it(browser, live_server, tmp_path):
+    """Past the task's updates per minute the server answers 429 with a wait longer than the
+    page retries: the round ends at once saying so in plain words (not "no connection"), and
+    the update waits on the device while the page keeps saying it is online."""
+    task = live_server.create_task("Digits rate", classes=[str(d) for d in range(10)], min_labelled=10,
+                                   batch_size=8, local_epochs=1, max_updates_per_minute=1, max_change_ratio=None,
+                                   max_change_vs_recent=None, direction_guard=False)
+    browser.get(f"{live_server.url}/?join={task['join_code']}")
+    assert wait_ready(browser) == "ready"
+    archive = tmp_path / "digits.zip"
+    archive.write_bytes(image_folder_zip(digit_files(30, offset=350)))
+    browser.find_element(By.ID, "file-input").send_keys(str(archive))
+    until(browser, lambda d: "30 images added" in text(d, "import-message"))
+    browser.find_element(By.ID, "train-button").click()
+    until(browser, lambda d: "learned from your" in text(d, "train-result"), 120)
+    browser.find_element(By.ID, "train-button").click()
+    until(browser, lambda d: "Saved on this device" in text(d, "train-result"), 60)
+    words = text(browser, "train-result")
+    assert "the server asked to wait (this task accepts 1 update per minute from one participant)" in words
+    assert "It is sent by itself in about" in words and "connection" not in words
+    assert text(browser, "status").startswith("Online") and "1 update waiting to send" in text(browser, "status")
+    assert "No connection" not in text(browser, "next-hint")
+    time.sleep(6)  # the page checks its waiting update every 5 s: within the wait it does not ask
+    assert text(browser, "status").startswith("Online") and "1 update waiting to send" in text(browser, "status")
+    assert live_server.api("GET", f"/api/tasks/{task['id']}")["version"] == 1

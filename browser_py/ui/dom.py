@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import math
+import time
 from html import escape
 from typing import Callable, Iterator
 
@@ -147,6 +149,29 @@ def says_if_it_stops(node, words: Callable[[str], str]) -> Iterator[None]:
         if present(node):
             node.textContent = words(plain_reason(exc))
         raise
+
+
+class Countdown:
+    """A line that counts whole seconds down, ``words(seconds_left)``, until it reaches zero
+    or is stopped (it owns its task: starting again replaces the count)."""
+
+    def __init__(self, node) -> None:
+        self.node = node
+        self._task: asyncio.Future | None = None
+
+    def start(self, seconds: float, words: Callable[[int], str]) -> None:
+        self.stop()
+        self._task = asyncio.ensure_future(self._count(time.monotonic() + seconds, words))
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _count(self, end: float, words: Callable[[int], str]) -> None:
+        while (left := end - time.monotonic()) > 0:
+            self.node.textContent = words(math.ceil(left))
+            await asyncio.sleep(left - math.ceil(left) + 1)  # to the next whole second
 
 
 def object_url(data: bytes, mime: str = "") -> str:

@@ -18,11 +18,11 @@ import time
 from ..dataset import Item
 from ..guide import STEP_TITLES, STEPS, Situation, Step, next_step
 from ..participant import NotEnoughData, Participant, RoundResult
-from ..protocol import ServerRefused, ServerUnavailable
+from ..protocol import ServerBusy, ServerRefused, ServerUnavailable
 from ..runtime import long_work
 from ..trainer import Cancelled, CancelToken, Progress
-from .dom import (by_id, clear, download, el, forget_object_url, from_markup, markup, object_url, on, plain_reason,
-                  present, says_if_it_stops, when_idle)
+from .dom import (Countdown, by_id, clear, download, el, forget_object_url, from_markup, markup, object_url, on,
+                  plain_reason, present, says_if_it_stops, when_idle)
 
 FILTERS = {"all": "All photos", "unlabelled": "Without a label", "suggested": "With a suggestion",
            "labelled": "Labelled"}
@@ -54,7 +54,9 @@ class ParticipantPage:
         self.kept_losses: list[float] = []  # the last round's curve, kept from before a reload
         self.saved: dict = {}
         self.step: Step | None = None
-        self.unsent = False  # an update waits on this device for the connection
+        # why an update waits on this device: "" (none waits), "offline" (no connection) or
+        # "busy" (the server asked to wait); the outbox sends it when the server takes it
+        self.unsent = ""
 
     @property
     def ds(self):
@@ -265,10 +267,16 @@ class ParticipantPage:
                 if self.cancel is not None or not await self.p.client.has_unsent():
                     continue
                 ack = await self.p.client.flush_outbox(retry=False)
+            except ServerBusy:  # online: the server asked to wait (the outbox knows how long)
+                set_status(self.p, waiting=1)
+                if self.unsent != "busy":
+                    self.unsent = "busy"
+                    self._show_step()
+                continue
             except ServerUnavailable:
                 set_status(self.p, connected=False, waiting=1)
-                if not self.unsent:
-                    self.unsent = True
+                if self.unsent != "offline":
+                    self.unsent = "offline"
                     self._show_step()
                 continue
             except ServerRefused as exc:
@@ -280,11 +288,12 @@ class ParticipantPage:
                 print(f"outbox: {exc}")
                 continue
             if ack is not None:
-                self.unsent = False
+                words = ("Sent now that the connection is back" if self.unsent == "offline"
+                         else "Sent now that the server takes it")
+                self.unsent = ""
                 self._show_step()
                 fed = ack.get("applied_version")
-                words = ("Sent now that the connection is back" +
-                         (f": the shared model is at version {fed}." if fed is not None else "."))
+                words += f": the shared model is at version {fed}." if fed is not None else "."
                 by_id("train-result").textContent = words
                 await self._save_state(round=(self.saved.get("round") or {}) | {"words": words, "at": time.time()})
                 set_status(self.p)
@@ -506,7 +515,7 @@ class ParticipantPage:
         self.step = next_step(self.situation())
         training = self.cancel is not None
         waiting = ("No connection: your last update waits on this device and is sent as soon as the connection "
-                   "returns. " if self.unsent else "")
+                   "returns. " if self.unsent == "offline" else "")
         by_id("next-hint").textContent = waiting + ("Training on this device… You can keep using the page."
                                                     if training else f"Step {self.step.number} of 4: {self.step.hint}")
         go = by_id("next-action")
@@ -1004,7 +1013,9 @@ class ParticipantPage:
                 drawn["at"] = time.monotonic()
             await asyncio.sleep(0)  # let the page breathe between batches
 
-        waiting = False
+        waiting = busy = False
+        countdown = Countdown(text)
+        self.p.client.on_retry = lambda seconds, why: countdown.start(seconds, lambda left: retry_words(left, why))
         try:
             text.textContent = "Preparing your photos…"
 
@@ -1025,6 +1036,7 @@ class ParticipantPage:
             result: RoundResult = await self.p.train_round(progress=trained, cancel=self.cancel,
                                                            preparing=preparing)
             waiting = result.ack.get("status") == "waiting"
+            busy = bool(result.ack.get("busy"))
             words = round_words(result)
             result_box.textContent = words
             losses = result.epoch_losses
@@ -1050,11 +1062,13 @@ class ParticipantPage:
             text.textContent = f"The round stopped: {plain_reason(exc)}. Start it again to try once more."
             raise
         finally:
+            self.p.client.on_retry = None
+            countdown.stop()
             _bump("webflRoundsEnded")  # for automation (experiments), like webflState
             stop.hidden, bar.hidden = True, True
             self.cancel = None
-            self.unsent = waiting
-            set_status(self.p, connected=not waiting, waiting=int(waiting))
+            self.unsent = ("busy" if busy else "offline") if waiting else ""
+            set_status(self.p, connected=self.unsent != "offline", waiting=int(waiting))
             self.refresh()
 
     async def test(self) -> None:
@@ -1120,10 +1134,22 @@ def round_words(result: RoundResult) -> str:
                 "taught it. Check your labels and train again.")
     if ack.get("status") == "vetoed":
         return f"Not sent: the extension {ack.get('by')} stopped it."
+    if ack.get("status") == "waiting" and ack.get("busy"):
+        when = (f"in about {math.ceil(ack['retry_after'])} s" if isinstance(ack.get("retry_after"), (int, float))
+                else "later")
+        return (f"Saved on this device: the server asked to wait ({ack['busy']}). It is sent by itself {when} "
+                "(you can keep working).")
     if ack.get("status") == "waiting":
         return ("Saved on this device: there is no connection to the server right now. It is sent as soon as "
                 "the connection returns (you can keep working, or close the page).")
     return "Sent. It will be used together with other participants' updates shortly."
+
+
+def retry_words(seconds: int, why: Exception) -> str:
+    """What the participant reads while the page waits to ask the server again."""
+    if isinstance(why, ServerBusy):
+        return f"The server asked to wait: {why.reason}. Trying again in {seconds} s…"
+    return f"No answer from the server yet. Trying again in {seconds} s…"
 
 
 def show_test(box, classes: list[str], outcome: dict) -> None:
