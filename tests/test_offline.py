@@ -15,17 +15,22 @@ from test_ui import text, until
 pytestmark = pytest.mark.browser
 
 
+def join_with_30_digits(browser, server, task: dict, tmp_path) -> None:
+    """Open the task's join link and add 30 labelled digits."""
+    browser.get(f"{server.url}/?join={task['join_code']}")
+    assert wait_ready(browser) == "ready"
+    archive = tmp_path / "digits.zip"
+    archive.write_bytes(image_folder_zip(digit_files(30, offset=350)))
+    browser.find_element(By.ID, "file-input").send_keys(str(archive))
+    until(browser, lambda d: "30 images added" in text(d, "import-message"))
+
+
 def test_the_page_works_offline_and_sends_the_waiting_update_when_back(browser, tmp_path):
     server = LiveServer(tmp_path / "server")  # its own server: this test stops and restarts it
     try:
         task = server.create_task("Digits offline", classes=[str(d) for d in range(10)], min_labelled=10,
                                   batch_size=8, local_epochs=1)
-        browser.get(f"{server.url}/?join={task['join_code']}")
-        assert wait_ready(browser) == "ready"
-        archive = tmp_path / "digits.zip"
-        archive.write_bytes(image_folder_zip(digit_files(30, offset=350)))
-        browser.find_element(By.ID, "file-input").send_keys(str(archive))
-        until(browser, lambda d: "30 images added" in text(d, "import-message"))
+        join_with_30_digits(browser, server, task, tmp_path)
         # the next visit runs under the service worker, which keeps a copy of what the page loads
         browser.refresh()
         assert wait_ready(browser) == "ready"
@@ -59,12 +64,7 @@ def test_a_server_asking_to_wait_is_named_and_the_update_waits_for_it(browser, l
     task = live_server.create_task("Digits rate", classes=[str(d) for d in range(10)], min_labelled=10,
                                    batch_size=8, local_epochs=1, max_updates_per_minute=1, max_change_ratio=None,
                                    max_change_vs_recent=None, direction_guard=False)
-    browser.get(f"{live_server.url}/?join={task['join_code']}")
-    assert wait_ready(browser) == "ready"
-    archive = tmp_path / "digits.zip"
-    archive.write_bytes(image_folder_zip(digit_files(30, offset=350)))
-    browser.find_element(By.ID, "file-input").send_keys(str(archive))
-    until(browser, lambda d: "30 images added" in text(d, "import-message"))
+    join_with_30_digits(browser, live_server, task, tmp_path)
     browser.find_element(By.ID, "train-button").click()
     until(browser, lambda d: "learned from your" in text(d, "train-result"), 120)
     browser.find_element(By.ID, "train-button").click()
