@@ -18,7 +18,7 @@ from .dataset import Dataset, ImportProgress, Item
 from .extensions import Context, Update
 from .features import FeatureExtractor, load_features
 from .preprocess import InputSpec, check_image, decode
-from .protocol import FLClient, ServerBusy, ServerRefused, ServerUnavailable
+from .protocol import FLClient, RetryFn, ServerBusy, ServerRefused, ServerUnavailable
 from .runtime import IN_PYODIDE, long_work, mark
 from .stores import Store
 from .study import StudyLog
@@ -41,6 +41,9 @@ VERSION_ASK_SECONDS = 1.0
 # picture, reading its pixels: 2-15 ms), and Pyodide runs every Python step that is ready in
 # one browser task: a batch of 16 decodes ending together made single tasks of 89-98 ms.
 MODEL_DECODE_AT_ONCE = 4
+# While an update waits to be sent (a wait the server asked for, an outage), the round looks
+# this often whether the participant stopped it: the page's target is a stop within 0.5 s.
+STOP_LOOK_SECONDS = 0.2
 # told (images prepared so far, images to prepare) while features are computed
 PreparingFn = Callable[[int, int], Awaitable[None]]
 
@@ -343,7 +346,8 @@ class Participant:
 
     async def train_round(self, epochs: int | None = None, progress: ProgressFn | None = None,
                           cancel: CancelToken | None = None, follow_newer: bool = True,
-                          seed: int | None = None, preparing: PreparingFn | None = None) -> RoundResult:
+                          seed: int | None = None, preparing: PreparingFn | None = None,
+                          sending_waits: RetryFn | None = None) -> RoundResult:
         """Train locally from the newest global model, send the update.
 
         With ``follow_newer`` (the page), the round starts from the global model pulled last
@@ -354,7 +358,9 @@ class Participant:
         between later epochs, at most every VERSION_ASK_SECONDS. When a newer global model
         exists, the progress made so far is carried onto it (:func:`carry_progress`) and it
         becomes the update's base version, so the update is never stale by more than an
-        epoch or VERSION_ASK_SECONDS, whichever is longer.
+        epoch or VERSION_ASK_SECONDS, whichever is longer. ``sending_waits`` is told when
+        sending the update waits to try again (how long, and why); ``cancel`` also stops that
+        wait (STOP_LOOK_SECONDS).
         """
         ok, why = self.can_train()
         if not ok:
@@ -446,8 +452,7 @@ class Participant:
             # the server refuses non-finite numbers: keep the update, drop the bad metric
             update.metrics.update({str(k): float(v) for k, v in (extra or {}).items() if math.isfinite(float(v))})
         try:
-            ack = await self.client.push(update.params, base, update.samples, update.metrics,
-                                         self.task["training"].get("update_encoding", "f32"), base_params)
+            ack = await self._push_unless_stopped(update, base, base_params, cancel, sending_waits)
         except ServerBusy as exc:
             # the server asked to wait longer than the client waits: the outbox sends it later
             ack = {"status": "waiting", "busy": exc.reason, "retry_after": exc.retry_after}
@@ -466,6 +471,26 @@ class Participant:
         except ServerUnavailable:
             pass  # kept on this device until the connection returns
         return RoundResult(base, result.epoch_losses, len(items), ack, picked)
+
+    async def _push_unless_stopped(self, update: Update, base: int, base_params: array,
+                                   cancel: CancelToken | None, waits: RetryFn | None) -> dict:
+        """Send the round's update. Stopped while it waits to be sent, the round ends at once:
+        the update stays in the outbox (sent later) if it got there; the ack says which."""
+        sending = asyncio.ensure_future(self.client.push(
+            update.params, base, update.samples, update.metrics,
+            self.task["training"].get("update_encoding", "f32"), base_params, waits))
+        while not sending.done():
+            await asyncio.wait([sending], timeout=STOP_LOOK_SECONDS)
+            if cancel is not None and cancel.cancelled and not sending.done():
+                sending.cancel()  # the outbox's write, once begun, ends first (FLClient._send)
+                try:
+                    await sending
+                except (asyncio.CancelledError, ServerUnavailable):
+                    pass
+                else:  # the answer came as it was stopped
+                    return sending.result()
+                return {"status": "stopped", "kept": await self.client.has_unsent()}
+        return sending.result()
 
     async def evaluate(self, items: list[Item] | None = None) -> dict:
         """The model currently loaded, on the participant's test images (by default)."""

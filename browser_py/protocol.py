@@ -41,6 +41,10 @@ class ServerUnavailable(RuntimeError):
     """5xx or no answer: worth retrying later."""
 
 
+# told before a wait between tries: (seconds, what went wrong)
+RetryFn = Callable[[float, ServerUnavailable], None]
+
+
 class ServerBusy(ServerUnavailable):
     """429: the server asks to come back later, ``retry_after`` seconds from now (None when
     it did not say so in a form the client reads); ``reason`` is the server's own words."""
@@ -107,8 +111,6 @@ class FLClient:
         self.retry_seconds = retry_seconds
         self.max_wait = max_wait
         self.membership: Membership | None = None
-        # told before each wait between tries: (seconds, what went wrong); the page says it
-        self.on_retry: Callable[[float, ServerUnavailable], None] | None = None
         self._outbox_not_before = 0.0  # monotonic time a 429 asked the outbox to wait for
 
     @property
@@ -118,8 +120,9 @@ class FLClient:
 
     # --- plumbing ---------------------------------------------------------------------
     async def call(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-                   retry: bool = True) -> Response:
-        """A request with the participant token; 5xx and network errors are retried."""
+                   retry: bool = True, on_retry: RetryFn | None = None) -> Response:
+        """A request with the participant token; 5xx, 429 and network errors are retried
+        (``on_retry`` is told before each wait: the page says it)."""
         hdrs = dict(headers or {})
         if self.membership is not None:
             hdrs["Authorization"] = f"Bearer {self.membership.token}"
@@ -142,8 +145,8 @@ class FLClient:
             return await once()
 
         def before_sleep(state: RetryCallState) -> None:
-            if self.on_retry is not None:
-                self.on_retry(state.upcoming_sleep, state.outcome.exception())
+            if on_retry is not None:
+                on_retry(state.upcoming_sleep, state.outcome.exception())
 
         # stop before a wait that would end past the client's patience: a 429 asking for
         # longer gives up at once (the outbox keeps an update; the page says why)
@@ -201,7 +204,7 @@ class FLClient:
 
     # --- updates ------------------------------------------------------------------------
     async def push(self, params: array, base_version: int, samples: int, metrics: dict | None = None,
-                   encoding: str = "f32", base_params: array | None = None) -> dict:
+                   encoding: str = "f32", base_params: array | None = None, on_retry: RetryFn | None = None) -> dict:
         """Send an update; it is kept in the outbox until the server acknowledged it.
 
         ``encoding`` is how it travels (``browser_py.update_encoding``): ``q8-delta`` needs
@@ -225,7 +228,7 @@ class FLClient:
         # update travels (the key makes a resend harmless); it is done before the outbox is
         # emptied, or before an update that did not get through is said to wait in it.
         keeping = asyncio.ensure_future(self.meta.set_metas({**kept, OUTBOX_KEY: entry, OUTBOX_KEY + ":params": body}))
-        return await self._send(entry, body, keeping=keeping)
+        return await self._send(entry, body, keeping=keeping, on_retry=on_retry)
 
     async def flush_outbox(self, retry: bool = True) -> dict | None:
         """Resend an update that was not acknowledged before a reload, a crash or while the
@@ -245,14 +248,15 @@ class FLClient:
         return bool(entry) and self.membership is not None and entry.get("task_id") == self.task_id
 
     async def _send(self, entry: dict, body: bytes, retry: bool = True,
-                    keeping: asyncio.Future | None = None) -> dict:
+                    keeping: asyncio.Future | None = None, on_retry: RetryFn | None = None) -> dict:
         headers = {"Content-Type": "application/octet-stream", "Idempotency-Key": entry["key"],
                    "X-WebFL-Base-Version": str(entry["base_version"]),
                    "X-WebFL-Samples": str(entry["samples"]),
                    "X-WebFL-Metrics": json.dumps(entry["metrics"]),
                    "X-WebFL-Encoding": entry.get("encoding", "f32")}
         try:
-            ack = (await self.call("POST", f"/api/tasks/{self.task_id}/updates", body, headers, retry)).json()
+            ack = (await self.call("POST", f"/api/tasks/{self.task_id}/updates", body, headers, retry,
+                                   on_retry)).json()
         except ServerRefused:
             await _finished(keeping)
             await self._empty_outbox()  # refused for good: nothing to resend

@@ -852,13 +852,15 @@ def test_a_429_is_waited_out_for_as_long_as_the_server_says(retry_after, waits):
     try:
         client = FLClient(peer.url, MemoryStore(), retry_seconds=10, max_wait=0.5)
         told = []
-        client.on_retry = lambda seconds, why: told.append((seconds, why))
+        def on_retry(seconds, why):
+            told.append((seconds, why))
+
         if waits == "gives up":
             with pytest.raises(ServerBusy) as busy:
-                run(client.call("GET", "/x"))
+                run(client.call("GET", "/x", on_retry=on_retry))
             assert busy.value.retry_after == 3600 and told == [] and len(peer.times) == 1
             return
-        assert run(client.call("GET", "/x")).json() == {"version": 3}
+        assert run(client.call("GET", "/x", on_retry=on_retry)).json() == {"version": 3}
         [(seconds, why)] = told
         assert isinstance(why, ServerBusy) and why.reason == "too many updates for now"
         if waits == "as told":
@@ -892,16 +894,43 @@ def test_a_server_asking_to_wait_past_the_clients_patience_keeps_the_update(live
     store = MemoryStore()
     client = FLClient(live_server.url, store, transport=Counting(), retry_seconds=30)
     told = []
-    client.on_retry = lambda seconds, why: told.append(seconds)
     run(client.join(task["join_code"]))
     version, params = run(client.pull())
     assert run(client.push(params, version, 5))["status"] == "applied"
     version, params = run(client.pull())
     with pytest.raises(ServerBusy) as busy:
-        run(client.push(params, version, 7))
+        run(client.push(params, version, 7, on_retry=lambda seconds, why: told.append(seconds)))
     assert 30 < busy.value.retry_after <= 60 and "accepts 1 update per minute" in busy.value.reason
     assert posted == [201, 429] and told == []
     assert run(store.get_meta("outbox"))["samples"] == 7
     with pytest.raises(ServerBusy):
         run(client.flush_outbox(retry=False))
     assert posted == [201, 429] and run(store.get_meta("outbox"))["samples"] == 7
+
+
+def test_a_round_stopped_while_its_update_waits_ends_at_once_and_keeps_it(live_server):
+    """A participant who stops a round while its update waits out a 429 (~60 s here: this
+    client waits up to 120 s) gets the round back at once; the update stays in the outbox."""
+    from browser_py.protocol import ServerBusy
+
+    task = live_server.create_task("rate stop", classes=[str(d) for d in range(10)], min_labelled=20,
+                                   batch_size=16, max_updates_per_minute=1, max_change_ratio=None,
+                                   max_change_vs_recent=None, direction_guard=False)
+    store = MemoryStore()
+    p = Participant(FLClient(live_server.url, store, retry_seconds=120), store)
+    run(p.start(task["join_code"], "stopper"))
+    run(p.import_files([("x.zip", image_folder_zip(digit_files(40, 20)))]))
+    assert run(p.train_round(epochs=1, follow_newer=False)).ack["status"] == "applied"
+    cancel, told = CancelToken(), []
+
+    def waits(seconds, why):
+        told.append((seconds, why))
+        cancel.cancel()  # pressed as the wait begins
+
+    started = time.monotonic()
+    result = run(p.train_round(epochs=1, follow_newer=False, cancel=cancel, sending_waits=waits))
+    elapsed = time.monotonic() - started
+    [(seconds, why)] = told
+    assert isinstance(why, ServerBusy) and 30 < seconds <= 60
+    assert result.ack == {"status": "stopped", "kept": True} and elapsed < seconds / 2
+    assert run(store.get_meta("outbox"))["task_id"] == task["id"]

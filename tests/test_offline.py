@@ -58,15 +58,31 @@ def test_the_page_works_offline_and_sends_the_waiting_update_when_back(browser, 
 
 
 def test_a_server_asking_to_wait_is_named_and_the_update_waits_for_it(browser, live_server, tmp_path):
-    """Past the task's updates per minute the server answers 429 with a wait longer than the
-    page retries: the round ends at once saying so in plain words (not "no connection"), and
-    the update waits on the device while the page keeps saying it is online."""
+    """Past the task's updates per minute the server answers 429 with a wait (~60 s). A page
+    that waits that long counts it down and can stop waiting (the update is kept); with the
+    page's own patience (30 s) the round ends at once saying so in plain words (not "no
+    connection"), and the update waits on the device while the page keeps saying it is online."""
     task = live_server.create_task("Digits rate", classes=[str(d) for d in range(10)], min_labelled=10,
                                    batch_size=8, local_epochs=1, max_updates_per_minute=1, max_change_ratio=None,
                                    max_change_vs_recent=None, direction_guard=False)
     join_with_30_digits(browser, live_server, task, tmp_path)
     browser.find_element(By.ID, "train-button").click()
     until(browser, lambda d: "learned from your" in text(d, "train-result"), 120)
+
+    patience = "import browser_py.app as app; app.participant.client.retry_seconds = {}"
+    browser.execute_script("window.webfl.pyodide.runPython(arguments[0])", patience.format(120))
+    browser.find_element(By.ID, "train-button").click()
+    until(browser, lambda d: "Trying again in" in text(d, "train-text"), 60)
+    assert text(browser, "train-text").startswith(
+        "The server asked to wait: this task accepts 1 update per minute from one participant.")
+    stop = browser.find_element(By.ID, "cancel")
+    assert stop.text == "Stop waiting"
+    stop.click()
+    until(browser, lambda d: "Stopped waiting" in text(d, "train-result"), 10)
+    assert "kept on this device" in text(browser, "train-result")
+    assert text(browser, "status").startswith("Online") and "1 update waiting to send" in text(browser, "status")
+
+    browser.execute_script("window.webfl.pyodide.runPython(arguments[0])", patience.format(30))
     browser.find_element(By.ID, "train-button").click()
     until(browser, lambda d: "Saved on this device" in text(d, "train-result"), 60)
     words = text(browser, "train-result")
@@ -74,6 +90,7 @@ def test_a_server_asking_to_wait_is_named_and_the_update_waits_for_it(browser, l
     assert "It is sent by itself in about" in words and "connection" not in words
     assert text(browser, "status").startswith("Online") and "1 update waiting to send" in text(browser, "status")
     assert "No connection" not in text(browser, "next-hint")
+    assert browser.find_element(By.ID, "cancel").get_attribute("textContent") == "Cancel training"  # hidden
     time.sleep(6)  # the page checks its waiting update every 5 s: within the wait it does not ask
     assert text(browser, "status").startswith("Online") and "1 update waiting to send" in text(browser, "status")
     assert live_server.api("GET", f"/api/tasks/{task['id']}")["version"] == 1

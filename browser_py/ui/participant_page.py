@@ -1015,7 +1015,13 @@ class ParticipantPage:
 
         waiting = busy = False
         countdown = Countdown(text)
-        self.p.client.on_retry = lambda seconds, why: countdown.start(seconds, lambda left: retry_words(left, why))
+        retried: list[Exception] = []  # why sending the update waited to try again, in order
+
+        def retrying(seconds: float, why: Exception) -> None:
+            retried.append(why)
+            stop.textContent = "Stop waiting"  # the update is kept either way (round_words)
+            countdown.start(seconds, lambda left: retry_words(left, why))
+
         try:
             text.textContent = "Preparing your photos…"
 
@@ -1034,9 +1040,10 @@ class ParticipantPage:
                     bar.value = 0.5 + 0.5 * p.fraction
 
             result: RoundResult = await self.p.train_round(progress=trained, cancel=self.cancel,
-                                                           preparing=preparing)
-            waiting = result.ack.get("status") == "waiting"
-            busy = bool(result.ack.get("busy"))
+                                                           preparing=preparing, sending_waits=retrying)
+            status = result.ack.get("status")
+            waiting = status == "waiting" or (status == "stopped" and bool(result.ack.get("kept")))
+            busy = bool(result.ack.get("busy")) or bool(retried and isinstance(retried[-1], ServerBusy))
             words = round_words(result)
             result_box.textContent = words
             losses = result.epoch_losses
@@ -1062,8 +1069,8 @@ class ParticipantPage:
             text.textContent = f"The round stopped: {plain_reason(exc)}. Start it again to try once more."
             raise
         finally:
-            self.p.client.on_retry = None
             countdown.stop()
+            stop.textContent = "Cancel training"
             _bump("webflRoundsEnded")  # for automation (experiments), like webflState
             stop.hidden, bar.hidden = True, True
             self.cancel = None
@@ -1134,6 +1141,9 @@ def round_words(result: RoundResult) -> str:
                 "taught it. Check your labels and train again.")
     if ack.get("status") == "vetoed":
         return f"Not sent: the extension {ack.get('by')} stopped it."
+    if ack.get("status") == "stopped":
+        return ("Stopped waiting: your update is kept on this device and sent by itself once the server takes it."
+                if ack.get("kept") else "Stopped before sending: nothing was sent.")
     if ack.get("status") == "waiting" and ack.get("busy"):
         when = (f"in about {math.ceil(ack['retry_after'])} s" if isinstance(ack.get("retry_after"), (int, float))
                 else "later")
