@@ -9,11 +9,17 @@ a participant's tasks this way, each with its own photos.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from .runtime import fresh_process_state, mark
 
 # How long the page keeps retrying a request before it says there is no connection (an
 # unsent update then waits in the outbox; the page keeps trying in the background).
 PAGE_RETRY_SECONDS = 30.0
+# Joining waits longer: the server limits joins per network address per minute, and a class
+# behind one address can meet that limit. One told wait (at most the limit's 60 s window)
+# fits in the page's start-up limit (START_TIMEOUT_MS in www/js/boot.mjs: 90 s).
+JOIN_PATIENCE_SECONDS = 65.0
 
 JOIN_FORM = """
 <h1>Join a task</h1>
@@ -105,6 +111,26 @@ async def ask_study_consent(root, title: str, study) -> None:
     card.remove()
 
 
+async def join_when_let_in(client, code: str, name: str) -> None:
+    """Join; when the server asks to wait (many joins from one network in a minute, say a
+    class behind one address), wait as long as it says, counting down in the status line."""
+    from .protocol import ServerBusy
+    from .ui.dom import Countdown, by_id
+
+    countdown = Countdown(by_id("status"))
+
+    def words(why: Exception) -> Callable[[int], str]:
+        if isinstance(why, ServerBusy):
+            return lambda left: f"Many people are joining from this network: joining in {left} s…"
+        return lambda left: f"No answer from the server yet: trying again in {left} s…"
+
+    try:
+        await client.join(code, name, on_retry=lambda seconds, why: countdown.start(seconds, words(why)),
+                          patience=JOIN_PATIENCE_SECONDS)
+    finally:
+        countdown.stop()
+
+
 def show_problem(root, title: str, text: str) -> None:
     """A dead end in plain words, with the way back to the join form."""
     from .ui.dom import el
@@ -188,7 +214,7 @@ async def participant_main() -> None:
                                     "Open the join link or QR code you were given.")
             if preview.get("extensions"):
                 await confirm_extensions(root, preview)
-            await client.join(code, name)
+            await join_when_let_in(client, code, name)
         # the global model comes while the training engine starts (its answer is read after)
         pulling = asyncio.ensure_future(client.pull())
         try:

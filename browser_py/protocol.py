@@ -120,9 +120,10 @@ class FLClient:
 
     # --- plumbing ---------------------------------------------------------------------
     async def call(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-                   retry: bool = True, on_retry: RetryFn | None = None) -> Response:
-        """A request with the participant token; 5xx, 429 and network errors are retried
-        (``on_retry`` is told before each wait: the page says it)."""
+                   retry: bool = True, on_retry: RetryFn | None = None, patience: float | None = None) -> Response:
+        """A request with the participant token; 5xx, 429 and network errors are retried for
+        up to ``patience`` seconds (the client's ``retry_seconds`` unless given); ``on_retry``
+        is told before each wait (the page says it)."""
         hdrs = dict(headers or {})
         if self.membership is not None:
             hdrs["Authorization"] = f"Bearer {self.membership.token}"
@@ -152,7 +153,8 @@ class FLClient:
         # longer gives up at once (the outbox keeps an update; the page says why)
         async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(ServerUnavailable), reraise=True,
-                wait=_WaitAsTold(self.max_wait), stop=stop_before_delay(self.retry_seconds),
+                wait=_WaitAsTold(self.max_wait),
+                stop=stop_before_delay(self.retry_seconds if patience is None else patience),
                 before_sleep=before_sleep):
             with attempt:
                 return await once()
@@ -169,9 +171,10 @@ class FLClient:
     async def preview(self, code: str) -> dict:
         return (await self.call("GET", f"/api/join/{code.strip()}")).json()
 
-    async def join(self, code: str, name: str = "") -> Membership:
+    async def join(self, code: str, name: str = "", on_retry: RetryFn | None = None,
+                   patience: float | None = None) -> Membership:
         r = await self.call("POST", "/api/join", json.dumps({"code": code, "name": name}).encode(),
-                            {"Content-Type": "application/json"})
+                            {"Content-Type": "application/json"}, on_retry=on_retry, patience=patience)
         info = r.json()
         self.membership = Membership(info["task_id"], info["client_id"], info["token"], info["name"])
         await self.meta.set_meta("membership", self.membership.__dict__)

@@ -1,6 +1,7 @@
 """Offline after the first visit, in headless Chromium against a server that goes away and
 comes back: the page loads, labels and trains without it; the update waits on the device,
-visibly, and is sent when the server answers again."""
+visibly, and is sent when the server answers again. And a server that asks to wait (429):
+the page says so in plain words, counts the wait down, and goes on when it is over."""
 from __future__ import annotations
 
 import time
@@ -94,3 +95,19 @@ def test_a_server_asking_to_wait_is_named_and_the_update_waits_for_it(browser, l
     time.sleep(6)  # the page checks its waiting update every 5 s: within the wait it does not ask
     assert text(browser, "status").startswith("Online") and "1 update waiting to send" in text(browser, "status")
     assert live_server.api("GET", f"/api/tasks/{task['id']}")["version"] == 1
+
+
+def test_a_page_joining_past_the_joins_per_minute_waits_its_turn(browser, tmp_path):
+    """A class behind one network address meets the joins-per-minute limit: the page waits
+    as long as the server says (counting down in plain words), then joins by itself."""
+    server = LiveServer(tmp_path / "server", env={"WEBFL_JOINS_PER_MINUTE": "1"})
+    try:
+        task = server.demo_task()
+        server.api("POST", "/api/join", {"code": task["join_code"]})  # the first of the class
+        browser.get(f"{server.url}/?join={task['join_code']}")
+        until(browser, lambda d: "Many people are joining from this network: joining in" in text(d, "status"), 60)
+        assert wait_ready(browser) == "ready"
+        assert text(browser, "status").startswith("Online")
+        assert len(server.api("GET", f"/api/admin/tasks/{task['id']}/clients")["clients"]) == 2
+    finally:
+        server.stop()
