@@ -56,6 +56,7 @@ class ServerBusy(ServerUnavailable):
 
 MAX_ERROR_CHARS = 300  # of a refusal's words kept to show
 MAX_TOLD_WAIT = 3600.0  # a longer Retry-After is read as this: the outbox tries again within the hour
+MIN_TOLD_WAIT = 1.0  # a shorter one is waited this long: "Retry-After: 0" on every answer is no loop
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -68,14 +69,15 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 class _WaitAsTold:
-    """Tenacity's wait: what a 429 asked for, else exponential backoff with jitter."""
+    """Tenacity's wait: what a 429 asked for (at least MIN_TOLD_WAIT), else exponential
+    backoff with jitter."""
 
     def __init__(self, max_wait: float) -> None:
         self.backoff = wait_exponential_jitter(initial=0.2, max=max_wait)
 
     def __call__(self, state: RetryCallState) -> float:
         told = getattr(state.outcome.exception(), "retry_after", None)
-        return told if told is not None else self.backoff(state)
+        return max(told, MIN_TOLD_WAIT) if told is not None else self.backoff(state)
 
 
 @dataclass
