@@ -218,7 +218,9 @@ async def participant_main() -> None:
         # the global model comes while the training engine starts (its answer is read after)
         pulling = asyncio.ensure_future(client.pull())
         try:
-            participant = await Participant(client, store).start()
+            # an update left unsent is tried once: offline, trying for the page's patience held
+            # the start that long (the page keeps sending it in the background)
+            participant = await Participant(client, store).start(retry_unsent=False)
         except BaseException:
             pulling.cancel()
             raise

@@ -106,8 +106,10 @@ class Participant:
         self.start_notice = ""  # something the participant should hear about when the page opens
         self.study = StudyLog(client, store, lambda: self.version)  # records only if the participant agreed
 
-    async def start(self, code: str | None = None, name: str = "") -> "Participant":
-        """Join with ``code``, or resume the membership saved in the store."""
+    async def start(self, code: str | None = None, name: str = "", retry_unsent: bool = True) -> "Participant":
+        """Join with ``code``, or resume the membership saved in the store. An update left
+        unsent is sent first, tried for the client's patience; ``retry_unsent=False`` tries
+        once (the page: it sends a waiting update in the background and must not wait)."""
         if code:
             await self.client.join(code, name)
         elif not await self.client.restore():
@@ -136,7 +138,7 @@ class Participant:
         running, self.extension_errors = await extension_loader.load(self.task.get("extensions", []), self.client)
         self.hooks = extension_loader.Hooks(running, Context(self.classes, self.dataset, self), self.extension_errors)
         try:
-            await self.client.flush_outbox()
+            await self.client.flush_outbox(retry=retry_unsent)
         except ServerUnavailable:
             pass  # offline: it waits on this device and is sent when the connection returns
         except ServerRefused as exc:  # an update left from before a reload was refused (and dropped):

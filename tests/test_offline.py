@@ -16,6 +16,22 @@ from test_ui import text, until
 pytestmark = pytest.mark.browser
 
 
+# Counts the page's tries to send an update, and notes the count when the page is ready
+# (injected before the page's own scripts).
+COUNT_SENDS = """window.sends = 0;
+const sendOnce = window.fetch;
+window.fetch = (input, init) => {
+  if (String(input.url || input).endsWith("/updates") && init && init.method === "POST") window.sends += 1;
+  return sendOnce(input, init);
+};
+const looking = setInterval(() => {  // the page's first try in the background comes 5 s later
+  if (document.documentElement && document.documentElement.dataset.webflState === "ready") {
+    window.sendsAtReady = window.sends;
+    clearInterval(looking);
+  }
+}, 10);"""
+
+
 def join_with_30_digits(browser, server, task: dict, tmp_path) -> None:
     """Open the task's join link and add 30 labelled digits."""
     browser.get(f"{server.url}/?join={task['join_code']}")
@@ -49,6 +65,13 @@ def test_the_page_works_offline_and_sends_the_waiting_update_when_back(browser, 
         assert "waits on this device" in text(browser, "next-hint")  # in view, whatever the scroll
         (ARTIFACTS / "experience").mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "experience" / "desktop-11-offline-waiting.png"))
+        # a reload while the update waits: the page tries to send it once and gets ready (trying
+        # for the page's 30 s patience first held a reload ~30 s here, against ~1 s)
+        browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": COUNT_SENDS})
+        browser.refresh()
+        assert wait_ready(browser) == "ready"
+        assert browser.execute_script("return window.sendsAtReady") == 1
+        until(browser, lambda d: "No connection" in text(d, "status") and "waiting to send" in text(d, "status"), 15)
         server.start()
         until(browser, lambda d: "Sent now that the connection is back" in text(d, "train-result"), 120)
         assert server.api("GET", f"/api/tasks/{task['id']}")["version"] == 1
