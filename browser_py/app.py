@@ -116,13 +116,14 @@ async def join_when_let_in(client, code: str, name: str) -> None:
     class behind one address), wait as long as it says, counting down in the status line."""
     from .protocol import ServerBusy
     from .ui.dom import Countdown, by_id
+    from .ui.participant_page import retry_words
 
     countdown = Countdown(by_id("status"))
 
     def words(why: Exception) -> Callable[[int], str]:
         if isinstance(why, ServerBusy):
             return lambda left: f"Many people are joining from this network: joining in {left} s…"
-        return lambda left: f"No answer from the server yet: trying again in {left} s…"
+        return lambda left: retry_words(left, why)
 
     try:
         await client.join(code, name, on_retry=lambda seconds, why: countdown.start(seconds, words(why)),

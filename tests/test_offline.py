@@ -24,12 +24,12 @@ window.fetch = (input, init) => {
   if (String(input.url || input).endsWith("/updates") && init && init.method === "POST") window.sends += 1;
   return sendOnce(input, init);
 };
-const looking = setInterval(() => {  // the page's first try in the background comes 5 s later
-  if (document.documentElement && document.documentElement.dataset.webflState === "ready") {
-    window.sendsAtReady = window.sends;
-    clearInterval(looking);
+document.addEventListener("DOMContentLoaded", () => new MutationObserver((_, seen) => {
+  if (document.documentElement.dataset.webflState === "ready") {
+    window.sendsAtReady = window.sends;  // before the page's next task: its background try comes after
+    seen.disconnect();
   }
-}, 10);"""
+}).observe(document.documentElement, {attributes: true, attributeFilter: ["data-webfl-state"]}));"""
 
 
 def join_with_30_digits(browser, server, task: dict, tmp_path) -> None:

@@ -260,9 +260,13 @@ class ParticipantPage:
 
     async def _watch_connection(self, every: float = 5.0) -> None:
         """An update that could not be sent waits on this device: say so, and send it as
-        soon as the server answers again."""
+        soon as the server answers again. The first look is at once: a page reloaded while
+        an update waits says so from the start."""
+        looked = False
         while True:
-            await asyncio.sleep(every)
+            if looked:
+                await asyncio.sleep(every)
+            looked = True
             try:
                 if self.cancel is not None or not await self.p.client.has_unsent():
                     continue
