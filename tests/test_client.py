@@ -934,3 +934,23 @@ def test_a_round_stopped_while_its_update_waits_ends_at_once_and_keeps_it(live_s
     assert isinstance(why, ServerBusy) and 30 < seconds <= 60
     assert result.ack == {"status": "stopped", "kept": True} and elapsed < seconds / 2
     assert run(store.get_meta("outbox"))["task_id"] == task["id"]
+
+
+@pytest.mark.parametrize("body, words", [
+    (b'{"error": "too many updates", "detail": {"retry_after_seconds": 4}}', "too many updates"),
+    (b'{"error": "' + b"x" * 10_000 + b'"}', "x" * 300),  # cut short
+    (b'{"error": 5}', '{"error": 5}'), (b'{"error": null}', '{"error": null}'),  # not words: the body as words
+    (b"{bad json", "{bad json"), (b"<html>busy</html>", "<html>busy</html>"),
+    (b'{"a": ' + b"[" * 100_000, '{"a": ' + "[" * 294),  # deep JSON
+    (b"\xff\xfe{", "\ufffd\ufffd{"), (b"", "refused"),
+])
+def test_a_refusals_body_becomes_bounded_words_whatever_it_is(body, words):
+    from browser_py.protocol import ServerBusy
+
+    peer = ScriptedPeer([(429, {}, body)])
+    try:
+        with pytest.raises(ServerBusy) as busy:
+            run(FLClient(peer.url, MemoryStore()).call("GET", "/x", retry=False))
+        assert busy.value.reason == words and busy.value.retry_after is None
+    finally:
+        peer.close()
