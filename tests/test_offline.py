@@ -19,10 +19,10 @@ pytestmark = pytest.mark.browser
 # Counts the page's tries to send an update, and notes the count when the page is ready
 # (injected before the page's own scripts).
 COUNT_SENDS = """window.sends = 0;
-const sendOnce = window.fetch;
+const pageFetch = window.fetch;
 window.fetch = (input, init) => {
   if (String(input.url || input).endsWith("/updates") && init && init.method === "POST") window.sends += 1;
-  return sendOnce(input, init);
+  return pageFetch(input, init);
 };
 document.addEventListener("DOMContentLoaded", () => new MutationObserver((_, seen) => {
   if (document.documentElement.dataset.webflState === "ready") {
