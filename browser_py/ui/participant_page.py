@@ -1019,10 +1019,10 @@ class ParticipantPage:
 
         waiting = busy = False
         countdown = Countdown(text)
-        retried: list[Exception] = []  # why sending the update waited to try again, in order
+        last_wait = {"why": None}  # why sending the update last waited to try again
 
         def retrying(seconds: float, why: Exception) -> None:
-            retried.append(why)
+            last_wait["why"] = why
             stop.textContent = "Stop waiting"  # the update is kept either way (round_words)
             countdown.start(seconds, lambda left: retry_words(left, why))
 
@@ -1047,7 +1047,7 @@ class ParticipantPage:
                                                            preparing=preparing, sending_waits=retrying)
             status = result.ack.get("status")
             waiting = status == "waiting" or (status == "stopped" and bool(result.ack.get("kept")))
-            busy = bool(result.ack.get("busy")) or bool(retried and isinstance(retried[-1], ServerBusy))
+            busy = bool(result.ack.get("busy")) or isinstance(last_wait["why"], ServerBusy)
             words = round_words(result)
             result_box.textContent = words
             losses = result.epoch_losses
