@@ -368,11 +368,11 @@ class Dataset:
             report.added.append(item.id)
 
     # --- labels -------------------------------------------------------------------------
-    async def _save(self, *items: Item) -> None:
+    async def _save(self, *items: Item, durable: bool = True) -> None:
         """Write changed records, a few MB per transaction: SQLite rewrites an image with its
         record (IndexedDB keeps images apart and writes each once)."""
         for chunk in _chunks(list(items), lambda item: len(item.data), SAVE_CHUNK_BYTES):
-            await self.store.put_items([asdict(item) for item in chunk])
+            await self.store.put_items([asdict(item) for item in chunk], durable=durable)
 
     def get(self, item_id: str) -> Item:
         try:
@@ -431,7 +431,7 @@ class Dataset:
         items = [self.items[item_id] for item_id in features if item_id in self.items]
         for item in items:
             item.features, item.features_of = base64.b64encode(features[item.id]).decode("ascii"), extractor
-        await self._save(*items)
+        await self._save(*items, durable=False)
 
     def kept_features(self, item_id: str, extractor: str | None) -> bytes | None:
         """The features kept with an image by this extractor (None: none, or another's)."""

@@ -89,16 +89,19 @@ class IndexedDBStore:
             upgrade_proxy.destroy()
         return self
 
-    def _tx(self, store: str | list[str], mode: str):
+    def _tx(self, store: str | list[str], mode: str, durable: bool = True):
         from pyodide.ffi import to_js
 
-        tx = self._db.transaction(to_js(store), mode, js_object({"durability": "strict"}))
+        # strict: on disk when the transaction completes; relaxed: the browser may flush later
+        # (lost only if the device itself fails before), for what can be rebuilt or redone
+        durability = "strict" if durable else "relaxed"
+        tx = self._db.transaction(to_js(store), mode, js_object({"durability": durability}))
         return tx, (tx.objectStore(store) if isinstance(store, str) else None)
 
-    async def _write(self, store: str, calls: list[tuple[str, object]]) -> None:
+    async def _write(self, store: str, calls: list[tuple[str, object]], durable: bool = True) -> None:
         """``op(arg)`` for each (op, arg) in ``calls``, in one transaction (one disk flush for
         all). The calls are made before the transaction opens: nothing can fail half-way."""
-        tx, os_ = self._tx(store, "readwrite")
+        tx, os_ = self._tx(store, "readwrite", durable)
         done = _wait(tx, "complete", value=lambda t: None)
         for op, arg in calls:
             getattr(os_, op)(arg)
@@ -126,13 +129,13 @@ class IndexedDBStore:
         photo.id, photo.data = item["id"], uint8array(item["data"])
         return photo
 
-    async def put_items(self, items: list[dict]) -> None:
+    async def put_items(self, items: list[dict], durable: bool = True) -> None:
         """All in one transaction, handed over PUT_SLICE_BYTES of photos at a time: each slice
         goes in when the previous one's last write succeeds (a transaction stays open in its
         requests' callbacks), so the page runs between slices."""
         from pyodide.ffi import create_proxy
 
-        tx, _ = self._tx(["items", "photos"], "readwrite")
+        tx, _ = self._tx(["items", "photos"], "readwrite", durable)
         done = _wait(tx, "complete", value=lambda t: None)
         records, photos = tx.objectStore("items"), tx.objectStore("photos")
         fresh = [item["id"] for item in items if item["id"] not in self._photos]
@@ -214,7 +217,7 @@ class IndexedDBStore:
     async def set_meta(self, key: str, value) -> None:
         await self.set_metas({key: value})
 
-    async def set_metas(self, values: dict) -> None:
+    async def set_metas(self, values: dict, durable: bool = True) -> None:
         """Puts and deletes in one transaction: all or none."""
         import js
 
@@ -230,4 +233,4 @@ class IndexedDBStore:
             else:
                 record.kind, record.value = "json", json.dumps(value)
             calls.append(("put", record))
-        await self._write("meta", calls)
+        await self._write("meta", calls, durable)

@@ -408,13 +408,10 @@ class Participant:
                     # train on and look again after the next epoch (training's end waits for
                     # it): after a reload, waiting here held a round 45-63 ms, against 12-16 ms
                     # in the same page
-                    await asyncio.sleep(0)
                     return
                 latest, asked = _version_or_none(asked), None
             elif time.monotonic() - asked_at < VERSION_ASK_SECONDS:
-                # asked (or pulled) moments ago; the browser still gets its pause
-                await asyncio.sleep(0)
-                return
+                return  # asked (or pulled) moments ago (the page had its turn after the epoch's last slice)
             else:
                 # waited for, as a pause the browser gets: epochs that did not wait ran back
                 # to back and a long round held the page (a WebDriver command waited 31 s)

@@ -277,7 +277,7 @@ class FLClient:
         return ack
 
     async def _empty_outbox(self) -> None:
-        await self.meta.set_metas({OUTBOX_KEY: None, OUTBOX_KEY + ":params": None})
+        await self.meta.set_metas({OUTBOX_KEY: None, OUTBOX_KEY + ":params": None}, durable=False)
 
 
 def _error_body(body: bytes) -> dict:

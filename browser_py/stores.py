@@ -5,6 +5,12 @@ The browser twin is ``idb.IndexedDBStore``. All stores share one async interface
 ``data`` as bytes; many are written in one transaction, which is what makes imports fast) and
 ``get_meta / set_meta / set_metas`` for small state (JSON values or bytes; setting None
 deletes; ``set_metas`` writes several together).
+
+Writes are durable (on disk when the call returns) unless ``durable=False``: then a store may
+flush later, for what can be rebuilt or redone (computed features, the page's layout, the
+emptying of an acknowledged outbox, whose resend the server answers with its first ack).
+A label or an update waiting to be sent is always written durably. The CPython stores write
+every change the same way.
 """
 from __future__ import annotations
 
@@ -19,8 +25,9 @@ class Store(Protocol):
     """What the client needs from a store: image records and small state. Implemented by
     :class:`MemoryStore`, :class:`SqliteStore` and (in the browser) ``idb.IndexedDBStore``."""
 
-    async def put_items(self, items: list[dict]) -> None:
-        """Write these records together: all are stored when it returns, or none."""
+    async def put_items(self, items: list[dict], durable: bool = True) -> None:
+        """Write these records together: all are stored when it returns, or none (see the
+        module's note on ``durable``)."""
 
     async def get_item(self, item_id: str) -> dict | None: ...
 
@@ -35,7 +42,7 @@ class Store(Protocol):
     async def set_meta(self, key: str, value: Any) -> None:
         """Store a JSON value or bytes; None deletes the key."""
 
-    async def set_metas(self, values: dict[str, Any]) -> None:
+    async def set_metas(self, values: dict[str, Any], durable: bool = True) -> None:
         """:meth:`set_meta` for each key, together: all are stored when it returns, or none."""
 
 
@@ -46,7 +53,7 @@ class MemoryStore:
         self._items: dict[str, dict] = {}
         self._meta: dict[str, object] = {}
 
-    async def put_items(self, items: list[dict]) -> None:
+    async def put_items(self, items: list[dict], durable: bool = True) -> None:
         self._items.update((item["id"], dict(item)) for item in items)
 
     async def get_item(self, item_id: str) -> dict | None:
@@ -68,7 +75,7 @@ class MemoryStore:
     async def set_meta(self, key: str, value) -> None:
         await self.set_metas({key: value})
 
-    async def set_metas(self, values: dict) -> None:
+    async def set_metas(self, values: dict, durable: bool = True) -> None:
         for key, value in values.items():
             if value is None:
                 self._meta.pop(key, None)
@@ -99,7 +106,7 @@ class SqliteStore:
             raise
         self._conn.execute("COMMIT")
 
-    async def put_items(self, items: list[dict]) -> None:
+    async def put_items(self, items: list[dict], durable: bool = True) -> None:
         rows = [(item["id"], json.dumps({k: v for k, v in item.items() if k != "data"}), item["data"])
                 for item in items]
         with self._transaction():
@@ -130,7 +137,7 @@ class SqliteStore:
     async def set_meta(self, key: str, value) -> None:
         await self.set_metas({key: value})
 
-    async def set_metas(self, values: dict) -> None:
+    async def set_metas(self, values: dict, durable: bool = True) -> None:
         with self._transaction():
             for key, value in values.items():
                 if value is None:

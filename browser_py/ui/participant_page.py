@@ -73,7 +73,7 @@ class ParticipantPage:
 
     async def _save_state(self, **changes) -> None:
         self.saved.update(changes)
-        await self.p.store.set_meta(PAGE_STATE, self.saved)
+        await self.p.store.set_metas({PAGE_STATE: self.saved}, durable=False)
 
     def render(self, others: list[dict] | None = None) -> None:
         """Build the page; ``others`` are the other tasks this browser joined (a switcher)."""
@@ -1015,7 +1015,7 @@ class ParticipantPage:
             if time.monotonic() - drawn["at"] >= CHART_REDRAW_SECONDS:
                 self._show_loss(points)
                 drawn["at"] = time.monotonic()
-            await asyncio.sleep(0)  # let the page breathe between batches
+            # no pause here: training gives the page its turn after each slice of batches
 
         waiting = busy = False
         countdown = Countdown(text)
