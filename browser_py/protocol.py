@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 import uuid
 from array import array
@@ -26,6 +27,9 @@ from .transport import NetworkError, Response, Transport, default_transport
 from .update_encoding import encode_q8_delta
 
 OUTBOX_KEY = "outbox"
+# when (wall-clock seconds) a 429 said the outbox may ask again: kept, so that a reload does
+# not ask sooner and get one more refusal
+NOT_BEFORE_KEY = OUTBOX_KEY + ":not_before"
 CARRIED_KEY = "q8_carried"  # what q8-delta rounding dropped so far (error feedback), float32 bytes
 
 
@@ -113,7 +117,7 @@ class FLClient:
         self.retry_seconds = retry_seconds
         self.max_wait = max_wait
         self.membership: Membership | None = None
-        self._outbox_not_before = 0.0  # monotonic time a 429 asked the outbox to wait for
+        self._outbox_not_before: float | None = None  # monotonic; None: the kept time not read yet
 
     @property
     def task_id(self) -> str:
@@ -241,6 +245,8 @@ class FLClient:
         entry = await self.meta.get_meta(OUTBOX_KEY)
         if not entry or self.membership is None or entry.get("task_id") != self.task_id:
             return None
+        if self._outbox_not_before is None:
+            self._outbox_not_before = time.monotonic() + _seconds_left(await self.meta.get_meta(NOT_BEFORE_KEY))
         left = self._outbox_not_before - time.monotonic()
         if left > 0:  # the server asked to wait: asking sooner would only be refused again
             raise ServerBusy("the server asked to wait before this update is sent again", left)
@@ -267,17 +273,36 @@ class FLClient:
             await self._empty_outbox()  # refused for good: nothing to resend
             raise
         except BaseException as exc:
+            told = exc.retry_after if isinstance(exc, ServerBusy) else None
             if isinstance(exc, ServerBusy):
-                self._outbox_not_before = time.monotonic() + (exc.retry_after or 0.0)
+                self._outbox_not_before = time.monotonic() + (told or 0.0)
             if keeping is not None:
                 await keeping  # it waits in the outbox (a write that failed says so instead)
+            if told:
+                with contextlib.suppress(Exception):  # lost, a reload asks once more: harmless
+                    await self.meta.set_metas({NOT_BEFORE_KEY: time.time() + told}, durable=False)
             raise
         await _finished(keeping)
         await self._empty_outbox()
         return ack
 
     async def _empty_outbox(self) -> None:
-        await self.meta.set_metas({OUTBOX_KEY: None, OUTBOX_KEY + ":params": None}, durable=False)
+        await self.meta.set_metas({OUTBOX_KEY: None, OUTBOX_KEY + ":params": None, NOT_BEFORE_KEY: None},
+                                  durable=False)
+
+
+def _seconds_left(until: object) -> float:
+    """Seconds from now to a kept wall-clock time, within [0, MAX_TOLD_WAIT] (a clock set
+    back does not make the outbox wait longer than the server could ask)."""
+    if isinstance(until, bool) or not isinstance(until, (int, float)):
+        return 0.0
+    try:
+        until = float(until)
+    except OverflowError:  # an integer past a float's range
+        return MAX_TOLD_WAIT if until > 0 else 0.0
+    if not math.isfinite(until):
+        return 0.0
+    return min(max(until - time.time(), 0.0), MAX_TOLD_WAIT)
 
 
 def _error_body(body: bytes) -> dict:

@@ -936,6 +936,24 @@ def test_a_server_asking_to_wait_past_the_clients_patience_keeps_the_update(live
     with pytest.raises(ServerBusy):
         run(client.flush_outbox(retry=False))
     assert posted == [201, 429] and run(store.get_meta("outbox"))["samples"] == 7
+    # a reload (a new client over the same store) knows the told time too: it does not ask
+    reloaded = FLClient(live_server.url, store, transport=Counting(), retry_seconds=30)
+    assert run(reloaded.restore())
+    with pytest.raises(ServerBusy) as again:
+        run(reloaded.flush_outbox(retry=False))
+    assert 25 < again.value.retry_after <= 60 and posted == [201, 429]
+
+
+@pytest.mark.parametrize("kept, left", [
+    (None, 0.0), ("soon", 0.0), (True, 0.0), (float("nan"), 0.0), (float("inf"), 0.0), (-1e308, 0.0),
+    (1e308, 3600.0), (10**400, 3600.0), (-10**400, 0.0), ("in 30 s", 0.0), ([30], 0.0), ({"at": 30}, 0.0)])
+def test_a_kept_time_to_wait_is_read_within_a_bound(kept, left):
+    """The told time kept on the device is read as seconds from now within [0, an hour],
+    whatever the store holds (a damaged value waits for nothing)."""
+    from browser_py.protocol import _seconds_left
+
+    assert _seconds_left(kept) == left
+    assert 29 < _seconds_left(time.time() + 30) <= 30
 
 
 def test_a_round_stopped_while_its_update_waits_ends_at_once_and_keeps_it(live_server):

@@ -117,6 +117,13 @@ def test_a_server_asking_to_wait_is_named_and_the_update_waits_for_it(browser, l
     assert browser.find_element(By.ID, "cancel").get_attribute("textContent") == "Cancel training"  # hidden
     time.sleep(6)  # the page checks its waiting update every 5 s: within the wait it does not ask
     assert text(browser, "status").startswith("Online") and "1 update waiting to send" in text(browser, "status")
+    # a reload within the wait knows it too (the told time is kept on the device): no try
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": COUNT_SENDS})
+    browser.refresh()
+    assert wait_ready(browser) == "ready"
+    until(browser, lambda d: "1 update waiting to send" in text(d, "status"), 10)
+    assert text(browser, "status").startswith("Online")
+    assert browser.execute_script("return window.sends") == 0
     assert live_server.api("GET", f"/api/tasks/{task['id']}")["version"] == 1
 
 
