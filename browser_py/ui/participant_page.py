@@ -53,6 +53,7 @@ class ParticipantPage:
         self.loss_chart = None
         self.kept_losses: list[float] = []  # the last round's curve, kept from before a reload
         self.saved: dict = {}
+        self._state_written: asyncio.Future | None = None  # the last write of ``saved``
         self.step: Step | None = None
         # why an update waits on this device: "" (none waits), "offline" (no connection) or
         # "busy" (the server asked to wait); the outbox sends it when the server takes it
@@ -71,9 +72,19 @@ class ParticipantPage:
             self.filter = self.saved["filter"]
         self.current = self.saved.get("focus")
 
-    async def _save_state(self, **changes) -> None:
+    def _save_state(self, **changes) -> asyncio.Future:
+        """Keep what the page shows (filter, focus, the last round's words) for after a
+        reload, without making anyone wait: writes go in order, and a reload moments after
+        one loses only that change."""
         self.saved.update(changes)
-        await self.p.store.set_metas({PAGE_STATE: self.saved}, durable=False)
+        self._state_written = asyncio.ensure_future(self._write_state(dict(self.saved)))
+        return self._state_written
+
+    async def _write_state(self, state: dict) -> None:
+        try:
+            await self.p.store.set_metas({PAGE_STATE: state}, durable=False)
+        except Exception as exc:  # the page goes on; the layout is what a reload would miss
+            print(f"page state not kept: {exc}")
 
     def render(self, others: list[dict] | None = None) -> None:
         """Build the page; ``others`` are the other tasks this browser joined (a switcher)."""
@@ -299,7 +310,7 @@ class ParticipantPage:
                 fed = ack.get("applied_version")
                 words += f": the shared model is at version {fed}." if fed is not None else "."
                 by_id("train-result").textContent = words
-                await self._save_state(round=(self.saved.get("round") or {}) | {"words": words, "at": time.time()})
+                self._save_state(round=(self.saved.get("round") or {}) | {"words": words, "at": time.time()})
                 set_status(self.p)
 
     async def _send_study_log(self) -> None:
@@ -447,7 +458,7 @@ class ParticipantPage:
         async def set_filter(e):
             self.filter = str(flt.value)
             self.new_pass()
-            await self._save_state(filter=self.filter)
+            self._save_state(filter=self.filter)
 
         on(flt, "change", set_filter)
         return box
@@ -773,7 +784,7 @@ class ParticipantPage:
         if item_id != self.current:
             self._set_tab_stop(item_id)
             self.current = item_id
-            await self._save_state(focus=item_id)
+            self._save_state(focus=item_id)
 
     def _set_tab_stop(self, item_id: str) -> None:
         import js
@@ -936,7 +947,7 @@ class ParticipantPage:
             by_id("filter").value = "suggested"
         self.new_pass()
         set_status(self.p)
-        await self._save_state(filter=self.filter)
+        self._save_state(filter=self.filter)
         if ids:
             self._focus(self.order[0], scroll=True)
 
@@ -1058,9 +1069,9 @@ class ParticipantPage:
                 points[epoch_ends[epoch]] = loss
             if points:
                 self._show_loss(points)
-            await self._save_state(round={"words": words, "error": text.textContent, "at": time.time(),
-                                          "labelled": result.samples, "version": self.p.version,
-                                          "losses": points if len(points) <= KEPT_LOSS_POINTS else []})
+            self._save_state(round={"words": words, "error": text.textContent, "at": time.time(),
+                                    "labelled": result.samples, "version": self.p.version,
+                                    "losses": points if len(points) <= KEPT_LOSS_POINTS else []})
             _bump("webflRoundsOk")
         except Cancelled:
             text.textContent = "Training cancelled. Nothing was sent."
@@ -1092,7 +1103,7 @@ class ParticipantPage:
             box.textContent = ("No labelled test photos yet: about 1 in 5 labelled photos is kept aside for "
                                "testing. Label more photos.")
             return
-        await self._save_state(test=outcome | {"at": time.time()})
+        self._save_state(test=outcome | {"at": time.time()})
         show_test(box, self.p.classes, outcome)
         set_status(self.p)
         self._show_step()
