@@ -53,7 +53,8 @@ class ParticipantPage:
         self.loss_chart = None
         self.kept_losses: list[float] = []  # the last round's curve, kept from before a reload
         self.saved: dict = {}
-        self._state_written: asyncio.Future | None = None  # the last write of ``saved``
+        # the last write of ``saved``, held: the event loop keeps only weak references to tasks
+        self._state_written: asyncio.Future | None = None
         self.step: Step | None = None
         # why an update waits on this device: "" (none waits), "offline" (no connection) or
         # "busy" (the server asked to wait); the outbox sends it when the server takes it
@@ -72,13 +73,12 @@ class ParticipantPage:
             self.filter = self.saved["filter"]
         self.current = self.saved.get("focus")
 
-    def _save_state(self, **changes) -> asyncio.Future:
+    def _save_state(self, **changes) -> None:
         """Keep what the page shows (filter, focus, the last round's words) for after a
         reload, without making anyone wait: writes go in order, and a reload moments after
         one loses only that change."""
         self.saved.update(changes)
         self._state_written = asyncio.ensure_future(self._write_state(dict(self.saved)))
-        return self._state_written
 
     async def _write_state(self, state: dict) -> None:
         try:
@@ -1013,7 +1013,7 @@ class ParticipantPage:
         epoch_sum = {"epoch": -1, "sum": 0.0, "n": 0}
         epoch_ends: dict[int, int] = {}  # epoch -> index of its last point
 
-        async def progress(p: Progress) -> None:
+        def progress(p: Progress) -> None:  # no pause: training gives the page its turn after each slice
             if p.epoch != epoch_sum["epoch"]:
                 epoch_sum.update(epoch=p.epoch, sum=0.0, n=0)
             epoch_sum["sum"] += p.loss
@@ -1026,7 +1026,6 @@ class ParticipantPage:
             if time.monotonic() - drawn["at"] >= CHART_REDRAW_SECONDS:
                 self._show_loss(points)
                 drawn["at"] = time.monotonic()
-            # no pause here: training gives the page its turn after each slice of batches
 
         waiting = busy = False
         countdown = Countdown(text)
@@ -1049,8 +1048,8 @@ class ParticipantPage:
                 text.textContent = f"Preparing your photos: {done} of {total}"
                 await asyncio.sleep(0)
 
-            async def trained(p: Progress) -> None:
-                await progress(p)
+            def trained(p: Progress) -> None:
+                progress(p)
                 if prepared:
                     bar.value = 0.5 + 0.5 * p.fraction
 
