@@ -143,6 +143,67 @@ def test_features_prepared_in_the_background_give_way_and_are_computed_once(bund
     asyncio.run(run())
 
 
+class Held(Counting):
+    """The real extractor, whose second call waits until the test lets it end (a batch on
+    its way in the page's worker)."""
+
+    def __init__(self, manifest, model_bytes) -> None:
+        super().__init__(manifest, model_bytes)
+        self.calls, self.running, self.release = 0, asyncio.Event(), asyncio.Event()
+
+    async def _run(self, batch, n, output="features"):
+        self.calls += 1
+        if self.calls == 2:
+            self.running.set()
+            await self.release.wait()
+        return await super()._run(batch, n, output)
+
+
+def test_a_cancel_while_photos_are_prepared_does_not_wait_for_the_batch_on_its_way(bundle, tmp_path):
+    """A round cancelled while its photos' features are computed says so at once: before, it
+    computed every photo first (2.78 s after the click in the bench). The batch on its way
+    still ends and is kept, nothing after it is computed, the page hears no progress after
+    the cancel, and the next ask computes only the rest."""
+    from browser_py.participant import STOP_LOOK_SECONDS
+    from browser_py.trainer import CancelToken, Cancelled
+
+    bundle_dir, manifest = bundle
+    rng = np.random.default_rng(6)
+
+    async def run():
+        p = await open_participant(tmp_path / "store.db", bundle_dir, manifest)
+        p.features = held = Held(manifest, (bundle_dir / "features.onnx").read_bytes())
+        for i in range(10):
+            await p.dataset.add_image(f"p{i}.png", png(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)), "cat")
+        items = p.dataset.labelled(None)
+        told: list[tuple[int, int]] = []
+
+        async def progress(done: int, total: int) -> None:
+            told.append((done, total))
+
+        Counting.computed = 0
+        cancel = CancelToken()
+        asking = asyncio.ensure_future(p.inputs(items, progress, batch_size=4, cancel=cancel))
+        await held.running.wait()  # the second batch is on its way, and stays there
+        cancel.cancel()
+        with pytest.raises(Cancelled):  # a wait for the batch would never end
+            await asyncio.wait_for(asking, 5 * STOP_LOOK_SECONDS)
+        said = list(told)
+        assert said == [(1, 10)] and Counting.computed == 1
+        held.release.set()  # the batch ends out of sight
+        async with p._computing:  # held until it has ended and kept its features
+            pass
+        ended = Counting.computed
+        assert 1 < ended < 10 and told == said
+        assert sum(p.features.known(i.id) for i in items) == ended
+        assert sum(p.dataset.kept_features(i.id, p.features.sha256) is not None for i in items) == ended
+        await p.inputs(items)
+        assert Counting.computed == 10
+        p.dataset.store.close()
+
+    asyncio.run(run())
+
+
 def test_nothing_to_prepare_without_a_feature_extractor(tmp_path):
     """A task whose model takes pixels (the digits CNN) has no features to prepare."""
     manifest = {"features": None, "head": {"input_shape": [1, 28, 28]}, "input": {"shape": [1, 28, 28]}}

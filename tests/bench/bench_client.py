@@ -565,6 +565,90 @@ def test_two_hundred_photos_end_to_end(server, tmp_path, pause):
     assert first > 0 and t_again > 0
 
 
+# Cancel clicked in the page, timed there until the round says it was cancelled.
+CANCEL_TIMED = """const done = arguments[0];
+const text = document.getElementById("train-text"), start = performance.now();
+new MutationObserver((_, seen) => {
+  if (text.textContent.includes("cancelled")) { seen.disconnect(); done((performance.now() - start) / 1000); }
+}).observe(text, {childList: true, characterData: true, subtree: true});
+document.getElementById("cancel").click();"""
+# the round is cancelled once this many photos have their features (of those it prepares)
+CANCEL_AFTER_PREPARED = 32
+
+
+def test_cancel_is_prompt(server, tmp_path):
+    """Cancel during a round (target: the page says so within 0.5 s), clicked while the round
+    prepares 200 photos (MobileNetV2: features computed) and while it trains (digits CNN).
+    The anchor: before, a round prepared all its photos before it looked at the cancel, so
+    a second page (another profile) runs the same round uncancelled and times what was left
+    of its preparation from the same point."""
+    from selenium.webdriver.common.by import By
+
+    photos = tmp_path / "photos.zip"
+    photos.write_bytes(_photos_zip(200))
+    digits = tmp_path / "digits.zip"
+    digits.write_bytes(_digits_zip(600))
+
+    def page(task: dict, archive, n: int):
+        profile = tempfile.mkdtemp()
+        driver = _driver(profile)
+        driver.set_script_timeout(300)
+        driver.get(f"{server.url}/?join={task['join_code']}")
+        assert wait_ready(driver) == "ready"
+        wait_snapshot_kept(driver)  # settled: nothing else shares the cores
+        driver.find_element(By.ID, "file-input").send_keys(str(archive))
+        _until(lambda: f"{n} images added" in driver.find_element(By.ID, "import-message").text, "import")
+        return driver, profile
+
+    def words(driver) -> str:
+        return driver.find_element(By.ID, "train-text").text
+
+    def prepared(driver) -> bool:  # "Preparing your photos: 48 of 190"
+        said = words(driver)
+        return said.startswith("Preparing your photos:") and int(said.split(":")[1].split()[0]) >= CANCEL_AFTER_PREPARED
+
+    results = {}
+    for way in ("cancel", "uncancelled"):
+        task = server.create_task(f"bench cancel {way}", model="mobilenet_v2", classes=["cat", "dog"], min_labelled=4,
+                                  local_epochs=5, batch_size=16)
+        driver, profile = page(task, photos, 200)
+        try:
+            driver.execute_script("document.getElementById('train-button').click()")
+            _until(lambda: prepared(driver), "preparing")
+            at = words(driver)
+            if way == "cancel":
+                results[way] = (driver.execute_async_script(CANCEL_TIMED), at)
+            else:
+                start = time.perf_counter()
+                _until(lambda: not words(driver).startswith("Preparing"), "prepared")
+                results[way] = (time.perf_counter() - start, at)
+        finally:
+            driver.quit()
+            shutil.rmtree(profile, ignore_errors=True)
+    task = server.create_task("bench cancel training", classes=[str(i) for i in range(10)], min_labelled=10,
+                              local_epochs=500, batch_size=32)
+    driver, profile = page(task, digits, 600)
+    try:
+        driver.execute_script("document.getElementById('train-button').click()")
+        _until(lambda: words(driver).startswith("Pass ") and int(words(driver).split()[1].split("/")[0]) >= 2, "training")
+        training = driver.execute_async_script(CANCEL_TIMED)
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+    (preparing, at), (left, at_before) = results["cancel"], results["uncancelled"]
+    print(f"\n| cancel during a round (target <= 0.5 s) | while 200 photos are prepared {preparing:.2f} s (clicked at "
+          f"'{at}') | before: the round looked at the cancel once its photos were prepared, {left:.2f} s later "
+          f"(another page, from '{at_before}') | while training the digits CNN {training:.3f} s |")
+    assert preparing > 0 and training > 0
+
+
+def _until(condition, what: str, limit: float = 300) -> None:
+    start = time.perf_counter()
+    while not condition():
+        assert time.perf_counter() - start < limit, what
+        time.sleep(0.02)
+
+
 # The page's part of the feature bench, in three calls, so that native blocks can run between
 # the page's (the machine's speed drifts; blocks taken in turn see the same machine).
 FEATURES_SETUP = """
