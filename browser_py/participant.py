@@ -318,15 +318,16 @@ class Participant:
             self._held = None
 
     async def suggest(self, items: list[Item] | None = None, order_by: str | None = None,
-                      preparing: PreparingFn | None = None) -> list[str]:
+                      preparing: PreparingFn | None = None, cancel: CancelToken | None = None) -> list[str]:
         """Suggest labels for unlabelled images with the newest global model; return their ids
         (ordered for review when ``order_by`` names an ordering in labeling.ORDERINGS).
-        ``preparing(done, total)`` follows the images whose features are computed first."""
+        ``preparing(done, total)`` follows the images whose features are computed first;
+        ``cancel`` stops that (:class:`Cancelled`, none suggested; what was computed is kept)."""
         await self.load_global()
         items = items if items is not None else self.dataset.unlabelled()
         if not items:
             return []
-        probs = await self.trainer.predict_proba(await self.inputs(items, preparing))
+        probs = await self.trainer.predict_proba(await self.inputs(items, preparing, cancel=cancel))
         made = {}
         for item, p in zip(items, probs):
             label, confidence = labeling.suggestion(p, self.classes)

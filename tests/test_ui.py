@@ -131,6 +131,18 @@ document.getElementById("drop").dispatchEvent(new DragEvent("drop", {dataTransfe
     shot(browser, "participant-added")
 
 
+# the page's feature extractor, made to wait 3 s before each batch
+SLOW_FEATURES = """
+import asyncio
+import browser_py.app as app
+real_run = app.participant.features._run
+async def slow_run(*args, **kwargs):
+    await asyncio.sleep(3)
+    return await real_run(*args, **kwargs)
+app.participant.features._run = slow_run
+"""
+
+
 def test_review_grid_with_mouse_and_keyboard(browser, live_server, ui_task, tmp_path):
     open_page(browser, f"{live_server.url}/?join={ui_task['join_code']}&slot=review")
     files = digit_files(20, offset=200)
@@ -138,6 +150,14 @@ def test_review_grid_with_mouse_and_keyboard(browser, live_server, ui_task, tmp_
         (tmp_path / f"u{i}.png").write_bytes(data)
     browser.find_element(By.ID, "file-input").send_keys("\n".join(str(tmp_path / f"u{i}.png") for i in range(8)))
     until(browser, lambda d: "8 unlabelled" in text(d, "count-summary"))
+    # while suggestions are made the button stops them (the model here is made to take its time)
+    browser.execute_script("window.webfl.pyodide.runPython(arguments[0])", SLOW_FEATURES)
+    browser.find_element(By.ID, "suggest").click()
+    until(browser, lambda d: text(d, "suggest") == "Stop suggesting")
+    browser.find_element(By.ID, "suggest").click()
+    until(browser, lambda d: "Suggestions stopped" in text(d, "suggest-message"))
+    assert text(browser, "suggest") == "Suggest labels" and not browser.find_elements(By.CSS_SELECTOR, ".tile.suggested")
+    browser.execute_script("window.webfl.pyodide.runPython(arguments[0])", "app.participant.features._run = real_run")
     browser.find_element(By.ID, "suggest").click()
     until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".tile.suggested")) == 8)
     assert all("%" in t.text for t in browser.find_elements(By.CSS_SELECTOR, ".tile .suggestion"))

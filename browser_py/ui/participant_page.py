@@ -41,6 +41,7 @@ class ParticipantPage:
         self.p = participant
         self.root = root
         self.cancel: CancelToken | None = None
+        self.suggesting: CancelToken | None = None  # while suggestions are made: the Stop button's
         self.filter = "all"
         self.order: list[str] = []  # the review pass: tiles shown, in a fixed order
         self.current: str | None = None  # the tile keyboard focus returns to
@@ -451,7 +452,7 @@ class ParticipantPage:
         on(grid, "click", self.on_grid_click)
         on(grid, "change", self.on_grid_change)
         on(grid, "focusin", self.on_grid_focus)
-        on(suggest, "click", lambda e: self.suggest())
+        on(suggest, "click", lambda e: self.suggesting.cancel() if self.suggesting else self.suggest())
         on(accept, "click", lambda e: self.accept_all(self._threshold()))
         on(threshold, "input", lambda e: self._show_accept_count())
 
@@ -924,9 +925,13 @@ class ParticipantPage:
 
     @long_work
     async def suggest(self) -> None:
+        """Suggestions for the unlabelled photos; meanwhile the button stops them (200 photos
+        took 6-7 s here)."""
+        if self.suggesting is not None:
+            return  # already on their way
         button, bar, message = by_id("suggest"), by_id("suggest-progress"), by_id("suggest-message")
-        button.disabled = True
-        button.textContent = "Asking the model…"
+        button.textContent = "Stop suggesting"
+        self.suggesting = stop = CancelToken()
 
         async def preparing(done: int, total: int) -> None:  # new photos are looked at first
             bar.hidden, bar.value = False, done / max(1, total)
@@ -936,9 +941,13 @@ class ParticipantPage:
         try:
             with says_if_it_stops(message, lambda why: f"The suggestions stopped: {why}. "
                                   "Press Suggest labels to try again."):
-                ids = await self.p.suggest(preparing=preparing)
+                ids = await self.p.suggest(preparing=preparing, cancel=stop)
+        except Cancelled:
+            message.textContent = ("Suggestions stopped. The photos looked at so far are ready: "
+                                   "Suggest labels goes on from there.")
+            return
         finally:
-            button.disabled = False
+            self.suggesting = None
             button.textContent = "Suggest labels"
             bar.hidden = True
         by_id("suggest-message").textContent = suggestion_note(self.p.version, len(ids))
