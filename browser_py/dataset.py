@@ -108,16 +108,25 @@ class Item:
         return "suggested" if self.suggestion is not None else "unlabelled"
 
 
+class _LeftOut:
+    """An image an import was stopped before it looked at: neither added nor refused."""
+
+
+LEFT_OUT = _LeftOut()
+
+
 @dataclass
 class ImportReport:
     added: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason)
+    stopped: bool = False  # the participant stopped it: images not yet looked at were left out
 
     def merge(self, other: "ImportReport") -> None:
         self.added += other.added
         self.duplicates += other.duplicates
         self.rejected += other.rejected
+        self.stopped = self.stopped or other.stopped
 
     def summary(self) -> str:
         parts = [f"{len(self.added)} image{'s' if len(self.added) != 1 else ''} added"]
@@ -233,14 +242,16 @@ class Dataset:
         return await self.import_files([(name, data)], label)
 
     async def import_files(self, files: list[tuple[str, bytes | RangeSource]], label: str | None = None,
-                           progress: ImportProgress | None = None) -> ImportReport:
+                           progress: ImportProgress | None = None,
+                           stop: Callable[[], bool] | None = None) -> ImportReport:
         """Single images and zip archives; zips in the ImageFolder layout carry labels. A zip
         may come as a :class:`RangeSource` (the page's ``File``): it is then read a chunk at
         a time, never whole.
 
         Images are checked a few at a time (decoding runs in parallel in the browser) and
         written IMPORT_CHUNK per transaction: one disk flush per image made imports slow.
-        ``progress(done, total)`` follows the images."""
+        ``progress(done, total)`` follows the images. Once ``stop()`` says so, no image is
+        read or decoded any more: those checked already are written (``report.stopped``)."""
         report = ImportReport()
         entries: list[_Entry] = []
         for name, data in files:
@@ -254,11 +265,14 @@ class Dataset:
         done, seen, writing, loading = 0, set(), None, None
         try:
             for i, chunk in enumerate(chunks):
+                if stop is not None and stop():
+                    report.stopped = True
+                    break
                 loaded = await (loading or _load(chunk))
                 # the next chunk's members are read while this one is hashed and decoded
                 loading = asyncio.ensure_future(_load(chunks[i + 1])) if i + 1 < len(chunks) else None
                 try:
-                    good = await self._checked(chunk, report, seen)
+                    good = await self._checked(chunk, report, seen, stop)
                 finally:
                     _release(loaded)
                 # a chunk is written while the next is hashed and decoded: one write at a time, in order
@@ -305,16 +319,25 @@ class Dataset:
                                   archive=archive, info=info))
         return entries
 
-    async def _checked(self, entries: list["_Entry"], report: ImportReport, seen: set[str]) -> list[Item]:
+    async def _checked(self, entries: list["_Entry"], report: ImportReport, seen: set[str],
+                       stop: Callable[[], bool] | None = None) -> list[Item]:
         """The chunk's new, usable images (``seen``: ids this import has taken so far). Each
-        image is decoded as soon as it is hashed: the browser decodes while the next is hashed."""
+        image is decoded as soon as it is hashed: the browser decodes while the next is hashed.
+        Once ``stop()`` says so, images not yet read or decoded are left out."""
         gate = asyncio.Semaphore(DECODE_AT_ONCE)
         small_gate = asyncio.Semaphore(SMALL_DECODE_AT_ONCE)
 
-        async def check(item: Item) -> ImageRejected | None:
+        def stopped() -> bool:
+            if stop is not None and stop():
+                report.stopped = True
+            return report.stopped
+
+        async def check(item: Item) -> ImageRejected | _LeftOut | None:
             if self.validate is None:
                 return None
             async with (small_gate if len(item.data) < SMALL_IMAGE_BYTES else gate):
+                if stopped():  # queued behind others' decodes: a camera photo's took ~0.1 s
+                    return LEFT_OUT
                 try:
                     thumb = await self.validate(item.data)
                 except ImageRejected as exc:
@@ -326,6 +349,8 @@ class Dataset:
         hashed = 0
         try:
             for entry in entries:
+                if stopped():
+                    break
                 name, label = entry.name, entry.label
                 if hashed > YIELD_BYTES:  # hashing camera photos back to back held the page
                     await asyncio.sleep(0)
@@ -353,7 +378,9 @@ class Dataset:
         for (name, item, _), refused in zip(fresh, verdicts):
             if isinstance(refused, BaseException) and not isinstance(refused, ImageRejected):
                 raise refused
-            if refused is not None:
+            if refused is LEFT_OUT:
+                seen.discard(item.id)
+            elif refused is not None:
                 report.rejected.append((name, str(refused)))
             else:
                 good.append(item)

@@ -546,8 +546,8 @@ class Participant:
         return result
 
     async def import_files(self, files: list[tuple[str, bytes | RangeSource]], label: str | None = None,
-                           progress: ImportProgress | None = None):
-        report = await self.dataset.import_files(files, label, progress)
+                           progress: ImportProgress | None = None, stop: Callable[[], bool] | None = None):
+        report = await self.dataset.import_files(files, label, progress, stop)
         labelled = sum(1 for i in report.added if self.dataset.items[i].label is not None)
         await self.study.record("add", count=len(report.added), labelled=labelled, rejected=len(report.rejected),
                                 duplicates=len(report.duplicates))

@@ -174,6 +174,36 @@ def test_a_large_import_is_written_in_chunks_with_progress():
     assert store.writes == [63, 64, 23] and max(store.writes) <= IMPORT_CHUNK
 
 
+def test_a_stopped_import_keeps_what_it_checked_and_looks_at_nothing_more(tmp_path):
+    """Stop pressed mid-import: decodes queued behind others are not started, images not yet
+    read are left out (neither added nor refused), what was checked is written, and choosing
+    the same files again adds the rest."""
+    files = digit_files(150)
+    decoded: list[bytes] = []
+    stop = CancelToken()
+
+    async def validate(data: bytes) -> None:
+        decoded.append(data)
+        if len(decoded) == 70:  # in the second chunk, with other decodes still queued
+            stop.cancel()
+        await asyncio.sleep(0.001)
+        pixels_pillow(data, SPEC)
+
+    store = SqliteStore(tmp_path / "store.db")
+    ds = Dataset(store, [str(d) for d in range(10)], validate)
+    archive = image_folder_zip(files)
+    report = run(ds.import_files([("many.zip", archive)], stop=lambda: stop.cancelled))
+    assert report.stopped and not report.rejected and not report.duplicates
+    # the first chunk (64) and the second's decodes begun before the stop: 70 of 150
+    assert len(report.added) == len(decoded) == 70 < 150
+    assert "stopped" not in report.summary() and report.summary() == "70 images added"
+    again = run(Dataset(store, [str(d) for d in range(10)], validate).load())
+    assert again.counts()["total"] == 70
+    rest = run(again.import_files([("many.zip", archive)]))
+    assert len(rest.added) == 80 and len(rest.duplicates) == 70 and not rest.stopped
+    store.close()
+
+
 class CountingSource:
     """An archive served a range at a time, as the page's File is; remembers each read."""
 

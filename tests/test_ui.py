@@ -131,6 +131,36 @@ document.getElementById("drop").dispatchEvent(new DragEvent("drop", {dataTransfe
     shot(browser, "participant-added")
 
 
+def test_adding_images_can_be_stopped(browser, live_server, ui_task, tmp_path):
+    """"Stop adding" (shown only while images are added) keeps what was checked, says so,
+    and the same files chosen again add the rest. The page's image check is made slow here."""
+    open_page(browser, f"{live_server.url}/?join={ui_task['join_code']}&slot=stop-import")
+    assert not browser.find_element(By.ID, "import-stop").is_displayed()
+    browser.execute_script("window.webfl.pyodide.runPython(arguments[0])", """
+import asyncio
+import browser_py.app as app
+real_validate = app.participant.dataset.validate
+async def slow_validate(data):
+    await asyncio.sleep(0.5)
+    return await real_validate(data)
+app.participant.dataset.validate = slow_validate
+""")
+    files = digit_files(40, offset=700)
+    add_zip(browser, tmp_path, files, name="many.zip")
+    until(browser, lambda d: d.find_element(By.ID, "import-stop").is_displayed())
+    browser.find_element(By.ID, "import-stop").click()
+    until(browser, lambda d: text(d, "import-message").startswith("Stopped: "))
+    added = int(text(browser, "import-message").split()[1])
+    assert 0 <= added < 40 and "Choose the files again to add the rest" in text(browser, "import-message")
+    assert not browser.find_element(By.ID, "import-stop").is_displayed()
+    assert not accessibility_problems(browser)
+    browser.execute_script("window.webfl.pyodide.runPython(arguments[0])",
+                           "app.participant.dataset.validate = real_validate")
+    add_zip(browser, tmp_path, files, name="many.zip")
+    until(browser, lambda d: text(d, "count-summary").startswith("40 images"))
+    assert text(browser, "import-message").startswith(f"{40 - added} image")
+
+
 # the page's feature extractor, made to wait 3 s before each batch
 SLOW_FEATURES = """
 import asyncio

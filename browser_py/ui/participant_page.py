@@ -42,6 +42,8 @@ class ParticipantPage:
         self.root = root
         self.cancel: CancelToken | None = None
         self.suggesting: CancelToken | None = None  # while suggestions are made: the Stop button's
+        self.importing: CancelToken | None = None  # while images are added (by one or more imports)
+        self._imports = 0
         self.filter = "all"
         self.order: list[str] = []  # the review pass: tiles shown, in a fixed order
         self.current: str | None = None  # the tile keyboard focus returns to
@@ -377,6 +379,9 @@ class ParticipantPage:
         box.appendChild(pickers)
         box.appendChild(drop)
         box.appendChild(el("p", "", cls="message", id="import-message", aria_live="polite"))
+        stop = el("button", "Stop adding", id="import-stop", type="button", hidden="")
+        box.appendChild(stop)
+        on(stop, "click", lambda e: self.importing and self.importing.cancel())
         on(picker, "change", lambda e: self.import_files(list(e.target.files)))
         on(folder, "change", lambda e: self.import_files(list(e.target.files)))
         on(camera, "change", lambda e: self.import_files(list(e.target.files)))
@@ -867,10 +872,17 @@ class ParticipantPage:
             return (f"The import stopped after adding {n} image{'s' if n != 1 else ''}: {reason}. "
                     "Choose the files again to add the rest (images already here are skipped).")
 
+        self.importing = self.importing or CancelToken()  # one Stop for imports side by side
+        self._imports += 1
+        by_id("import-stop").hidden = False
         try:
             with says_if_it_stops(message, stopped):
-                await self._import_files(files, message, label)
+                await self._import_files(files, message, label, self.importing)
         finally:  # what was added shows; the same files can be chosen again (an unchanged input
+            self._imports -= 1
+            if self._imports == 0:
+                self.importing = None
+                by_id("import-stop").hidden = True
             for id_ in ("file-input", "folder-input", "camera-input"):  # sends no change event)
                 by_id(id_).value = ""
             self.new_pass()
@@ -878,7 +890,7 @@ class ParticipantPage:
         # round then find most of them ready (not during the import: both want the same cores)
         self.p.prepare_in_background(self._show_preparing)
 
-    async def _import_files(self, files, message, label: str | None) -> None:
+    async def _import_files(self, files, message, label: str | None, stop: CancelToken) -> None:
         from ..dataset import IMPORT_CHUNK, ImportReport
         from ..zip_reader import BlobSource
 
@@ -899,6 +911,9 @@ class ParticipantPage:
         # files with the same label go in together, so many small images share one write
         groups: dict[str | None, list[tuple[str, bytes]]] = {}
         for i, f in enumerate(files):
+            if stop.cancelled:
+                report.stopped = True
+                break
             path = str(getattr(f, "webkitRelativePath", "") or f.name)
             parts = path.split("/")
             folder = parts[-2] if len(parts) >= 2 else None
@@ -908,10 +923,13 @@ class ParticipantPage:
             groups.setdefault(folder if folder in self.p.classes else label, []).append((path, content))
             if sum(map(len, groups.values())) >= IMPORT_CHUNK or i == len(files) - 1:
                 for item_label, group in groups.items():
-                    report.merge(await self.p.import_files(group, item_label, progress))
+                    report.merge(await self.p.import_files(group, item_label, progress, lambda: stop.cancelled))
                     offset += len(group)
                 groups = {}
         text = report.summary() + "."
+        if report.stopped:
+            text = (f"Stopped: {report.summary()}. Choose the files again to add the rest "
+                    "(images already here are skipped).")
         if report.rejected:
             text += " " + "; ".join(f"{name}: {why}" for name, why in report.rejected[:5])
         message.textContent = text
