@@ -580,7 +580,8 @@ CANCEL_AFTER_PREPARED = 32
 def test_stop_is_prompt(server, tmp_path):
     """Stop during long work (target: the page says so within 0.5 s): a round's cancel clicked
     while the round prepares 200 photos (MobileNetV2: features computed) and while it trains
-    (digits CNN), and "Stop adding" a second into an import of camera photos. The anchor:
+    (digits CNN), "Stop adding" a second into an import of camera photos, and "Stop
+    suggesting" a second into suggestions for 200 photos. The anchor:
     before, a round prepared all its photos before it looked at the cancel, so a second page
     (another profile) runs the same round uncancelled and times what was left of its
     preparation from the same point; an import could not be stopped."""
@@ -637,6 +638,19 @@ def test_stop_is_prompt(server, tmp_path):
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+    # suggestions for 200 unlabelled photos, stopped a second in
+    task = server.create_task("bench stop suggest", model="mobilenet_v2", classes=["cat", "dog"], min_labelled=4)
+    unlabelled = tmp_path / "unlabelled.zip"
+    unlabelled.write_bytes(_photos_zip(200, folders=False))
+    driver, profile = page(task, unlabelled, 200)
+    try:
+        driver.execute_script("document.getElementById('suggest').click()")
+        time.sleep(1)
+        suggesting = driver.execute_async_script(STOP_TIMED, "suggest", "suggest-message", "Suggestions stopped")
+        suggested = len(driver.find_elements(By.CSS_SELECTOR, ".tile.suggested"))
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
     # an import stopped a second in: camera photos, whose decodes take longest
     task = server.create_task("bench stop import", model="mobilenet_v2", classes=["cat", "dog"])
     camera = tmp_path / "camera.zip"
@@ -659,8 +673,9 @@ def test_stop_is_prompt(server, tmp_path):
     print(f"\n| stop during long work (target <= 0.5 s) | a round while 200 photos are prepared {preparing:.2f} s (clicked "
           f"at '{at}') | before: the round looked at the cancel once its photos were prepared, {left:.2f} s later "
           f"(another page, from '{at_before}') | a round while training the digits CNN {training:.3f} s | adding 40 camera "
-          f"photos, a second in {importing:.2f} s ({added} added; before: no way to stop it) |")
-    assert preparing > 0 and training > 0 and importing > 0
+          f"photos, a second in {importing:.2f} s ({added} added; before: no way to stop it) | suggesting labels for 200 "
+          f"photos, a second in {suggesting:.2f} s ({suggested} suggested; before: no way to stop it) |")
+    assert preparing > 0 and training > 0 and importing > 0 and suggesting > 0
 
 
 def _until(condition, what: str, limit: float = 300) -> None:
