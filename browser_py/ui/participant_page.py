@@ -872,7 +872,8 @@ class ParticipantPage:
             return (f"The import stopped after adding {n} image{'s' if n != 1 else ''}: {reason}. "
                     "Choose the files again to add the rest (images already here are skipped).")
 
-        self.importing = self.importing or CancelToken()  # one Stop for imports side by side
+        if self.importing is None or self.importing.cancelled:  # one Stop for imports side by side;
+            self.importing = CancelToken()  # files chosen after a Stop are not stopped by it
         self._imports += 1
         by_id("import-stop").hidden = False
         try:
