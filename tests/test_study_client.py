@@ -74,6 +74,29 @@ def test_every_action_is_logged_once_and_a_reload_resends_what_was_offline(live_
     assert len({e["event_id"] for e in log}) == len(log)
 
 
+def test_a_round_cancelled_while_its_photos_are_prepared_is_logged_and_sends_nothing(live_server, study_task,
+                                                                                     tmp_path):
+    """A cancel before training begins (the photos' features still being computed) ends the
+    round there: no "train" event, one "cancel", and the server's model does not move."""
+    from browser_py.trainer import Cancelled, CancelToken
+
+    p = participant(live_server, tmp_path / "p.sqlite3")
+    run(p.start(study_task["join_code"]))
+    run(p.study.answer(True))
+    run(p.import_files([("labelled.zip", image_folder_zip(digit_files(40, offset=100)))]))
+    before = live_server.api("GET", f"/api/tasks/{study_task['id']}")["version"]
+    cancel = CancelToken()
+    cancel.cancel()
+    with pytest.raises(Cancelled):
+        run(p.train_round(epochs=1, seed=0, cancel=cancel))
+    assert not any(p.features.known(i.id) for i in p.dataset.labelled("train"))  # none computed
+    run(p.study.flush())
+    me = p.client.membership.client_id
+    log = [e for e in exported(live_server, study_task) if e["participant"] == me]
+    assert [e["action"] for e in log] == ["add", "cancel"] and log[1]["detail"]["seconds"] >= 0
+    assert live_server.api("GET", f"/api/tasks/{study_task['id']}")["version"] == before
+
+
 def test_a_participant_who_declines_records_nothing(live_server, study_task, tmp_path):
     p = participant(live_server, tmp_path / "q.sqlite3")
     run(p.start(study_task["join_code"]))
