@@ -336,7 +336,7 @@ class Dataset:
             if self.validate is None:
                 return None
             async with (small_gate if len(item.data) < SMALL_IMAGE_BYTES else gate):
-                if stopped():  # queued behind others' decodes: a camera photo's took ~0.1 s
+                if stopped():  # queued behind others' decodes: no new decode after a stop
                     return LEFT_OUT
                 try:
                     thumb = await self.validate(item.data)

@@ -398,11 +398,11 @@ class Participant:
         if not ok:
             raise NotEnoughData(why)
         items = self.dataset.labelled("train")
-        clicked = time.monotonic()
+        began = time.monotonic()
         try:
             xs = await self.inputs(items, preparing, cancel=cancel)
         except Cancelled:  # while its photos were prepared: before training began
-            await self.study.record("cancel", seconds=round(time.monotonic() - clicked, 2))
+            await self.study.record("cancel", seconds=round(time.monotonic() - began, 2))
             raise
         ys = [self.classes.index(i.label) for i in items]
         # augment hooks chain, each on copies: the cached inputs are never changed

@@ -891,7 +891,7 @@ class ParticipantPage:
         # round then find most of them ready (not during the import: both want the same cores)
         self.p.prepare_in_background(self._show_preparing)
 
-    async def _import_files(self, files, message, label: str | None, stop: CancelToken) -> None:
+    async def _import_files(self, files, message, label: str | None, cancel: CancelToken) -> None:
         from ..dataset import IMPORT_CHUNK, ImportReport
         from ..zip_reader import BlobSource
 
@@ -912,7 +912,7 @@ class ParticipantPage:
         # files with the same label go in together, so many small images share one write
         groups: dict[str | None, list[tuple[str, bytes]]] = {}
         for i, f in enumerate(files):
-            if stop.cancelled:
+            if cancel.cancelled:
                 report.stopped = True
                 break
             path = str(getattr(f, "webkitRelativePath", "") or f.name)
@@ -924,7 +924,7 @@ class ParticipantPage:
             groups.setdefault(folder if folder in self.p.classes else label, []).append((path, content))
             if sum(map(len, groups.values())) >= IMPORT_CHUNK or i == len(files) - 1:
                 for item_label, group in groups.items():
-                    report.merge(await self.p.import_files(group, item_label, progress, lambda: stop.cancelled))
+                    report.merge(await self.p.import_files(group, item_label, progress, lambda: cancel.cancelled))
                     offset += len(group)
                 groups = {}
         text = report.summary() + "."
