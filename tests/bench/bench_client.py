@@ -504,13 +504,6 @@ def test_two_hundred_photos_end_to_end(server, tmp_path, pause):
     def words(id_: str) -> str:
         return driver.find_element(By.ID, id_).text
 
-    def until(condition, what: str) -> float:
-        start = time.perf_counter()
-        while not condition():
-            assert time.perf_counter() - start < 300, what
-            time.sleep(0.02)
-        return time.perf_counter() - start
-
     def click(id_: str) -> None:
         driver.execute_script(f"document.getElementById('{id_}').click()")
 
@@ -530,18 +523,18 @@ def test_two_hundred_photos_end_to_end(server, tmp_path, pause):
 
         phase("import")
         driver.find_element(By.ID, "file-input").send_keys(str(archive))
-        t_import = until(lambda: f"{n} images added" in words("import-message"), "import")
+        t_import = _until(lambda: f"{n} images added" in words("import-message"), "import")
         phase("pause")
         time.sleep(pause)
         phase("suggest")
         click("suggest")
-        t_suggest = until(lambda: "suggest" in words("suggest-message").lower() and
+        t_suggest = _until(lambda: "suggest" in words("suggest-message").lower() and
                           words("suggest") == "Suggest labels", "suggest")
         driver.execute_script("const t = document.getElementById('threshold'); t.value = '0';"
                               "t.dispatchEvent(new Event('input')); t.dispatchEvent(new Event('change'));")
         phase("accept all")
         click("accept-all")
-        t_accept = until(lambda: f"Accepted {n} suggestions" in words("suggest-message"), "accept")
+        t_accept = _until(lambda: f"Accepted {n} suggestions" in words("suggest-message"), "accept")
         phase("train")
         t_train = train()
         phase("end")
@@ -592,13 +585,17 @@ def test_stop_is_prompt(server, tmp_path):
     digits = tmp_path / "digits.zip"
     digits.write_bytes(_digits_zip(600))
 
-    def page(task: dict, archive, n: int):
+    def settled(task: dict):
         profile = tempfile.mkdtemp()
         driver = _driver(profile)
         driver.set_script_timeout(300)
         driver.get(f"{server.url}/?join={task['join_code']}")
         assert wait_ready(driver) == "ready"
-        wait_snapshot_kept(driver)  # settled: nothing else shares the cores
+        wait_snapshot_kept(driver)  # nothing else shares the cores
+        return driver, profile
+
+    def page(task: dict, archive, n: int):  # settled, with the archive's n images added
+        driver, profile = settled(task)
         driver.find_element(By.ID, "file-input").send_keys(str(archive))
         _until(lambda: f"{n} images added" in driver.find_element(By.ID, "import-message").text, "import")
         return driver, profile
@@ -655,13 +652,8 @@ def test_stop_is_prompt(server, tmp_path):
     task = server.create_task("bench stop import", model="mobilenet_v2", classes=["cat", "dog"])
     camera = tmp_path / "camera.zip"
     camera.write_bytes(_camera_photos_zip(40))
-    profile = tempfile.mkdtemp()
-    driver = _driver(profile)
-    driver.set_script_timeout(300)
+    driver, profile = settled(task)
     try:
-        driver.get(f"{server.url}/?join={task['join_code']}")
-        assert wait_ready(driver) == "ready"
-        wait_snapshot_kept(driver)
         driver.find_element(By.ID, "file-input").send_keys(str(camera))
         time.sleep(1)
         importing = driver.execute_async_script(STOP_TIMED, "import-stop", "import-message", "Stopped")
@@ -678,11 +670,13 @@ def test_stop_is_prompt(server, tmp_path):
     assert preparing > 0 and training > 0 and importing > 0 and suggesting > 0
 
 
-def _until(condition, what: str, limit: float = 300) -> None:
+def _until(condition, what: str, limit: float = 300) -> float:
+    """Poll ``condition`` until it holds; the seconds it took."""
     start = time.perf_counter()
     while not condition():
         assert time.perf_counter() - start < limit, what
         time.sleep(0.02)
+    return time.perf_counter() - start
 
 
 # The page's part of the feature bench, in three calls, so that native blocks can run between
