@@ -56,6 +56,16 @@ def _version_or_none(answer: asyncio.Future) -> int | None:
     return answer.result()
 
 
+async def _done_unless_cancelled(work: asyncio.Future, cancel: CancelToken | None) -> bool:
+    """Wait for ``work``, looking at ``cancel`` every STOP_LOOK_SECONDS: True once it is done,
+    False when cancelled first (the work is left as it is: the caller says what becomes of it)."""
+    while not work.done():
+        await asyncio.wait([work], timeout=STOP_LOOK_SECONDS)
+        if cancel is not None and cancel.cancelled and not work.done():
+            return False
+    return True
+
+
 def _ended_out_of_sight(work: asyncio.Future) -> None:
     """For work left to end after its caller was cancelled: its outcome is read (no "never
     retrieved" in the console) and dropped; a failure shows again when the work is asked for."""
@@ -185,19 +195,17 @@ class Participant:
         A ``cancel`` is answered within STOP_LOOK_SECONDS (:class:`Cancelled`), not when the
         batch on its way ends (16 photos took 0.3-0.6 s here): that batch still ends, out of
         sight, and its features are kept; nothing more is computed for this call."""
-        if cancel is None:
-            return await self._inputs(items, progress, batch_size)
+        if cancel is None or all(self.features.known(item.id) for item in items):
+            return await self._inputs(items, progress, batch_size)  # (a later round: nothing to wait for)
 
         async def told(done: int, total: int) -> None:
             if progress is not None and not cancel.cancelled:  # the page has said "cancelled" by then
                 await progress(done, total)
 
         computing = asyncio.ensure_future(self._inputs(items, told, batch_size, stop=lambda: cancel.cancelled))
-        while not computing.done():
-            await asyncio.wait([computing], timeout=STOP_LOOK_SECONDS)
-            if cancel.cancelled and not computing.done():
-                computing.add_done_callback(_ended_out_of_sight)
-                raise Cancelled()
+        if not await _done_unless_cancelled(computing, cancel):
+            computing.add_done_callback(_ended_out_of_sight)
+            raise Cancelled()
         return computing.result()
 
     async def _inputs(self, items: list[Item], progress: PreparingFn | None, batch_size: int,
@@ -513,17 +521,15 @@ class Participant:
         sending = asyncio.ensure_future(self.client.push(
             update.params, base, update.samples, update.metrics,
             self.task["training"].get("update_encoding", "f32"), base_params, waits))
-        while not sending.done():
-            await asyncio.wait([sending], timeout=STOP_LOOK_SECONDS)
-            if cancel is not None and cancel.cancelled and not sending.done():
-                sending.cancel()  # the outbox's write, once begun, ends first (FLClient._send)
-                try:
-                    await sending
-                except (asyncio.CancelledError, ServerUnavailable):
-                    pass
-                else:  # the answer came as it was stopped
-                    return sending.result()
-                return {"status": "stopped", "kept": await self.client.has_unsent()}
+        if not await _done_unless_cancelled(sending, cancel):
+            sending.cancel()  # the outbox's write, once begun, ends first (FLClient._send)
+            try:
+                await sending
+            except (asyncio.CancelledError, ServerUnavailable):
+                pass
+            else:  # the answer came as it was stopped
+                return sending.result()
+            return {"status": "stopped", "kept": await self.client.has_unsent()}
         return sending.result()
 
     async def evaluate(self, items: list[Item] | None = None) -> dict:

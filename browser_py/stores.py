@@ -9,8 +9,8 @@ deletes; ``set_metas`` writes several together).
 Writes are durable (on disk when the call returns) unless ``durable=False``: then a store may
 flush later, for what can be rebuilt or redone (computed features, the page's layout, the
 emptying of an acknowledged outbox, whose resend the server answers with its first ack).
-Photos, labels and an update waiting to be sent are always written durably. The CPython stores write
-every change the same way.
+Photos, labels and an update waiting to be sent are always written durably. The CPython
+stores write every change the same way.
 """
 from __future__ import annotations
 

@@ -34,6 +34,8 @@ CHART_REDRAW_SECONDS = 0.25
 # points (a float each; 5 passes over 2,000 photos in batches of 32 make 315)
 KEPT_LOSS_POINTS = 5000
 MAX_TILES = 300
+# after an import that stopped (a Stop, an error): how to add what it left out
+ADD_THE_REST = "Choose the files again to add the rest (images already here are skipped)."
 
 
 class ParticipantPage:
@@ -869,8 +871,7 @@ class ParticipantPage:
 
         def stopped(reason: str) -> str:
             n = len(self.ds.items) - before
-            return (f"The import stopped after adding {n} image{'s' if n != 1 else ''}: {reason}. "
-                    "Choose the files again to add the rest (images already here are skipped).")
+            return f"The import stopped after adding {n} image{'s' if n != 1 else ''}: {reason}. {ADD_THE_REST}"
 
         if self.importing is None or self.importing.cancelled:  # one Stop for imports side by side;
             self.importing = CancelToken()  # files chosen after a Stop are not stopped by it
@@ -929,8 +930,7 @@ class ParticipantPage:
                 groups = {}
         text = report.summary() + "."
         if report.stopped:
-            text = (f"Stopped: {report.summary()}. Choose the files again to add the rest "
-                    "(images already here are skipped).")
+            text = f"Stopped: {report.summary()}. {ADD_THE_REST}"
         if report.rejected:
             text += " " + "; ".join(f"{name}: {why}" for name, why in report.rejected[:5])
         message.textContent = text
